@@ -1,0 +1,6 @@
+"""Checks: the registry of kinds and the built-in kinds, grouped by incident category."""
+
+from harness.checks.outcome import failed, passed
+from harness.checks.registry import CheckKind, Params, build, kinds, lookup, register
+
+__all__ = ["CheckKind", "Params", "build", "failed", "kinds", "lookup", "passed", "register"]

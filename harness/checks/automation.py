@@ -1,0 +1,574 @@
+"""Automation-error checks: which tools the workflow called, with which arguments, in which
+order, and on which record.
+
+Every check here inspects ``response.tool_calls`` and fails, saying so, when the target does not
+report its tool calls. Tool calls are named in reasons and evidence by their position in the
+response, ``tool_calls[i]`` (counting from 0).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from deepdiff import DeepDiff
+
+from harness.checks.outcome import failed, passed
+from harness.checks.registry import Params, register
+from harness.errors import CheckParamError
+from harness.model import Case, Check, CheckOutcome, TargetResponse, ToolCall
+
+CATEGORY = "automation_error"
+WRITE_TOOLS = ("issue_refund", "update_record", "cancel_order", "delete_record")
+WHICH = ("all", "first", "last", "any")
+DIFF_LINES = 20
+VALUE_CHARS = 80
+
+MISSING: Any = object()
+"""What :func:`resolve` returns for a path that leads nowhere."""
+
+ARGS_PARAM = ("Count only calls whose arguments include these values (compared as tool_args "
+              "compares them, extra arguments allowed; default: any arguments).")
+PATH_HELP = "write e.g. note, items[0].sku or ['odd key']"
+
+
+# --- helpers shared with the human-review checks ------------------------------------------
+
+
+def plain(value: Any) -> Any:
+    """``value`` with every mapping a dict and every list or tuple a list (YAML nodes included),
+    so that comparisons see no container types and evidence is JSON-ready."""
+    if isinstance(value, Mapping):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    return value
+
+
+def call_dict(index: int, call: ToolCall) -> dict[str, Any]:
+    """A tool call as evidence: its position in ``tool_calls``, name, arguments and result."""
+    return {"index": index, "name": call.name, "args": plain(call.args),
+            "result": plain(call.result)}
+
+
+def call_names(response: TargetResponse) -> list[str]:
+    return [call.name for call in response.tool_calls]
+
+
+def times(count: int, noun: str = "time") -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def show(value: Any) -> str:
+    """A value as a reason shows it: its repr, cut to a readable length."""
+    text = repr(value)
+    return text if len(text) <= VALUE_CHARS else text[: VALUE_CHARS - 3] + "..."
+
+
+def unreported_calls(response: TargetResponse, claim: str) -> CheckOutcome | None:
+    """A failure when the target did not report its tool calls, so ``claim`` cannot be checked."""
+    if "tool_calls" in response.reported:
+        return None
+    return failed(f"the target reported no tool calls; cannot confirm {claim}",
+                  expected=claim, obtained=None)
+
+
+_NAME = re.compile(r"[^.\[\]]+")
+_INDEX = re.compile(r"\[(\d+)\]")
+_QUOTED = re.compile(r"""\[(['"])(.*?)\1\]""")
+
+
+def parse_path(path: str) -> tuple[str | int, ...]:
+    """``items[0].sku`` -> ``('items', 0, 'sku')``; ``['a.b']`` names a key with a dot in it.
+
+    Raises ``ValueError`` for anything else.
+    """
+    segments: list[str | int] = []
+    pos = 0
+    while pos < len(path):
+        if path[pos] == "[":
+            found = _INDEX.match(path, pos) or _QUOTED.match(path, pos)
+            if found is None:
+                raise ValueError(path)
+            segments.append(int(found.group(1)) if found.re is _INDEX else found.group(2))
+        else:
+            if segments:
+                if path[pos] != ".":
+                    raise ValueError(path)
+                pos += 1
+            found = _NAME.match(path, pos)
+            if found is None:
+                raise ValueError(path)
+            segments.append(found.group(0))
+        pos = found.end()
+    if not segments:
+        raise ValueError(path)
+    return tuple(segments)
+
+
+def read_path(param: str, path: Any) -> tuple[str | int, ...]:
+    """A parameter's argument or field path, parsed; a bad one raises ``CheckParamError``."""
+    if not isinstance(path, str):
+        raise CheckParamError(f"expected a path string, found {path!r}", param=param)
+    try:
+        return parse_path(path)
+    except ValueError:
+        raise CheckParamError(f"cannot read path {path!r}; {PATH_HELP}", param=param) from None
+
+
+def resolve(value: Any, segments: Sequence[str | int]) -> Any:
+    """The value at ``segments`` inside ``value``, or :data:`MISSING`."""
+    for segment in segments:
+        if isinstance(segment, int) and isinstance(value, list | tuple):
+            if segment >= len(value):
+                return MISSING
+            value = value[segment]
+        elif isinstance(value, Mapping) and segment in value:
+            value = value[segment]
+        else:
+            return MISSING
+    return value
+
+
+# --- comparing arguments -------------------------------------------------------------------
+
+
+def _deepdiff_path(segments: Sequence[str | int]) -> str:
+    return "root" + "".join(f"[{s}]" if isinstance(s, int) else f"[{s!r}]" for s in segments)
+
+
+def _project(obtained: Any, expected: Any) -> Any:
+    """The parts of ``obtained`` that ``expected`` mentions, at every depth (partial match).
+
+    Mappings inside a list are cut to the keys that any mapping of the expected list has.
+    """
+    if isinstance(expected, dict) and isinstance(obtained, dict):
+        return {key: _project(value, expected[key]) for key, value in obtained.items()
+                if key in expected}
+    if isinstance(expected, list) and isinstance(obtained, list):
+        template: dict[Any, Any] = {}
+        for item in expected:
+            if isinstance(item, dict):
+                for key, value in item.items():
+                    template.setdefault(key, value)
+        return [_project(item, template) if template else item for item in obtained]
+    return obtained
+
+
+def _args_path(path: str | None) -> str:
+    path = path or "root"
+    return "args" + path[4:] if path.startswith("root") else path
+
+
+def _describe(report: str, level: Any) -> str:
+    if report.endswith("_added"):
+        return f"{_args_path(level.path(use_t2=True))}: not expected, obtained {show(level.t2)}"
+    path = _args_path(level.path())
+    if report.endswith("_removed"):
+        return f"{path}: expected {show(level.t1)}, missing from the call"
+    if report in ("values_changed", "type_changes"):
+        return f"{path}: expected {show(level.t1)}, obtained {show(level.t2)}"
+    return f"{path}: {report.replace('_', ' ')}"
+
+
+def diff_args(
+    expected: Mapping[str, Any],
+    obtained: Mapping[str, Any],
+    *,
+    partial: bool = True,
+    exclude: Sequence[str] = (),
+    ignore_order: bool = False,
+    tolerance: float | None = None,
+) -> list[str]:
+    """The differences between expected and obtained arguments, one readable line each
+    (``args['order_id']: expected 'A-1001', obtained 'A-1002'``); empty when they agree.
+
+    ``exclude`` holds deepdiff paths (``root['note']``). Integers and floats compare by value.
+    """
+    want = plain(expected)
+    got = plain(obtained)
+    if partial:
+        got = _project(got, want)
+    tree = DeepDiff(want, got, view="tree", exclude_paths=list(exclude) or None,
+                    ignore_order=ignore_order, math_epsilon=tolerance,
+                    ignore_numeric_type_changes=True)
+    return sorted(_describe(report, level) for report, levels in tree.items()
+                  for level in levels)
+
+
+def summarize(lines: Sequence[str]) -> str:
+    """Diff lines joined on one line, the tail cut after :data:`DIFF_LINES`."""
+    shown = list(lines[:DIFF_LINES])
+    if len(lines) > DIFF_LINES:
+        shown.append(f"... ({len(lines) - DIFF_LINES} more differences)")
+    return "; ".join(shown)
+
+
+def _first(lines: Sequence[str]) -> str:
+    more = f" (+{len(lines) - 1} more)" if len(lines) > 1 else ""
+    return lines[0] + more
+
+
+def _show_args(args: Mapping[str, Any]) -> str:
+    return ", ".join(f"{key}={show(value)}" for key, value in args.items())
+
+
+# --- reading parameters ---------------------------------------------------------------------
+
+
+def _name(params: Params, name: str) -> str:
+    value = params.text(name)
+    if not value:
+        raise CheckParamError("expected a non-empty tool name", param=name)
+    return value
+
+
+def _whole(params: Params, name: str, default: Any) -> Any:
+    value = params.number(name, default, minimum=0)
+    if value is not None and not isinstance(value, int):
+        raise CheckParamError(f"expected a whole number, found {value!r}", param=name)
+    return value
+
+
+def _args(params: Params, name: str, *, required: bool) -> dict[str, Any] | None:
+    value = params.value(name) if required else params.value(name, None)
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or not value:
+        raise CheckParamError(
+            f"expected a non-empty mapping of argument names to values, found {value!r}",
+            param=name,
+        )
+    return plain(value)
+
+
+# --- the kinds ------------------------------------------------------------------------------
+
+
+@register(
+    "tool_called",
+    summary="A tool was called at least min (and at most max) times, optionally with given "
+            "arguments.",
+    params={
+        "name": "The tool's name.",
+        "min": "Fewest matching calls required (default 1).",
+        "max": "Most matching calls allowed (default: no limit).",
+        "args": ARGS_PARAM,
+    },
+    shorthand="name",
+    category=CATEGORY,
+    example="- tool_called: {name: lookup_order, args: {order_id: A-1001}}",
+)
+def tool_called(params: Params) -> Check:
+    name = _name(params, "name")
+    low = _whole(params, "min", 1)
+    high = _whole(params, "max", None)
+    if high is not None and high < low:
+        raise CheckParamError(f"expected at least min ({low}), found {high}", param="max")
+    args = _args(params, "args", required=False)
+    with_args = " with the expected args" if args is not None else ""
+    expected = f"{low} to {high} calls" if high is not None else f"at least {times(low, 'call')}"
+    expected += with_args
+
+    def check(response: TargetResponse, case: Case) -> CheckOutcome:
+        missing = unreported_calls(response, f"{name} was called")
+        if missing:
+            return missing
+        names = call_names(response)
+        named = [(i, c) for i, c in enumerate(response.tool_calls) if c.name == name]
+        hits = [i for i, _ in named]
+        mismatches: list[dict[str, Any]] = []
+        if args is not None:
+            hits = []
+            for i, call in named:
+                lines = diff_args(args, call.args)
+                if lines:
+                    mismatches.append({"index": i, "args": plain(call.args),
+                                       "diff": summarize(lines)})
+                else:
+                    hits.append(i)
+        evidence: dict[str, Any] = {"calls": names, "matched": hits}
+        if mismatches:
+            evidence["mismatches"] = mismatches
+        count = len(hits)
+        if count < low:
+            if count == 0 and mismatches:
+                reason = (f"{name} was called {times(len(named))} but never with the expected "
+                          f"args ({mismatches[0]['diff'].split('; ')[0]})")
+            elif count == 0:
+                reason = f"{name} was never called (calls: {', '.join(names) or 'none'})"
+            else:
+                reason = f"{name} was called {times(count)}{with_args}, expected at least {low}"
+            return failed(reason, expected=expected, obtained=count, **evidence)
+        if high is not None and count > high:
+            return failed(f"{name} was called {times(count)}{with_args}, expected at most {high}",
+                          expected=expected, obtained=count, **evidence)
+        return passed(f"{name} was called {times(count)}{with_args}", expected=expected,
+                      obtained=count, **evidence)
+
+    return check
+
+
+@register(
+    "tool_not_called",
+    summary="None of the named tools was called (optionally: not with given arguments).",
+    params={
+        "name": "The forbidden tool's name, or a list of names.",
+        "args": "Forbid only calls whose arguments include these values (compared as "
+                "tool_args compares them; default: any call of the tool is forbidden).",
+    },
+    shorthand="name",
+    category=CATEGORY,
+    example="- tool_not_called: {name: issue_refund, args: {order_id: A-1002}}",
+)
+def tool_not_called(params: Params) -> Check:
+    names = params.texts("name")
+    args = _args(params, "args", required=False)
+    label = " or ".join(names)
+    with_args = f" with {_show_args(args)}" if args is not None else ""
+    expected = f"no call to {label}{with_args}"
+
+    def check(response: TargetResponse, case: Case) -> CheckOutcome:
+        missing = unreported_calls(response, f"{label} was not called{with_args}")
+        if missing:
+            return missing
+        named = [(i, c) for i, c in enumerate(response.tool_calls) if c.name in names]
+        offending = [(i, c) for i, c in named if args is None or not diff_args(args, c.args)]
+        if offending:
+            index, call = offending[0]
+            return failed(f"{call.name} was called{with_args} at tool_calls[{index}]",
+                          expected=expected, obtained=call_names(response),
+                          call=call_dict(index, call),
+                          calls=[call_dict(i, c) for i, c in offending])
+        reason = f"{label} was not called{with_args}"
+        if named:
+            reason += f" ({times(len(named), 'call')} with other arguments)"
+        return passed(reason, expected=expected, obtained=call_names(response))
+
+    return check
+
+
+@register(
+    "tool_args",
+    summary="Calls of a tool had the expected arguments (deep comparison, with ignored paths, "
+            "order and numeric tolerance).",
+    params={
+        "name": "The tool's name.",
+        "args": "The expected arguments, a mapping.",
+        "which": "Which calls must match: all (default), first, last or any.",
+        "ignore": "Argument paths left out of the comparison, e.g. note or items[0].sku "
+                  "(default none).",
+        "ignore_order": "Compare lists without regard to order (default false).",
+        "tolerance": "Numbers may differ by this much, absolute (default 0).",
+        "partial": "Compare only the expected keys, so extra arguments are fine (default true).",
+    },
+    category=CATEGORY,
+    example="- tool_args: {name: issue_refund, args: {order_id: A-1001, amount: 39.99}, "
+            "tolerance: 0.01}",
+)
+def tool_args(params: Params) -> Check:
+    name = _name(params, "name")
+    args = _args(params, "args", required=True) or {}
+    which = params.choice("which", WHICH, "all")
+    ignore = params.texts("ignore", [])
+    exclude = [_deepdiff_path(read_path("ignore", path)) for path in ignore]
+    ignore_order = params.flag("ignore_order")
+    tolerance = params.number("tolerance", None, minimum=0)
+    partial = params.flag("partial", True)
+
+    def check(response: TargetResponse, case: Case) -> CheckOutcome:
+        missing = unreported_calls(response, f"the arguments of {name}")
+        if missing:
+            return missing
+        named = [(i, c) for i, c in enumerate(response.tool_calls) if c.name == name]
+        if not named:
+            names = ", ".join(call_names(response)) or "none"
+            return failed(f"{name} was never called (calls: {names}); no arguments to compare",
+                          expected=args, obtained=None, calls=call_names(response))
+        chosen = {"first": named[:1], "last": named[-1:]}.get(which, named)
+        results = [(i, c, diff_args(args, c.args, partial=partial, exclude=exclude,
+                                    ignore_order=ignore_order, tolerance=tolerance))
+                   for i, c in chosen]
+        good = [(i, c) for i, c, lines in results if not lines]
+        bad = [(i, c, lines) for i, c, lines in results if lines]
+        mismatches = [{"index": i, "args": plain(c.args), "diff": summarize(lines)}
+                      for i, c, lines in bad]
+        if (which == "any" and good) or not bad:
+            index, call = good[0]
+            if len(good) > 1 and which == "all":
+                reason = f"all {len(good)} {name} calls have the expected args"
+            else:
+                reason = f"{name} at tool_calls[{index}] has the expected args"
+            return passed(reason, expected=args, obtained=plain(call.args),
+                          call=call_dict(index, call))
+        index, call, lines = bad[0]
+        if which == "any":
+            reason = (f"none of the {times(len(bad), 'call')} to {name} has the expected args "
+                      f"(tool_calls[{index}]: {_first(lines)})")
+        else:
+            reason = f"{name} at tool_calls[{index}] has unexpected args: {_first(lines)}"
+        return failed(reason, expected=args, obtained=plain(call.args),
+                      call=call_dict(index, call), diff=summarize(lines),
+                      mismatches=mismatches)
+
+    return check
+
+
+@register(
+    "tool_order",
+    summary="Tools were called in this relative order (other calls may come in between).",
+    params={"sequence": "The tool names, in the order they must first appear (two or more)."},
+    shorthand="sequence",
+    category=CATEGORY,
+    example="- tool_order: [lookup_order, request_approval, issue_refund]",
+)
+def tool_order(params: Params) -> Check:
+    sequence = params.texts("sequence")
+    if len(sequence) < 2:
+        raise CheckParamError("expected at least two tool names (use tool_called for one)",
+                              param="sequence")
+    claim = " -> ".join(sequence)
+
+    def check(response: TargetResponse, case: Case) -> CheckOutcome:
+        missing = unreported_calls(response, f"the order {claim}")
+        if missing:
+            return missing
+        names = call_names(response)
+        actual = ", ".join(names) or "none"
+        positions: list[int] = []
+        start = 0
+        for step, tool in enumerate(sequence):
+            found = next((j for j in range(start, len(names)) if names[j] == tool), None)
+            if found is None:
+                if tool not in names:
+                    reason = f"{tool} was never called (actual order: {actual})"
+                else:
+                    before = f"{sequence[step - 1]} at tool_calls[{positions[-1]}]"
+                    reason = f"{tool} was not called after {before} (actual order: {actual})"
+                return failed(reason, expected=sequence, obtained=names, out_of_order=tool,
+                              positions=positions)
+            positions.append(found)
+            start = found + 1
+        return passed(f"called in order {claim}", expected=sequence, obtained=names,
+                      positions=positions)
+
+    return check
+
+
+@register(
+    "max_tool_calls",
+    summary="The workflow made at most max tool calls (of one tool, or in all).",
+    params={
+        "max": "Most calls allowed, a whole number >= 0.",
+        "name": "Count only calls of this tool (default: count every call).",
+    },
+    shorthand="max",
+    category=CATEGORY,
+    example="- max_tool_calls: {max: 1, name: issue_refund}",
+)
+def max_tool_calls(params: Params) -> Check:
+    limit = _whole(params, "max", None)
+    if limit is None:
+        raise CheckParamError("missing required parameter", param="max")
+    name = params.text("name", None)
+    if name == "":
+        raise CheckParamError("expected a non-empty tool name", param="name")
+    expected = f"at most {times(limit, 'call')}" + (f" to {name}" if name else "")
+
+    def check(response: TargetResponse, case: Case) -> CheckOutcome:
+        missing = unreported_calls(response, expected)
+        if missing:
+            return missing
+        names = call_names(response)
+        count = len([n for n in names if name is None or n == name])
+        what = (f"{name} was called {times(count)}" if name
+                else f"the workflow made {times(count, 'tool call')}")
+        if count > limit:
+            return failed(f"{what}, at most {limit} allowed", expected=expected, obtained=count,
+                          calls=names)
+        return passed(f"{what} (at most {limit} allowed)", expected=expected, obtained=count,
+                      calls=names)
+
+    return check
+
+
+def _same(obtained: Any, wanted: Any) -> bool:
+    """Record ids agree: scalars compare as text (``1001`` equals ``"1001"``), others by value."""
+    scalars = (str, int, float)
+    if isinstance(obtained, scalars) and isinstance(wanted, scalars):
+        return str(obtained) == str(wanted)
+    return plain(obtained) == plain(wanted)
+
+
+def _label(value: Any) -> str:
+    return value if isinstance(value, str) else show(plain(value))
+
+
+@register(
+    "record_target",
+    summary="Every write call acted on the record the input refers to (e.g. the order named in "
+            "the input).",
+    params={
+        "tools": "The write tools (default issue_refund, update_record, cancel_order, "
+                 "delete_record).",
+        "arg": "The argument naming the record, a path into the call's args (default order_id).",
+        "input_field": "Where the input names the record, a path into the case input "
+                       "(default: same as arg).",
+        "require_write": "Fail when no write call was made (default false).",
+    },
+    shorthand="arg",
+    category=CATEGORY,
+    example="- record_target: {tools: [issue_refund], arg: order_id}",
+)
+def record_target(params: Params) -> Check:
+    tools = params.texts("tools", list(WRITE_TOOLS))
+    arg = params.text("arg", "order_id")
+    arg_path = read_path("arg", arg)
+    field = params.text("input_field", arg)
+    field_path = read_path("input_field", field)
+    require_write = params.flag("require_write")
+    tool_list = ", ".join(tools)
+
+    def check(response: TargetResponse, case: Case) -> CheckOutcome:
+        wanted = resolve(case.input, field_path)
+        if wanted is MISSING:
+            return failed(f"the input has no {field}; cannot tell which record a write should "
+                          f"act on", expected=f"input.{field}", obtained=None,
+                          input=plain(case.input))
+        target = _label(wanted)
+        missing = unreported_calls(response, f"writes acted on {arg} {target}")
+        if missing:
+            return missing
+        writes = [(i, c) for i, c in enumerate(response.tool_calls) if c.name in tools]
+        if not writes:
+            names = call_names(response)
+            if require_write:
+                return failed(f"no write call was made ({tool_list}); expected one acting on "
+                              f"{arg} {target}", expected=plain(wanted), obtained=None,
+                              calls=names)
+            return passed(f"no write call was made ({tool_list}); no record to check",
+                          expected=plain(wanted), obtained=None, calls=names)
+        for index, call in writes:
+            got = resolve(call.args, arg_path)
+            if got is MISSING:
+                return failed(f"{call.name} at tool_calls[{index}] has no {arg} argument; "
+                              f"cannot tell which record it acted on", expected=plain(wanted),
+                              obtained=None, call=call_dict(index, call))
+        wrong = [(i, c, resolve(c.args, arg_path)) for i, c in writes]
+        wrong = [(i, c, got) for i, c, got in wrong if not _same(got, wanted)]
+        if wrong:
+            index, call, got = wrong[0]
+            return failed(f"{call.name} acted on {arg} {_label(got)}, but the input refers to "
+                          f"{target}", expected=plain(wanted), obtained=plain(got),
+                          call=call_dict(index, call),
+                          wrong_calls=[call_dict(i, c) for i, c, _ in wrong])
+        if len(writes) == 1:
+            reason = f"{writes[0][1].name} acted on {arg} {target}, the record the input refers to"
+        else:
+            reason = (f"all {len(writes)} write calls acted on {arg} {target}, the record the "
+                      f"input refers to")
+        return passed(reason, expected=plain(wanted), obtained=plain(wanted),
+                      calls=[call_dict(i, c) for i, c in writes])
+
+    return check

@@ -1,0 +1,175 @@
+"""The check registry: a YAML ``kind:`` name -> a factory that validates params and builds a check.
+
+A new kind is added in one place, with :func:`register`. Third-party packages add kinds through
+the ``harness.checks`` entry-point group (each entry point names a module that registers its
+kinds when imported).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any
+
+from harness.errors import CheckParamError
+from harness.model import Check
+
+Factory = Callable[["Params"], Check]
+"""Validates a check's parameters (raising :class:`CheckParamError`) and returns the check."""
+
+
+@dataclass(frozen=True)
+class CheckKind:
+    """A registered check kind: how it is built and how ``harness checks`` describes it."""
+
+    name: str
+    factory: Factory
+    summary: str
+    params: Mapping[str, str] = field(default_factory=dict)
+    shorthand: str | None = None
+    category: str | None = None
+    example: str | None = None
+
+
+_KINDS: dict[str, CheckKind] = {}
+_PLUGINS_LOADED = False
+
+
+def register(
+    name: str,
+    *,
+    summary: str,
+    params: Mapping[str, str] | None = None,
+    shorthand: str | None = None,
+    category: str | None = None,
+    example: str | None = None,
+) -> Callable[[Factory], Factory]:
+    """Register ``factory`` as check kind ``name``.
+
+    ``params`` maps each parameter to a one-line description; ``shorthand`` names the parameter
+    that a bare value (``- contains: "refund"``) stands for.
+    """
+
+    def decorate(factory: Factory) -> Factory:
+        if name in _KINDS and _KINDS[name].factory is not factory:
+            raise ValueError(f"check kind {name!r} is already registered")
+        _KINDS[name] = CheckKind(name, factory, summary, dict(params or {}), shorthand,
+                                 category, example)
+        return factory
+
+    return decorate
+
+
+def kinds() -> Mapping[str, CheckKind]:
+    """Every known kind: the built-ins and those of installed ``harness.checks`` packages."""
+    global _PLUGINS_LOADED
+    if not _PLUGINS_LOADED:
+        _PLUGINS_LOADED = True
+        import harness.checks.builtin  # noqa: F401 - registers the built-in kinds
+
+        for entry in entry_points(group="harness.checks"):
+            entry.load()
+    return _KINDS
+
+
+def lookup(name: str) -> CheckKind:
+    """The kind called ``name``; an unknown name raises ``LookupError`` listing the known ones."""
+    known = kinds()
+    if name in known:
+        return known[name]
+    hint = difflib.get_close_matches(name, list(known), n=1)
+    tip = f"did you mean {hint[0]!r}? " if hint else ""
+    message = f"unknown check kind {name!r}; {tip}known kinds: {', '.join(sorted(known))}"
+    raise LookupError(message)
+
+
+def build(name: str, raw: Any) -> Check:
+    """Build a check from its YAML parameters; raises ``LookupError`` or ``CheckParamError``."""
+    kind = lookup(name)
+    if raw is None:
+        raw = {}
+    elif not isinstance(raw, Mapping):
+        if kind.shorthand is None:
+            expected = ", ".join(kind.params) or "none"
+            raise CheckParamError(f"expected a mapping of parameters ({expected})")
+        raw = {kind.shorthand: raw}
+    unknown = [key for key in raw if key not in kind.params]
+    if unknown:
+        hint = difflib.get_close_matches(str(unknown[0]), list(kind.params), n=1)
+        tip = f" (did you mean {hint[0]!r}?)" if hint else ""
+        expected = ", ".join(kind.params) or "none"
+        raise CheckParamError(
+            f"unknown parameter {unknown[0]!r}{tip}; expected {expected}", param=str(unknown[0])
+        )
+    return kind.factory(Params(dict(raw)))
+
+
+_MISSING: Any = object()
+
+
+class Params:
+    """A check's parameters, read with validation: every problem names its parameter."""
+
+    def __init__(self, raw: Mapping[str, Any]) -> None:
+        self.raw = raw
+
+    def _get(self, name: str, default: Any) -> Any:
+        if name in self.raw and self.raw[name] is not None:
+            return self.raw[name]
+        if default is _MISSING:
+            raise CheckParamError("missing required parameter", param=name)
+        return default
+
+    def text(self, name: str, default: Any = _MISSING) -> Any:
+        value = self._get(name, default)
+        if value is not default and not isinstance(value, str):
+            raise CheckParamError(f"expected a string, found {type(value).__name__}", param=name)
+        return value
+
+    def texts(self, name: str, default: Any = _MISSING) -> Any:
+        """A string or a non-empty list of strings, always returned as a list."""
+        value = self._get(name, default)
+        if value is default:
+            return value
+        items = value if isinstance(value, list) else [value]
+        if not items or not all(isinstance(item, str) and item for item in items):
+            raise CheckParamError("expected a non-empty string or list of strings", param=name)
+        return items
+
+    def flag(self, name: str, default: bool = False) -> bool:
+        value = self._get(name, default)
+        if not isinstance(value, bool):
+            raise CheckParamError(f"expected true or false, found {value!r}", param=name)
+        return value
+
+    def number(
+        self,
+        name: str,
+        default: Any = _MISSING,
+        *,
+        minimum: float | None = None,
+        maximum: float | None = None,
+    ) -> Any:
+        value = self._get(name, default)
+        if value is default:
+            return value
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise CheckParamError(f"expected a number, found {value!r}", param=name)
+        if minimum is not None and value < minimum:
+            raise CheckParamError(f"expected at least {minimum}, found {value}", param=name)
+        if maximum is not None and value > maximum:
+            raise CheckParamError(f"expected at most {maximum}, found {value}", param=name)
+        return value
+
+    def choice(self, name: str, choices: tuple[str, ...], default: Any = _MISSING) -> Any:
+        value = self._get(name, default)
+        if value not in choices:
+            raise CheckParamError(
+                f"expected one of {', '.join(choices)}, found {value!r}", param=name
+            )
+        return value
+
+    def value(self, name: str, default: Any = _MISSING) -> Any:
+        return self._get(name, default)

@@ -1,0 +1,1 @@
+"""Bundled example workflow: a simulated customer-support refund assistant."""

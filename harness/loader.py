@@ -1,0 +1,449 @@
+"""YAML case and suite files -> model objects.
+
+YAML is read with a safe loader that keeps the line of every key and list item, so that every
+error names ``path:line``, the field, what was expected and what was found. Timestamps are not
+resolved implicitly: dates stay strings until the schema reads them, so inputs and evidence pass
+through to targets as plain JSON-compatible data.
+"""
+
+from __future__ import annotations
+
+import glob
+import itertools
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness import checks, schema, targets
+from harness.digest import sha256_json, sha256_text
+from harness.errors import CheckParamError, InputError
+from harness.model import TIMELINE_STEPS, Case, Expectation, Incident, Suite, TargetSpec
+
+MAX_FILE_BYTES = 5 * 1024 * 1024
+"""Case and suite files larger than this are refused."""
+MAX_DEPTH = 64
+"""Mappings and lists nested deeper than this are refused."""
+MAX_NODES = 200_000
+"""Documents with more values than this (after expanding aliases) are refused."""
+
+_BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+
+
+class MarkedDict(dict):
+    """A mapping that remembers its own line and the line of each key."""
+
+    line: int
+    lines: dict[Any, int]
+
+
+class MarkedList(list):
+    """A list that remembers its own line and the line of each item."""
+
+    line: int
+    lines: dict[int, int]
+
+
+class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]  # C or Python SafeLoader
+    yaml_implicit_resolvers = {  # noqa: RUF012 - PyYAML's class-level table, copied
+        first: [r for r in resolvers if r[0] != _TIMESTAMP]
+        for first, resolvers in _BaseLoader.yaml_implicit_resolvers.items()
+    }
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self.path = "<yaml>"
+        self.nodes = 0
+
+    def _count(self, node: yaml.Node, depth: int) -> None:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise InputError(
+                f"document too large: more than {MAX_NODES} values (aliases included)",
+                path=self.path, line=node.start_mark.line + 1,
+            )
+        if depth > MAX_DEPTH:
+            raise InputError(f"document nested deeper than {MAX_DEPTH} levels",
+                             path=self.path, line=node.start_mark.line + 1)
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        self._walk(node, 0, set())
+        return super().construct_document(node)
+
+    def _walk(self, node: yaml.Node, depth: int, active: set[int]) -> None:
+        # Counts values as if aliases were expanded, to refuse alias bombs before building them.
+        self._count(node, depth)
+        if id(node) in active:
+            raise InputError("recursive alias", path=self.path, line=node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            active.add(id(node))
+            for key, value in node.value:
+                self._walk(key, depth + 1, active)
+                self._walk(value, depth + 1, active)
+            active.discard(id(node))
+        elif isinstance(node, yaml.SequenceNode):
+            active.add(id(node))
+            for item in node.value:
+                self._walk(item, depth + 1, active)
+            active.discard(id(node))
+
+    def construct_yaml_map(self, node: yaml.MappingNode) -> Any:
+        data = MarkedDict()
+        data.line = node.start_mark.line + 1
+        data.lines = {}
+        yield data
+        self.flatten_mapping(node)
+        for key_node, value_node in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                hash(key)
+            except TypeError:
+                raise InputError("a mapping key must be a plain value", path=self.path,
+                                 line=key_node.start_mark.line + 1) from None
+            if key in data:
+                raise InputError(
+                    f"duplicate key {key!r} (first at line {data.lines[key]})",
+                    path=self.path, line=key_node.start_mark.line + 1,
+                )
+            data[key] = self.construct_object(value_node, deep=True)
+            data.lines[key] = key_node.start_mark.line + 1
+
+    def construct_yaml_seq(self, node: yaml.SequenceNode) -> Any:
+        data = MarkedList()
+        data.line = node.start_mark.line + 1
+        data.lines = {}
+        yield data
+        for index, item in enumerate(node.value):
+            data.append(self.construct_object(item, deep=True))
+            data.lines[index] = item.start_mark.line + 1
+
+
+_Loader.add_constructor("tag:yaml.org,2002:map", _Loader.construct_yaml_map)
+_Loader.add_constructor("tag:yaml.org,2002:seq", _Loader.construct_yaml_seq)
+
+
+def _excerpt(text: str, line: int, *, around: int = 2) -> str:
+    lines = text.splitlines()
+    first = max(1, line - around)
+    last = min(len(lines), line + around)
+    return "\n".join(
+        f"{'>' if n == line else ' '} {n:4d} | {lines[n - 1]}" for n in range(first, last + 1)
+    )
+
+
+def read_yaml(file: Path, *, shown: Path | None = None) -> tuple[Any, str]:
+    """Parse one YAML file; returns the data (with line marks) and the text.
+
+    ``shown`` is how messages name the file (default: ``file`` itself).
+
+    Every problem (missing, unreadable, too large, not UTF-8, empty, not YAML) raises
+    :class:`InputError` naming the file and, where there is one, the line.
+    """
+    path = shown or file
+    try:
+        size = file.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise InputError(f"file too large: {size} bytes, at most {MAX_FILE_BYTES}", path=path)
+        raw = file.read_bytes()
+    except FileNotFoundError:
+        raise InputError("file not found", path=path) from None
+    except IsADirectoryError:
+        raise InputError("expected a YAML file, found a folder", path=path) from None
+    except OSError as exc:
+        raise InputError(f"cannot read file: {exc.strerror}", path=path) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise InputError(f"not UTF-8 text (byte {exc.start})", path=path, line=line) from None
+    if "\x00" in text:
+        line = text[: text.index("\x00")].count("\n") + 1
+        raise InputError("not a text file (contains a NUL byte)", path=path, line=line)
+    loader = _Loader(text)
+    loader.path = str(path)
+    try:
+        data = loader.get_single_data()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        problem = f"invalid YAML: {exc.problem or exc.context}"
+        excerpt = _excerpt(text, line) if line else None
+        raise InputError(problem, path=path, line=line, excerpt=excerpt) from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"invalid YAML: {exc}", path=path) from None
+    except RecursionError:
+        raise InputError(f"document nested deeper than {MAX_DEPTH} levels", path=path) from None
+    finally:
+        loader.dispose()
+    if data is None:
+        raise InputError("file is empty; expected a mapping of fields", path=path, line=1)
+    if not isinstance(data, Mapping):
+        raise InputError(f"expected a mapping of fields at the top level, found "
+                         f"{schema._describe(data)}", path=path, line=getattr(data, "line", 1))
+    return data, text
+
+
+def _validate(node: schema.Node, data: Any, path: Path, text: str) -> Any:
+    try:
+        return node.check(data, "", getattr(data, "line", 1))
+    except schema.Invalid as exc:
+        excerpt = _excerpt(text, exc.line) if exc.line else None
+        raise InputError(exc.problem, path=path, line=exc.line, field=exc.field or None,
+                         excerpt=excerpt) from None
+
+
+# --- cases --------------------------------------------------------------------------------
+
+
+def _build_expectation(entry: Any, where: str, line: int | None) -> Expectation:
+    if not isinstance(entry, Mapping) or len(entry) != 1:
+        found = f"{len(entry)} keys" if isinstance(entry, Mapping) else schema._describe(entry)
+        raise schema.Invalid(
+            f"expected a one-key mapping 'kind: params' (e.g. '- contains: refund'), "
+            f"found {found}",
+            field=where, line=line,
+        )
+    ((kind, params),) = entry.items()
+    line = getattr(entry, "line", line)
+    try:
+        check = checks.build(str(kind), params)
+    except LookupError as exc:
+        raise schema.Invalid(str(exc.args[0]), field=f"{where}.{kind}", line=line) from None
+    except CheckParamError as exc:
+        field = f"{where}.{kind}" + (f".{exc.param}" if exc.param else "")
+        raise schema.Invalid(exc.problem, field=field, line=line) from None
+    return Expectation(kind=str(kind), params=params, check=check, line=line)
+
+
+CASE_SCHEMA = schema.case_record(schema.Custom(
+    _build_expectation,
+    schema={"type": "object", "minProperties": 1, "maxProperties": 1,
+            "description": "One check: 'kind: params'. See `harness checks`."},
+))
+
+
+def cases_root(path: Path) -> Path:
+    """The project folder of a case file: the parent of its nearest ``cases`` folder."""
+    for parent in path.resolve().parents:
+        if parent.name == "cases":
+            return parent.parent
+    return path.resolve().parent
+
+
+def load_case(
+    path: Path,
+    *,
+    defaults: Mapping[str, Any] | None = None,
+    display: str | None = None,
+) -> Case:
+    """Load and validate one case file; ``defaults`` are the suite's (trials, timeout_s, ...).
+
+    ``display`` is how errors and reports name the file (e.g. relative to the project).
+    """
+    shown = Path(display) if display else path
+    data, text = read_yaml(path, shown=shown)
+    fields = _validate(CASE_SCHEMA, data, shown, text)
+    present = [name for name in schema.INCIDENT_FIELDS if name in fields]
+    evidence = fields.get("evidence", {})
+    incident = None
+    if present:
+        missing = [name for name in schema.INCIDENT_REQUIRED if name not in fields]
+        if missing:
+            problem = (
+                f"missing required field {missing[0]!r}: a case with incident fields "
+                f"({', '.join(present)}) needs {', '.join(schema.INCIDENT_REQUIRED)}"
+            )
+            raise InputError(problem, path=shown, line=data.line, field=missing[0])
+        timeline = fields.get("timeline", {})
+        _check_timeline(timeline, data.get("timeline"), shown)
+        incident = Incident(
+            category=fields["category"],
+            severity=fields["severity"],
+            status=fields["status"],
+            owner=fields["owner"],
+            near_miss=fields.get("near_miss", False),
+            business_owner=fields.get("business_owner"),
+            timeline=timeline,
+            impact=fields.get("impact", {}),
+            root_cause=fields.get("root_cause"),
+            fix=fields.get("fix", {}),
+            prevention=fields.get("prevention"),
+        )
+    if "input" in fields:
+        case_input = fields["input"]
+    elif "input" in evidence:
+        case_input = evidence["input"]
+    else:
+        raise InputError("missing required field 'input' (or evidence.input)",
+                         path=shown, line=data.line, field="input")
+    defaults = defaults or {}
+    return Case(
+        id=str(fields.get("id", path.stem)),
+        path=shown,
+        line=data.lines.get("id", data.line),
+        workflow=fields.get("workflow") or path.resolve().parent.name,
+        title=fields.get("title"),
+        input=case_input,
+        expect=tuple(fields["expect"]),
+        trials=fields.get("trials", defaults.get("trials", 1)),
+        min_pass_rate=fields.get("min_pass_rate", defaults.get("min_pass_rate", 1.0)),
+        timeout_s=fields.get("timeout_s", defaults.get("timeout_s")),
+        as_of=fields.get("as_of"),
+        tags=tuple(fields.get("tags", ())),
+        incident=incident,
+        evidence=evidence,
+        digest=sha256_text(text),
+    )
+
+
+def _check_timeline(timeline: Mapping[str, Any], raw: Any, path: Path) -> None:
+    steps = [step for step in TIMELINE_STEPS if step in timeline]
+    for earlier, later in itertools.pairwise(steps):
+        if timeline[later] < timeline[earlier]:
+            line = schema.line_of(raw, later, getattr(raw, "line", None))
+            problem = (
+                f"{later} ({timeline[later].isoformat()}) is before "
+                f"{earlier} ({timeline[earlier].isoformat()})"
+            )
+            raise InputError(problem, path=path, line=line, field=f"timeline.{later}")
+
+
+def check_unique(cases: Iterable[Case]) -> None:
+    """Raise :class:`InputError` when two cases share an id, naming both files."""
+    seen: dict[str, Case] = {}
+    for case in cases:
+        if case.id in seen:
+            first = seen[case.id]
+            problem = f"duplicate case id {case.id!r}; also used in {first.path}:{first.line}"
+            raise InputError(problem, path=case.path, line=case.line, field="id")
+        seen[case.id] = case
+
+
+# --- suites -------------------------------------------------------------------------------
+
+
+def _build_target(entry: Any, where: str, line: int | None) -> TargetSpec:
+    name = where.rsplit(".", 1)[-1]
+    if not isinstance(entry, Mapping):
+        raise schema.Invalid(
+            f"expected a mapping with one adapter ({', '.join(targets.ADAPTERS)}), "
+            f"found {schema._describe(entry)}", field=where, line=line,
+        )
+    line = getattr(entry, "line", line)
+    kinds = [key for key in entry if key in targets.ADAPTERS]
+    if len(kinds) != 1:
+        found = ", ".join(map(str, kinds)) if kinds else "none"
+        raise schema.Invalid(
+            f"expected exactly one adapter key ({', '.join(targets.ADAPTERS)}), found {found}",
+            field=where, line=line,
+        )
+    kind = kinds[0]
+    adapter = targets.ADAPTERS[kind]
+    main = adapter.main.check(entry[kind], f"{where}.{kind}", schema.line_of(entry, kind, line))
+    options_node = schema.Record(adapter.options)
+    options_raw = MarkedDict({k: v for k, v in entry.items() if k != kind})
+    options_raw.line = line or 1
+    options_raw.lines = {k: v for k, v in getattr(entry, "lines", {}).items() if k != kind}
+    options = options_node.check(options_raw, where, line)
+    spec_json = {"name": name, "kind": kind, "main": main, "options": options}
+    return TargetSpec(name=name, kind=kind, main=main, options=options, line=line,
+                      digest=sha256_json(spec_json))
+
+
+SUITE_SCHEMA = schema.suite_record(schema.Custom(
+    _build_target,
+    schema={"type": "object",
+            "description": "One adapter key (python, command, http, replay) with its options."},
+))
+
+
+def suite_root(path: Path) -> Path:
+    """The folder that holds ``suites/``: case globs are resolved against it."""
+    parent = path.resolve().parent
+    return parent.parent if parent.name == "suites" else parent
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def load_suite(path: Path) -> Suite:
+    """Load a suite file and every case it includes; all errors are :class:`InputError`."""
+    data, text = read_yaml(path)
+    fields = _validate(SUITE_SCHEMA, data, path, text)
+    root = suite_root(path)
+    specs = {
+        name: _with_path(spec, path) for name, spec in fields["targets"].items()
+    }
+    if not specs:
+        raise InputError("expected at least one target", path=path,
+                         line=data.lines.get("targets"), field="targets")
+    defaults = fields.get("defaults", {})
+    if "target" in defaults and defaults["target"] not in specs:
+        line = schema.line_of(data["defaults"], "target", None)
+        raise InputError(f"no target named {defaults['target']!r}; targets: {', '.join(specs)}",
+                         path=path, line=line, field="defaults.target")
+    files = _expand_globs(fields["cases"], data["cases"], root, path, data.lines.get("cases"))
+    if str(root) not in sys.path:  # the project's own modules (python targets and checks)
+        sys.path.insert(0, str(root))
+    cases = tuple(
+        load_case(file, defaults=defaults, display=_relative(file, root)) for file in files
+    )
+    check_unique(cases)
+    digest = sha256_json({
+        "suite": sha256_text(text),
+        "cases": [[str(case.path), case.digest] for case in cases],
+    })
+    return Suite(
+        name=fields["name"],
+        path=path,
+        root=root,
+        cases=cases,
+        targets=specs,
+        description=fields.get("description"),
+        gate=fields.get("gate", {}),
+        defaults=defaults,
+        digest=digest,
+    )
+
+
+def choose_target(suite: Suite, name: str | None) -> TargetSpec:
+    """The suite's target called ``name`` (or its default target); an error lists the names."""
+    name = name or suite.defaults.get("target")
+    if name is None:
+        problem = f"no target chosen: pass a target, one of {', '.join(suite.targets)}"
+        raise InputError(problem, path=suite.path)
+    if name not in suite.targets:
+        problem = f"no target named {name!r}; the suite's targets: {', '.join(suite.targets)}"
+        raise InputError(problem, path=suite.path, field="targets")
+    return suite.targets[name]
+
+
+def _with_path(spec: TargetSpec, path: Path) -> TargetSpec:
+    return TargetSpec(name=spec.name, kind=spec.kind, main=spec.main, options=spec.options,
+                      path=path, line=spec.line, digest=spec.digest)
+
+
+def _expand_globs(
+    patterns: list[str], raw: Any, root: Path, path: Path, line: int | None
+) -> list[Path]:
+    files: dict[Path, None] = {}
+    for index, pattern in enumerate(patterns):
+        # The root is escaped: only the pattern's own wildcards count, not "[" in a folder name.
+        matched = sorted(
+            Path(p) for p in glob.glob(str(Path(glob.escape(str(root))) / pattern),
+                                       recursive=True)
+            if Path(p).suffix in (".yaml", ".yml") and Path(p).is_file()
+        )
+        if not matched:
+            line = schema.line_of(raw, index, line)  # a single glob stands on the cases: line
+            problem = f"glob {pattern!r} matches no case file under {root}"
+            raise InputError(problem, path=path, line=line, field=f"cases[{index}]")
+        files.update(dict.fromkeys(matched))
+    return list(files)

@@ -1,0 +1,400 @@
+"""The data model: what a case, a suite, a target's response and a run's results are.
+
+Everything here is a frozen dataclass built by the loader (from YAML), by a target (from the
+workflow's answer) or by the runner (from evaluating checks). Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from harness.errors import TargetError
+
+CATEGORIES = (
+    "output_quality",
+    "data_exposure",
+    "automation_error",
+    "policy",
+    "retrieval",
+    "human_review",
+)
+SEVERITIES = ("sev1", "sev2", "sev3", "sev4")
+STATUSES = ("open", "closed")
+FIX_KINDS = ("prompt", "permission", "source", "evaluation", "review_rule", "policy")
+TIMELINE_STEPS = ("impact_started", "detected", "contained", "resolved", "closed")
+EVIDENCE_FIELDS = (
+    "input",
+    "prompt_version",
+    "model_route",
+    "sources",
+    "tool_calls",
+    "approvals",
+    "output",
+)
+
+Verdict = Literal["pass", "fail", "error"]
+
+
+# --- what a target returns ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """One tool call the workflow made, with its arguments and result."""
+
+    name: str
+    args: Mapping[str, Any] = field(default_factory=dict)
+    result: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """One document the workflow retrieved or cited."""
+
+    id: str
+    title: str | None = None
+    url: str | None = None
+    updated_at: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """One human approval step: who approved (or rejected) what, in which role, when."""
+
+    step: str
+    status: str
+    approver: str | None = None
+    role: str | None = None
+    at: str | None = None
+
+
+RESPONSE_FIELDS = ("output", "tool_calls", "sources", "approvals", "metadata")
+
+
+@dataclass(frozen=True, slots=True)
+class TargetResponse:
+    """What the workflow under test answered for one input.
+
+    ``reported`` names the fields the target actually returned, so a check can tell
+    "made no tool calls" from "does not report its tool calls".
+    """
+
+    output: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    sources: tuple[Source, ...] = ()
+    approvals: tuple[Approval, ...] = ()
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    reported: frozenset[str] = frozenset({"output"})
+
+    @classmethod
+    def parse(cls, value: Any) -> TargetResponse:
+        """Build a response from what a target returned; a plain string is the output.
+
+        Raises :class:`TargetError` naming the malformed field.
+        """
+        if isinstance(value, TargetResponse):
+            return value
+        if isinstance(value, str):
+            return cls(output=value)
+        if not isinstance(value, Mapping):
+            reason = (
+                "malformed response: expected a string or a mapping with "
+                f"{', '.join(RESPONSE_FIELDS)}, found {type(value).__name__}"
+            )
+            raise TargetError(reason)
+        unknown = sorted(str(k) for k in value if k not in RESPONSE_FIELDS)
+        if unknown:
+            reason = (
+                f"malformed response: unknown field(s) {', '.join(unknown)}; "
+                f"expected {', '.join(RESPONSE_FIELDS)}"
+            )
+            raise TargetError(reason)
+        output = value.get("output", "")
+        if output is None:
+            output = ""
+        if not isinstance(output, str):
+            raise TargetError(
+                f"malformed response: output must be a string, found {type(output).__name__}"
+            )
+        metadata = value.get("metadata") or {}
+        if not isinstance(metadata, Mapping):
+            raise TargetError(
+                f"malformed response: metadata must be a mapping, found {type(metadata).__name__}"
+            )
+        return cls(
+            output=output,
+            tool_calls=_parse_items(value.get("tool_calls"), "tool_calls", _tool_call),
+            sources=_parse_items(value.get("sources"), "sources", _source),
+            approvals=_parse_items(value.get("approvals"), "approvals", _approval),
+            metadata=dict(metadata),
+            reported=frozenset(k for k in RESPONSE_FIELDS if value.get(k) is not None),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form, as targets send it and run records store it."""
+        return {
+            "output": self.output,
+            "tool_calls": [
+                {"name": c.name, "args": dict(c.args), "result": c.result} for c in self.tool_calls
+            ],
+            "sources": [
+                {"id": s.id, "title": s.title, "url": s.url, "updated_at": s.updated_at}
+                for s in self.sources
+            ],
+            "approvals": [
+                {"step": a.step, "approver": a.approver, "role": a.role, "status": a.status,
+                 "at": a.at}
+                for a in self.approvals
+            ],
+            "metadata": dict(self.metadata),
+            "reported": sorted(self.reported),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TargetResponse:
+        """Read back what :meth:`to_dict` wrote."""
+        fields = {k: v for k, v in data.items() if k != "reported"}
+        parsed = cls.parse(fields)
+        reported = data.get("reported")
+        if reported is None:
+            return parsed
+        return TargetResponse(
+            output=parsed.output,
+            tool_calls=parsed.tool_calls,
+            sources=parsed.sources,
+            approvals=parsed.approvals,
+            metadata=parsed.metadata,
+            reported=frozenset(reported),
+        )
+
+
+def _parse_items(value: Any, name: str, build: Callable[[Mapping[str, Any]], Any]) -> tuple:
+    if value is None:
+        return ()
+    if not isinstance(value, list | tuple):
+        found = type(value).__name__
+        raise TargetError(f"malformed response: {name} must be a list, found {found}")
+    items = []
+    for index, item in enumerate(value):
+        if not isinstance(item, Mapping):
+            raise TargetError(
+                f"malformed response: {name}[{index}] must be a mapping, "
+                f"found {type(item).__name__}"
+            )
+        try:
+            items.append(build(item))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise TargetError(f"malformed response: {name}[{index}]: {exc}") from None
+    return tuple(items)
+
+
+def _text(item: Mapping[str, Any], key: str, *, required: bool = False) -> str | None:
+    value = item.get(key)
+    if value is None:
+        if required:
+            raise ValueError(f"missing required field {key!r}")
+        return None
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    if not isinstance(value, str | int | float):
+        raise ValueError(f"{key} must be a string, found {type(value).__name__}")
+    return str(value)
+
+
+def _tool_call(item: Mapping[str, Any]) -> ToolCall:
+    args = item.get("args") or {}
+    if not isinstance(args, Mapping):
+        raise ValueError(f"args must be a mapping, found {type(args).__name__}")
+    return ToolCall(name=_text(item, "name", required=True) or "", args=dict(args),
+                    result=item.get("result"))
+
+
+def _source(item: Mapping[str, Any]) -> Source:
+    return Source(
+        id=_text(item, "id", required=True) or "",
+        title=_text(item, "title"),
+        url=_text(item, "url"),
+        updated_at=_text(item, "updated_at"),
+    )
+
+
+def _approval(item: Mapping[str, Any]) -> Approval:
+    return Approval(
+        step=_text(item, "step", required=True) or "",
+        status=_text(item, "status", required=True) or "",
+        approver=_text(item, "approver"),
+        role=_text(item, "role"),
+        at=_text(item, "at"),
+    )
+
+
+# --- what a user writes --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CheckOutcome:
+    """The verdict of one check on one response, with what a person needs to see why."""
+
+    kind: str
+    verdict: Verdict
+    reason: str
+    score: float | None = None
+    expected: Any = None
+    obtained: Any = None
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+    line: int | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == "pass"
+
+
+Check = Callable[[TargetResponse, "Case"], CheckOutcome]
+"""A built check: judges one response to one case. Made by a factory from the registry."""
+
+
+@dataclass(frozen=True, slots=True)
+class Expectation:
+    """One entry of a case's ``expect`` list: a check kind, its parameters, and where it stands."""
+
+    kind: str
+    params: Any
+    check: Check
+    line: int | None = None
+
+    def evaluate(self, response: TargetResponse, case: Case) -> CheckOutcome:
+        """Run the check; a check that raises gives an ``error`` outcome, never an exception."""
+        try:
+            outcome = self.check(response, case)
+        except Exception as exc:  # a broken check is data about the run, not a crash of it
+            return CheckOutcome(
+                kind=self.kind,
+                verdict="error",
+                reason=f"check raised {type(exc).__name__}: {exc}",
+                line=self.line,
+            )
+        return CheckOutcome(
+            kind=self.kind,
+            verdict=outcome.verdict,
+            reason=outcome.reason,
+            score=outcome.score,
+            expected=outcome.expected,
+            obtained=outcome.obtained,
+            evidence=outcome.evidence,
+            line=self.line,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    """The incident record half of a case file: what happened, who owns it, what was done."""
+
+    category: str
+    severity: str
+    status: str
+    owner: str
+    near_miss: bool = False
+    business_owner: str | None = None
+    timeline: Mapping[str, dt.datetime] = field(default_factory=dict)
+    impact: Mapping[str, Any] = field(default_factory=dict)
+    root_cause: str | None = None
+    fix: Mapping[str, Any] = field(default_factory=dict)
+    prevention: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """One regression case: an input, the checks its response must pass, and how often to try.
+
+    ``incident`` is ``None`` for a baseline case (normal behaviour, no incident).
+    """
+
+    id: str
+    path: Path
+    line: int
+    workflow: str
+    title: str | None
+    input: Any
+    expect: tuple[Expectation, ...]
+    trials: int = 1
+    min_pass_rate: float = 1.0
+    timeout_s: float | None = None
+    as_of: dt.date | None = None
+    tags: tuple[str, ...] = ()
+    incident: Incident | None = None
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+    digest: str = ""
+
+    @property
+    def is_incident(self) -> bool:
+        return self.incident is not None
+
+
+@dataclass(frozen=True, slots=True)
+class TargetSpec:
+    """A named target of a suite: the adapter kind, its main argument and its options."""
+
+    name: str
+    kind: str
+    main: Any
+    options: Mapping[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+    line: int | None = None
+    digest: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Suite:
+    """A suite file: which cases, against which targets, with which defaults and gate policy."""
+
+    name: str
+    path: Path
+    root: Path
+    cases: tuple[Case, ...]
+    targets: Mapping[str, TargetSpec]
+    description: str | None = None
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    gate: Mapping[str, Any] = field(default_factory=dict)
+    digest: str = ""
+
+
+# --- what a run produces -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Trial:
+    """One call of the target for a case, and the verdicts of the case's checks on it."""
+
+    index: int
+    verdict: Verdict
+    checks: tuple[CheckOutcome, ...] = ()
+    response: TargetResponse | None = None
+    error: str | None = None
+    duration_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class CaseResult:
+    """All trials of one case, and the case's verdict: ``error`` if any trial errored, else
+    ``pass`` when the pass rate reaches ``min_pass_rate``, else ``fail``."""
+
+    case_id: str
+    verdict: Verdict
+    trials: tuple[Trial, ...]
+    pass_rate: float
+    min_pass_rate: float
+    path: str
+    line: int
+    workflow: str
+    title: str | None = None
+    input: Any = None
+    incident: bool = False
+    category: str | None = None
+    severity: str | None = None
+    owner: str | None = None
+    case_digest: str = ""
+    duration_s: float = 0.0

@@ -1,0 +1,252 @@
+"""The pytest plugin: suite and case files become test items; results become run records.
+
+YAML files are collected when ``--harness-target`` is given or when the file (or a folder above
+it) is named on the command line, so a plain ``pytest`` in a project never starts running
+its suites by surprise. A file in a ``suites`` folder is a suite; a file below a ``cases``
+folder is a case.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness import loader, runner, targets
+from harness.errors import HarnessError, InputError
+from harness.explain import explain
+from harness.model import CATEGORIES, SEVERITIES, Case, CaseResult, Suite, TargetSpec
+from harness.records import RunHeader, RunWriter, git_commit, new_run_id, utc_now
+
+RESULT_KEY = pytest.StashKey[CaseResult]()
+RECORDER_KEY = pytest.StashKey["Recorder"]()
+PRELOADED_KEY = pytest.StashKey[dict[Path, Suite]]()
+REPLAY = "replay"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("harness", "incident-harness")
+    group.addoption(
+        "--harness-target", dest="harness_target", metavar="NAME", default=None,
+        help="Run suites (and case files) against the suite's target NAME. Case files named "
+             "directly default to 'replay' (each case's own evidence).",
+    )
+    group.addoption(
+        "--harness-suite", dest="harness_suite", metavar="PATH", default=None,
+        help="Suite whose targets apply to case files named directly (default: the suite in "
+             "the project's suites/ folder that includes the case).",
+    )
+    group.addoption(
+        "--harness-record", dest="harness_record", metavar="PATH", default=None,
+        help="Write a run record (JSON Lines) of every case to PATH.",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for category in CATEGORIES:
+        config.addinivalue_line("markers", f"{category}: incident cases of this category")
+    for severity in SEVERITIES:
+        config.addinivalue_line("markers", f"{severity}: incident cases of this severity")
+    config.addinivalue_line("markers", "incident: cases that hold an incident record")
+    config.addinivalue_line("markers", "baseline: cases of normal behaviour (no incident)")
+    path = config.getoption("harness_record", None)
+    if path and not config.stash.get(RECORDER_KEY, None):
+        recorder = Recorder(Path(path))
+        config.stash[RECORDER_KEY] = recorder
+        config.pluginmanager.register(recorder, "harness-recorder")
+
+
+def _explicit(config: pytest.Config, file_path: Path) -> bool:
+    """Whether the file, or a folder above it, was named on the command line."""
+    root = Path(config.invocation_params.dir)
+    for arg in config.invocation_params.args:
+        if str(arg).startswith("-"):
+            continue
+        named = (root / str(arg).split("::")[0]).resolve()
+        if named == file_path or named in file_path.parents:
+            return True
+    return False
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.File | None:
+    if file_path.suffix not in (".yaml", ".yml"):
+        return None
+    config = parent.config
+    if not (config.getoption("harness_target") or _explicit(config, file_path.resolve())):
+        return None
+    if file_path.parent.name == "suites":
+        return SuiteFile.from_parent(parent, path=file_path)
+    if any(folder.name == "cases" for folder in file_path.resolve().parents):
+        return CaseFile.from_parent(parent, path=file_path)
+    return None
+
+
+class CaseFailed(Exception):
+    """Raised by a case item whose verdict is not ``pass``; carries the result."""
+
+    def __init__(self, result: CaseResult) -> None:
+        self.result = result
+        super().__init__(result.case_id)
+
+
+def _marker_name(text: str) -> str:
+    return re.sub(r"\W", "_", text)
+
+
+class CaseItem(pytest.Item):
+    """One case against one target: pytest reports it under the case's id."""
+
+    def __init__(self, *, case: Case, target: targets.Target, suite: str, suite_digest: str,
+                 spec: TargetSpec, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.case = case
+        self.target = target
+        self.suite_name = suite
+        self.suite_digest = suite_digest
+        self.spec = spec
+        marks = ["incident" if case.incident else "baseline", _marker_name(case.workflow)]
+        if case.incident:
+            marks += [case.incident.category, case.incident.severity]
+        marks += [_marker_name(tag) for tag in case.tags]
+        for mark in marks:
+            if mark not in CATEGORIES and mark not in SEVERITIES:
+                self.config.addinivalue_line("markers", f"{mark}: workflow or tag of cases")
+            self.add_marker(mark)
+
+    def runtest(self) -> None:
+        result = runner.run_case(self.case, self.target)
+        self.stash[RESULT_KEY] = result
+        if result.verdict != "pass":
+            raise CaseFailed(result)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, CaseFailed):
+            text = explain(excinfo.value.result)
+            rerun = f"re-run with: pytest '{self.nodeid}' --harness-target {self.spec.name}"
+            return f"{text}\n{rerun}"
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, self.case.line - 1, f"{self.case.id} [{self.spec.name}]"
+
+
+class _YamlFile(pytest.File):
+    """Shared by suites and case files: input errors are reported as their message alone."""
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, HarnessError):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style=style)
+
+    def _items(self, suite: Suite, spec: TargetSpec, cases: tuple[Case, ...]) -> Iterator[CaseItem]:
+        target = targets.build(spec, suite.root)
+        for case in cases:
+            yield CaseItem.from_parent(self, name=case.id, case=case, target=target,
+                                       suite=suite.name, suite_digest=suite.digest, spec=spec)
+
+
+class SuiteFile(_YamlFile):
+    """A suite file: its cases, against the chosen target."""
+
+    def collect(self) -> Iterator[CaseItem]:
+        preloaded = self.config.stash.get(PRELOADED_KEY, {})
+        suite = preloaded.get(self.path.resolve()) or loader.load_suite(self.path)
+        spec = loader.choose_target(suite, self.config.getoption("harness_target"))
+        yield from self._items(suite, spec, suite.cases)
+
+
+class CaseFile(_YamlFile):
+    """A case file named directly: run against its suite's target, or replayed."""
+
+    def collect(self) -> Iterator[CaseItem]:
+        name = self.config.getoption("harness_target")
+        root = loader.cases_root(self.path)
+        if name in (None, REPLAY) and not self.config.getoption("harness_suite"):
+            case = loader.load_case(self.path, display=_relative(self.path, root))
+            spec = TargetSpec(name=REPLAY, kind="replay", main=True)
+            suite = Suite(name=case.workflow, path=self.path, root=root, cases=(case,),
+                          targets={REPLAY: spec}, digest=case.digest)
+            yield from self._items(suite, spec, suite.cases)
+            return
+        suite = self._find_suite(root)
+        spec = loader.choose_target(suite, name)
+        mine = tuple(case for case in suite.cases if (suite.root / case.path).resolve()
+                     == self.path.resolve())
+        yield from self._items(suite, spec, mine)
+
+    def _find_suite(self, root: Path) -> Suite:
+        given = self.config.getoption("harness_suite")
+        if given:
+            return loader.load_suite(Path(given))
+        for file in sorted((root / "suites").glob("*.y*ml")):
+            suite = loader.load_suite(file)
+            if any((suite.root / c.path).resolve() == self.path.resolve() for c in suite.cases):
+                return suite
+        problem = f"no suite in {root / 'suites'} includes this case; pass --harness-suite"
+        raise InputError(problem, path=self.path)
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+class Recorder:
+    """Writes the run record: a header once the items are collected, a line per case."""
+
+    def __init__(self, path: Path, *, header: RunHeader | None = None) -> None:
+        self.path = path
+        self.header = header
+        self.writer: RunWriter | None = None
+
+    def open(self, items: list[pytest.Item]) -> None:
+        header = self.header
+        if header is None:
+            cases = [item for item in items if isinstance(item, CaseItem)]
+            suites = sorted({(item.suite_name, item.suite_digest) for item in cases})
+            specs = {item.spec.name: item.spec for item in cases}
+            if len(suites) > 1 or len(specs) > 1:
+                raise pytest.UsageError(
+                    "--harness-record writes one run of one suite against one target; "
+                    f"found suites {[s for s, _ in suites]} and targets {sorted(specs)}"
+                )
+            suite, digest = suites[0] if suites else ("", "")
+            spec = next(iter(specs.values()), None)
+            folder = Path(cases[0].path).parent if cases else Path.cwd()
+            header = RunHeader(
+                run_id=new_run_id(), suite=suite, suite_digest=digest,
+                target=spec.name if spec else "", target_kind=spec.kind if spec else "",
+                target_digest=spec.digest if spec else "", started_at=utc_now(),
+                git_commit=git_commit(folder),
+            )
+        self.writer = RunWriter(self.path, header)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> None:
+        # Opened only once collection succeeded: bad input leaves no half-written record.
+        collect_only = session.config.option.collectonly
+        if self.writer is None and not session.testsfailed and not collect_only:
+            self.open(session.items)
+
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> None:
+        if call.when == "call" and self.writer is not None and RESULT_KEY in item.stash:
+            self.writer.add(item.stash[RESULT_KEY])
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.writer is not None:
+            self.writer.close(interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
+
+
+class Preloaded:
+    """Hands suites the caller already loaded (and validated) to collection."""
+
+    def __init__(self, *suites: Suite) -> None:
+        self.suites = {suite.path.resolve(): suite for suite in suites}
+
+    def pytest_configure(self, config: pytest.Config) -> None:
+        config.stash[PRELOADED_KEY] = self.suites

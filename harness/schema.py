@@ -1,0 +1,412 @@
+"""The shape of case and suite files, declared once.
+
+The same declarations validate what the loader reads (every problem named with its field path
+and line) and print the JSON Schema that ``harness schema`` gives to editors.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness import model
+
+
+class Invalid(Exception):
+    """A value does not fit its declaration; ``field`` is the dotted path, ``line`` its line."""
+
+    def __init__(self, problem: str, *, field: str, line: int | None) -> None:
+        self.problem = problem
+        self.field = field
+        self.line = line
+        super().__init__(f"{field}: {problem}")
+
+
+def line_of(container: Any, key: Any, default: int | None) -> int | None:
+    """The line a key (mapping) or index (list) stands on, as the YAML loader marked it."""
+    lines = getattr(container, "lines", None)
+    if lines and key in lines:
+        return int(lines[key])
+    return default
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return f"a boolean ({value})"
+    if isinstance(value, int | float):
+        return f"a number ({value})"
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return f"a string ({shown!r})"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return type(value).__name__
+
+
+def _join(parent: str, key: Any) -> str:
+    if isinstance(key, int):
+        return f"{parent}[{key}]"
+    return f"{parent}.{key}" if parent else str(key)
+
+
+class Node:
+    """A declared value: checks a loaded value and describes itself as JSON Schema."""
+
+    description: str = ""
+
+    def check(self, value: Any, where: str, line: int | None) -> Any:
+        raise NotImplementedError
+
+    def json_schema(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _schema(self, body: dict[str, Any]) -> dict[str, Any]:
+        if self.description:
+            body["description"] = self.description
+        return body
+
+
+@dataclass
+class Text(Node):
+    description: str = ""
+    choices: tuple[str, ...] = ()
+    allow_numbers: bool = False
+
+    def check(self, value: Any, where: str, line: int | None) -> Any:
+        if self.allow_numbers and isinstance(value, int | float) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str):
+            expected = "one of " + ", ".join(self.choices) if self.choices else "a string"
+            raise Invalid(f"expected {expected}, found {_describe(value)}", field=where, line=line)
+        if self.choices and value not in self.choices:
+            hint = difflib.get_close_matches(value, self.choices, n=1)
+            tip = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise Invalid(
+                f"expected one of {', '.join(self.choices)}, found {value!r}{tip}",
+                field=where,
+                line=line,
+            )
+        return value
+
+    def json_schema(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"type": ["string", "number"] if self.allow_numbers else "string"}
+        if self.choices:
+            body = {"enum": list(self.choices)}
+        return self._schema(body)
+
+
+@dataclass
+class Number(Node):
+    description: str = ""
+    minimum: float | None = None
+    maximum: float | None = None
+    integer: bool = False
+
+    def check(self, value: Any, where: str, line: int | None) -> Any:
+        kinds = int if self.integer else int | float
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            expected = "a whole number" if self.integer else "a number"
+            raise Invalid(f"expected {expected}, found {_describe(value)}", field=where, line=line)
+        if self.minimum is not None and value < self.minimum:
+            problem = f"expected at least {self.minimum}, found {value}"
+            raise Invalid(problem, field=where, line=line)
+        if self.maximum is not None and value > self.maximum:
+            problem = f"expected at most {self.maximum}, found {value}"
+            raise Invalid(problem, field=where, line=line)
+        return value
+
+    def json_schema(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"type": "integer" if self.integer else "number"}
+        if self.minimum is not None:
+            body["minimum"] = self.minimum
+        if self.maximum is not None:
+            body["maximum"] = self.maximum
+        return self._schema(body)
+
+
+@dataclass
+class Flag(Node):
+    description: str = ""
+
+    def check(self, value: Any, where: str, line: int | None) -> Any:
+        if not isinstance(value, bool):
+            problem = f"expected true or false, found {_describe(value)}"
+            raise Invalid(problem, field=where, line=line)
+        return value
+
+    def json_schema(self) -> dict[str, Any]:
+        return self._schema({"type": "boolean"})
+
+
+@dataclass
+class Timestamp(Node):
+    """An ISO 8601 date (``date_only``) or date-time; a date-time without zone is taken as UTC."""
+
+    description: str = ""
+    date_only: bool = False
+
+    def check(self, value: Any, where: str, line: int | None) -> Any:
+        expected = "an ISO 8601 date (YYYY-MM-DD)" if self.date_only else (
+            "an ISO 8601 date-time (e.g. 2026-03-02T08:15:00Z)"
+        )
+        if not isinstance(value, str):
+            raise Invalid(f"expected {expected}, found {_describe(value)}", field=where, line=line)
+        try:
+            if self.date_only:
+                return dt.date.fromisoformat(value)
+            parsed = dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise Invalid(f"expected {expected}, found {value!r}", field=where, line=line) from None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+    def json_schema(self) -> dict[str, Any]:
+        return self._schema({"type": "string", "format": "date" if self.date_only else "date-time"})
+
+
+@dataclass
+class AnyValue(Node):
+    description: str = ""
+
+    def check(self, value: Any, where: str, line: int | None) -> Any:
+        return value
+
+    def json_schema(self) -> dict[str, Any]:
+        return self._schema({})
+
+
+@dataclass
+class ListOf(Node):
+    item: Node
+    description: str = ""
+    min_items: int = 0
+    allow_single: bool = False
+
+    def check(self, value: Any, where: str, line: int | None) -> Any:
+        if self.allow_single and not isinstance(value, list):
+            value = [value]
+        if not isinstance(value, list):
+            raise Invalid(f"expected a list, found {_describe(value)}", field=where, line=line)
+        if len(value) < self.min_items:
+            raise Invalid(
+                f"expected at least {self.min_items} item(s), found {len(value)}",
+                field=where,
+                line=line,
+            )
+        return [
+            self.item.check(item, _join(where, i), line_of(value, i, line))
+            for i, item in enumerate(value)
+        ]
+
+    def json_schema(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"type": "array", "items": self.item.json_schema()}
+        if self.min_items:
+            body["minItems"] = self.min_items
+        if self.allow_single:
+            body = {"anyOf": [self.item.json_schema(), body]}
+        return self._schema(body)
+
+
+@dataclass
+class Record(Node):
+    """A mapping with declared keys; unknown keys are errors (with a "did you mean")."""
+
+    fields: Mapping[str, Node]
+    description: str = ""
+    required: tuple[str, ...] = ()
+    extra: Node | None = None  # when set, undeclared keys are allowed and checked against it
+
+    def check(self, value: Any, where: str, line: int | None) -> Any:
+        if not isinstance(value, Mapping):
+            raise Invalid(f"expected a mapping, found {_describe(value)}", field=where, line=line)
+        line = getattr(value, "line", line)
+        for key in value:
+            if not isinstance(key, str):
+                raise Invalid(
+                    f"keys must be strings, found {_describe(key)}",
+                    field=where or "(top level)",
+                    line=line_of(value, key, line),
+                )
+        missing = [name for name in self.required if name not in value]
+        if missing:
+            raise Invalid(
+                f"missing required field {missing[0]!r}",
+                field=_join(where, missing[0]),
+                line=line,
+            )
+        checked: dict[str, Any] = {}
+        for key, item in value.items():
+            node = self.fields.get(key, self.extra)
+            key_line = line_of(value, key, line)
+            if node is None:
+                hint = difflib.get_close_matches(key, list(self.fields), n=1)
+                tip = f" (did you mean {hint[0]!r}?)" if hint else ""
+                raise Invalid(
+                    f"unknown field {key!r}{tip}; expected one of {', '.join(self.fields)}",
+                    field=_join(where, key),
+                    line=key_line,
+                )
+            checked[key] = node.check(item, _join(where, key), key_line)
+        return checked
+
+    def json_schema(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": "object",
+            "properties": {k: v.json_schema() for k, v in self.fields.items()},
+            "additionalProperties": self.extra.json_schema() if self.extra else False,
+        }
+        if self.required:
+            body["required"] = list(self.required)
+        return self._schema(body)
+
+
+@dataclass
+class Custom(Node):
+    """A value checked by a function (e.g. one ``expect`` entry, checked by the registry)."""
+
+    checker: Callable[[Any, str, int | None], Any]
+    schema: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+    def check(self, value: Any, where: str, line: int | None) -> Any:
+        return self.checker(value, where, line)
+
+    def json_schema(self) -> dict[str, Any]:
+        return self._schema(dict(self.schema))
+
+
+# --- the case file --------------------------------------------------------------------------
+
+_TOOL_CALL = Record(
+    {"name": Text(), "args": AnyValue(), "result": AnyValue()},
+    required=("name",),
+    description="A tool call: its name, arguments and result.",
+)
+_SOURCE = Record(
+    {
+        "id": Text(allow_numbers=True),
+        "title": Text(),
+        "url": Text(),
+        "updated_at": Text(description="When the source was last updated (ISO 8601)."),
+    },
+    required=("id",),
+    description="A retrieved or cited source.",
+)
+_APPROVAL = Record(
+    {
+        "step": Text(),
+        "approver": Text(),
+        "role": Text(),
+        "status": Text(description="approved, rejected or pending."),
+        "at": Text(description="When the decision was made (ISO 8601)."),
+    },
+    required=("step", "status"),
+    description="A human approval step.",
+)
+
+EVIDENCE = Record(
+    {
+        "input": AnyValue(description="The input the workflow received."),
+        "prompt_version": Text(allow_numbers=True),
+        "model_route": Text(description="Which model (and provider) answered."),
+        "sources": ListOf(_SOURCE),
+        "tool_calls": ListOf(_TOOL_CALL),
+        "approvals": ListOf(_APPROVAL),
+        "output": Text(description="What the workflow answered."),
+        "missing": ListOf(Text(), description="Evidence that could not be collected."),
+        "notes": Text(),
+    },
+    description="What the workflow did during the incident. The replay target answers with it.",
+)
+
+INCIDENT_FIELDS: dict[str, Node] = {
+    "category": Text(choices=model.CATEGORIES, description="Which of the six failure kinds."),
+    "severity": Text(choices=model.SEVERITIES, description="sev1 (worst) to sev4."),
+    "status": Text(choices=model.STATUSES),
+    "near_miss": Flag(description="True when the failure was caught before it reached anyone."),
+    "owner": Text(description="Who owns the fix (notified when the case regresses)."),
+    "business_owner": Text(description="Who owns the workflow on the business side."),
+    "timeline": Record(
+        {step: Timestamp() for step in model.TIMELINE_STEPS},
+        description="When impact started, and when it was detected, contained, resolved, closed.",
+    ),
+    "impact": Record(
+        {
+            "users": Number(integer=True, minimum=0),
+            "records": Number(integer=True, minimum=0),
+            "data_classes": ListOf(Text()),
+            "summary": Text(),
+        },
+        extra=AnyValue(),
+        description="Who and what was affected.",
+    ),
+    "root_cause": Text(),
+    "fix": Record(
+        {"kind": Text(choices=model.FIX_KINDS), "ref": Text(allow_numbers=True),
+         "summary": Text()},
+        description="What was changed: its kind and a reference (pull request, ticket).",
+    ),
+    "prevention": Text(),
+    "evidence": EVIDENCE,
+}
+INCIDENT_REQUIRED = ("category", "severity", "status", "owner")
+
+
+def case_record(expect_entry: Custom) -> Record:
+    """The case file declaration; ``expect_entry`` checks one ``expect`` item (registry-aware)."""
+    return Record(
+        {
+            "id": Text(allow_numbers=True, description="Unique id; defaults to the file name."),
+            "title": Text(),
+            "workflow": Text(description="Defaults to the folder name under cases/."),
+            **INCIDENT_FIELDS,
+            "input": AnyValue(description="Passed to the target; defaults to evidence.input."),
+            "as_of": Timestamp(date_only=True, description="The date the case is judged at."),
+            "expect": ListOf(expect_entry, min_items=1,
+                             description="Checks, each a one-key mapping kind: params."),
+            "trials": Number(integer=True, minimum=1, description="How often to run (default 1)."),
+            "min_pass_rate": Number(minimum=0, maximum=1,
+                                    description="Share of trials that must pass (default 1.0)."),
+            "timeout_s": Number(minimum=0, description="Seconds one target call may take."),
+            "tags": ListOf(Text(allow_numbers=True)),
+        },
+        required=("expect",),
+        description="An incident case (incident record and regression case) or a baseline case.",
+    )
+
+
+# --- the suite file -------------------------------------------------------------------------
+
+
+def suite_record(target_entry: Custom) -> Record:
+    """The suite file declaration; ``target_entry`` checks one named target (adapter-aware)."""
+    return Record(
+        {
+            "name": Text(description="The suite's name."),
+            "description": Text(),
+            "cases": ListOf(Text(), min_items=1, allow_single=True,
+                            description="Globs of case files, relative to the folder holding "
+                                        "suites/."),
+            "targets": Record({}, extra=target_entry,
+                              description="Named targets, each one adapter with its options."),
+            "defaults": Record(
+                {
+                    "trials": Number(integer=True, minimum=1),
+                    "min_pass_rate": Number(minimum=0, maximum=1),
+                    "timeout_s": Number(minimum=0),
+                    "target": Text(description="The target used when none is named."),
+                },
+                description="Defaults for every case of the suite.",
+            ),
+            "gate": Record({}, extra=AnyValue(),
+                           description="Gate policy for comparing two runs."),
+        },
+        required=("name", "cases", "targets"),
+        description="A suite: which cases, against which targets.",
+    )

@@ -1,0 +1,229 @@
+"""The ``http`` target: send each case to an HTTP endpoint and read its JSON answer.
+
+``http: https://agent.internal/v1/respond`` sends the case input as a JSON body (``method``,
+default POST). ``body`` is a template instead: the string ``"{{ input }}"`` anywhere in it is
+replaced by the input, ``"{{ case.id }}"`` by the case id. Header values may name environment
+variables as ``${NAME}``, expanded per call, so secrets stay out of suite files.
+
+The answer is the response JSON (or, without a JSON content type, the body as the output);
+``response`` maps response fields to dotted paths into the JSON instead, e.g.
+``{output: answer.text, tool_calls: trace.tools}``. Redirects are not followed, so headers
+are only ever sent to the configured URL.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from harness.errors import TargetError
+from harness.model import RESPONSE_FIELDS, Case, TargetResponse, TargetSpec
+from harness.schema import AnyValue, Custom, Invalid, Number, Record, Text
+from harness.targets import Adapter, register
+from harness.targets.command import excerpt, to_json
+
+DEFAULT_MAX_RESPONSE_BYTES = 10 * 1024 * 1024
+METHODS = ("GET", "POST", "PUT", "PATCH")
+_CHUNK = 64 * 1024
+_ERROR_BODY_BYTES = 4096
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_INPUT = re.compile(r"\{\{\s*input\s*\}\}")
+_CASE_ID = re.compile(r"\{\{\s*case\.id\s*\}\}")
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Refuses redirects: the 3xx answer surfaces as an HTTPError."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+class HttpTarget:
+    """Sends one request per call and parses the answer."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        method: str = "POST",
+        headers: Mapping[str, str] | None = None,
+        body: Any = "{{ input }}",
+        response: Mapping[str, str] | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+    ) -> None:
+        self.url = url
+        self.method = method
+        self.headers = dict(headers or {})
+        self.body = body
+        self.response = dict(response or {})
+        self.max_response_bytes = max_response_bytes
+        self._opener = urllib.request.build_opener(_NoRedirect)
+
+    def call(self, case_input: Any, *, case: Case, timeout_s: float | None) -> TargetResponse:
+        headers = {"Content-Type": "application/json", "Accept": "application/json",
+                   "User-Agent": "incident-harness"}
+        headers.update({name: _expand(name, value) for name, value in self.headers.items()})
+        data = to_json(_fill(self.body, case_input, case.id))
+        request = urllib.request.Request(self.url, data=data, headers=headers, method=self.method)
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        timeout = {} if timeout_s is None else {"timeout": timeout_s}
+        try:
+            with self._opener.open(request, **timeout) as answer:
+                content_type = answer.headers.get_content_type()
+                charset = answer.headers.get_content_charset() or "utf-8"
+                raw = self._read(answer, deadline, timeout_s)
+        except urllib.error.HTTPError as exc:
+            raise _status_error(exc) from None
+        except urllib.error.URLError as exc:
+            if isinstance(exc.reason, TimeoutError):
+                raise TargetError(f"timed out after {timeout_s:g} s") from None
+            reason = getattr(exc.reason, "strerror", None) or exc.reason
+            raise TargetError(f"cannot connect to {self.url}: {reason}") from None
+        except TimeoutError:
+            raise TargetError(f"timed out after {timeout_s:g} s") from None
+        except (OSError, ValueError, http.client.HTTPException) as exc:
+            reason = f"request to {self.url} failed: {type(exc).__name__}: {exc}"
+            raise TargetError(reason) from None
+        try:
+            text = raw.decode(charset, "replace")
+        except LookupError:  # an unknown charset: read it as UTF-8
+            text = raw.decode("utf-8", "replace")
+        if not self.response:
+            if content_type == "application/json" or content_type.endswith("+json"):
+                return TargetResponse.parse(_json(text))
+            return TargetResponse(output=text)
+        document = _json(text)
+        return TargetResponse.parse(
+            {field: _lookup(document, path) for field, path in self.response.items()}
+        )
+
+    def _read(
+        self, answer: http.client.HTTPResponse, deadline: float | None, timeout_s: float | None
+    ) -> bytes:
+        """Read the body in chunks, up to the cap and (roughly) the deadline."""
+        body = bytearray()
+        while chunk := answer.read1(_CHUNK):
+            body += chunk
+            if len(body) > self.max_response_bytes:
+                raise TargetError(f"response exceeded {self.max_response_bytes} bytes")
+            if deadline is not None and time.monotonic() > deadline:
+                raise TargetError(f"timed out after {timeout_s:g} s")
+        return bytes(body)
+
+
+def _expand(header: str, value: str) -> str:
+    """Replace ``${NAME}`` by the environment variable; a missing one is an error."""
+
+    def variable(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in os.environ:
+            raise TargetError(f"environment variable {name} is not set (header {header})")
+        return os.environ[name]
+
+    return _VARIABLE.sub(variable, value)
+
+
+def _fill(template: Any, case_input: Any, case_id: str) -> Any:
+    """The body template with ``{{ input }}`` and ``{{ case.id }}`` values replaced."""
+    if isinstance(template, str):
+        if _INPUT.fullmatch(template):
+            return case_input
+        if _CASE_ID.fullmatch(template):
+            return case_id
+        return template
+    if isinstance(template, Mapping):
+        return {key: _fill(value, case_input, case_id) for key, value in template.items()}
+    if isinstance(template, list | tuple):
+        return [_fill(value, case_input, case_id) for value in template]
+    return template
+
+
+def _status_error(exc: urllib.error.HTTPError) -> TargetError:
+    try:
+        body = exc.read(_ERROR_BODY_BYTES)
+    except (OSError, http.client.HTTPException):
+        body = b""
+    finally:
+        exc.close()
+    reason = f"HTTP {exc.code} {exc.reason}"
+    if 300 <= exc.code < 400:
+        reason += f" (redirect to {exc.headers.get('Location', '?')} not followed)"
+    elif exc.code == 429 or exc.code >= 500:
+        reason += " (transient)"
+    return TargetError(reason, detail=f"body: {excerpt(body)}" if body.strip() else None)
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        reason = f"response is not JSON ({exc.msg})"
+        raise TargetError(reason, detail=f"body: {excerpt(text)}") from None
+
+
+def _lookup(document: Any, path: str) -> Any:
+    """Follow a dotted path; integer segments index lists."""
+    value = document
+    for segment in path.split("."):
+        if isinstance(value, Mapping) and segment in value:
+            value = value[segment]
+        elif isinstance(value, list) and re.fullmatch(r"-?\d+", segment) and (
+            -len(value) <= int(segment) < len(value)
+        ):
+            value = value[int(segment)]
+        else:
+            raise TargetError(f"response has no field {path}")
+    return value
+
+
+def _check_url(value: Any, where: str, line: int | None) -> str:
+    url = Text().check(value, where, line)
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise Invalid(f"expected an http:// or https:// URL, found {url!r}", field=where,
+                      line=line)
+    return url
+
+
+def _build(spec: TargetSpec, root: Path) -> HttpTarget:
+    options = spec.options
+    return HttpTarget(
+        spec.main,
+        method=options.get("method", "POST"),
+        headers={str(k): str(v) for k, v in options.get("headers", {}).items()},
+        body=options.get("body", "{{ input }}"),
+        response=options.get("response"),
+        max_response_bytes=options.get("max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES),
+    )
+
+
+ADAPTER = register(
+    Adapter(
+        name="http",
+        summary="Send each case to an HTTP endpoint as JSON and read its JSON answer.",
+        main=Custom(_check_url, schema={"type": "string", "format": "uri"},
+                    description="The endpoint's http:// or https:// URL."),
+        options={
+            "method": Text(choices=METHODS, description="HTTP method (default POST)."),
+            "headers": Record({}, extra=Text(allow_numbers=True),
+                              description="Request headers; ${NAME} reads an environment "
+                                          "variable."),
+            "body": AnyValue(description='JSON body template: "{{ input }}" is the case input, '
+                                         '"{{ case.id }}" the case id (default: the input).'),
+            "response": Record({name: Text() for name in RESPONSE_FIELDS},
+                               description="Response field -> dotted path into the JSON answer."),
+            "max_response_bytes": Number(integer=True, minimum=1,
+                                         description="Cap on the response body (default 10 MiB)."),
+        },
+        build=_build,
+    )
+)

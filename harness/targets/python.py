@@ -1,0 +1,99 @@
+"""The ``python`` target: call a function of the workflow in this process.
+
+``python: "package.module:callable"`` is called as ``callable(input, **params)``. The suite's
+root folder is put on ``sys.path`` so that a project's own modules import. With a timeout the
+call runs in a daemon thread; a call that overruns is abandoned (Python cannot stop a thread),
+recorded as an error, and the run goes on.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from harness.errors import InputError, TargetError
+from harness.model import Case, TargetResponse, TargetSpec
+from harness.schema import AnyValue, Record, Text
+from harness.targets import Adapter, register
+
+
+def resolve(reference: str, root: Path, *, spec: TargetSpec | None = None) -> Callable[..., Any]:
+    """Import ``module:attribute`` (dotted attributes allowed); an error names the target."""
+    module_name, _, attribute = reference.partition(":")
+    where = {"path": spec.path, "line": spec.line} if spec else {}
+    field = f"targets.{spec.name}.python" if spec else "python"
+    if not module_name or not attribute:
+        raise InputError(f"expected 'package.module:callable', found {reference!r}",
+                         field=field, **where)
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise InputError(f"cannot import module {module_name!r}: {exc}", field=field,
+                         **where) from None
+    except Exception as exc:  # a module that fails while importing is bad input too
+        problem = f"importing module {module_name!r} raised {type(exc).__name__}: {exc}"
+        raise InputError(problem, field=field, **where) from None
+    for part in attribute.split("."):
+        if not hasattr(obj, part):
+            raise InputError(f"module {module_name!r} has no attribute {attribute!r}",
+                             field=field, **where)
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise InputError(f"{reference!r} is not callable", field=field, **where)
+    return obj
+
+
+class PythonTarget:
+    """Calls a Python callable with the case input and the target's ``params``."""
+
+    def __init__(self, function: Callable[..., Any], params: dict[str, Any]) -> None:
+        self.function = function
+        self.params = params
+
+    def call(self, case_input: Any, *, case: Case, timeout_s: float | None) -> TargetResponse:
+        if timeout_s is None:
+            return TargetResponse.parse(self._invoke(case_input))
+        outcome: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                outcome["value"] = self._invoke(case_input)
+            except TargetError as exc:
+                outcome["error"] = exc
+
+        worker = threading.Thread(target=work, name=f"harness-{case.id}", daemon=True)
+        worker.start()
+        worker.join(timeout_s)
+        if worker.is_alive():
+            raise TargetError(f"timed out after {timeout_s:g} s")
+        if "error" in outcome:
+            raise outcome["error"]
+        return TargetResponse.parse(outcome["value"])
+
+    def _invoke(self, case_input: Any) -> Any:
+        try:
+            return self.function(case_input, **self.params)
+        except (Exception, SystemExit) as exc:  # the workflow's failure is the case's outcome
+            raise TargetError(f"raised {type(exc).__name__}: {exc}") from exc
+
+
+def _build(spec: TargetSpec, root: Path) -> PythonTarget:
+    return PythonTarget(resolve(spec.main, root, spec=spec), dict(spec.options.get("params", {})))
+
+
+ADAPTER = register(
+    Adapter(
+        name="python",
+        summary="Call a Python function in this process: callable(input, **params).",
+        main=Text(description="'package.module:callable'"),
+        options={"params": Record({}, extra=AnyValue(),
+                                  description="Keyword arguments for the callable.")},
+        build=_build,
+    )
+)

@@ -1,0 +1,161 @@
+"""The ``harness`` command: exit codes, run records, bad input, the JSON Schema."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import write
+
+from harness.records import read_run
+
+
+def harness(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=cwd, text=True,
+                          capture_output=True, timeout=120, check=False)
+
+
+def test_run_exits_0_and_writes_a_record_when_every_case_passes(project):
+    done = harness("run", "suites/demo.yaml", "--target", "good", "--out", "run.jsonl",
+                   cwd=project)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 passed, 0 failed, 0 errors" in done.stdout
+    record = read_run(project / "run.jsonl")
+    assert record.complete
+    assert record.header.suite == "demo" and record.header.target == "good"
+    assert {r.case_id: r.verdict for r in record.results} == {"BASE-1": "pass", "INC-1": "pass"}
+
+
+def test_run_exits_1_when_a_case_fails(project):
+    done = harness("run", "suites/demo.yaml", "--target", "bad", "--out", "run.jsonl",
+                   cwd=project)
+    assert done.returncode == 1
+    assert "INC-1 failed" in done.stdout
+    assert {r.case_id: r.verdict for r in read_run(project / "run.jsonl").results} == {
+        "BASE-1": "pass", "INC-1": "fail"}
+
+
+def test_run_exits_1_when_the_target_errors(project):
+    done = harness("run", "suites/demo.yaml", "--target", "broken", "--out", "run.jsonl",
+                   cwd=project)
+    assert done.returncode == 1
+    results = read_run(project / "run.jsonl").results
+    assert [r.verdict for r in results] == ["error", "error"]
+    assert "RuntimeError: model route unavailable" in (results[0].trials[0].error or "")
+
+
+def test_run_default_record_path_is_under_reports_runs(project, tmp_path_factory):
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    done = harness("run", str(project / "suites" / "demo.yaml"), "-t", "good", cwd=elsewhere)
+    assert done.returncode == 0, done.stderr
+    records = list((project / "reports" / "runs").glob("demo-good-*.jsonl"))
+    assert len(records) == 1
+    assert f"run record: {records[0]}" in done.stdout
+
+
+def test_run_passes_arguments_after_double_dash_to_pytest(project):
+    done = harness("run", "suites/demo.yaml", "-t", "bad", "--out", "run.jsonl", "--",
+                   "-k", "BASE", cwd=project)
+    assert done.returncode == 0, done.stdout
+    assert [r.case_id for r in read_run(project / "run.jsonl").results] == ["BASE-1"]
+
+
+def test_bad_case_exits_2_with_path_line_no_traceback_and_no_output(project):
+    write(project / "cases" / "demo" / "BASE-2.yaml", """
+        id: BASE-2
+        input: hi
+        trials: three
+        expect:
+          - contains: Hello
+    """)
+    done = harness("run", "suites/demo.yaml", "-t", "good", cwd=project)
+    assert done.returncode == 2
+    assert "cases/demo/BASE-2.yaml:3: trials: expected a whole number, found a string" \
+        in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    assert not (project / "reports").exists()
+
+
+def test_unknown_target_exits_2(project):
+    done = harness("run", "suites/demo.yaml", "-t", "prod", cwd=project)
+    assert done.returncode == 2
+    assert "no target named 'prod'" in done.stderr
+
+
+def test_unimportable_target_exits_2_before_running(project):
+    suite = project / "suites" / "demo.yaml"
+    suite.write_text(suite.read_text().replace("wf_fixture:respond", "wf_missing:respond", 1))
+    done = harness("run", "suites/demo.yaml", "-t", "good", cwd=project)
+    assert done.returncode == 2
+    assert "suites/demo.yaml:6: targets.good.python: cannot import module 'wf_missing'" \
+        in done.stderr
+    assert not (project / "reports").exists()
+
+
+def test_missing_suite_exits_2(project):
+    done = harness("run", "suites/nope.yaml", "-t", "good", cwd=project)
+    assert done.returncode == 2
+    assert "suites/nope.yaml: file not found" in done.stderr
+
+
+def test_existing_record_is_never_overwritten(project):
+    (project / "run.jsonl").write_text("precious\n")
+    done = harness("run", "suites/demo.yaml", "-t", "good", "--out", "run.jsonl", cwd=project)
+    assert done.returncode == 2
+    assert "already exists" in done.stderr
+    assert (project / "run.jsonl").read_text() == "precious\n"
+
+
+def test_selecting_no_case_exits_2(project):
+    done = harness("run", "suites/demo.yaml", "-t", "good", "--out", "run.jsonl", "--",
+                   "-k", "NOTHING", cwd=project)
+    assert done.returncode == 2
+    assert "no case was selected" in done.stderr
+
+
+def test_schema_describes_case_and_suite_files(project):
+    done = harness("schema", cwd=project)
+    assert done.returncode == 0
+    document = json.loads(done.stdout)
+    case = document["$defs"]["case"]
+    assert case["required"] == ["expect"]
+    assert case["properties"]["category"]["enum"][0] == "output_quality"
+    assert case["additionalProperties"] is False
+    suite = json.loads(harness("schema", "suite", cwd=project).stdout)
+    assert set(suite["required"]) == {"name", "cases", "targets"}
+
+
+REPO = Path(__file__).resolve().parent.parent
+BUNDLED = str(REPO / "suites" / "refund-assistant.yaml")
+
+
+def test_bundled_suite_pre_fix_fails_exactly_the_six_incident_cases(tmp_path):
+    done = harness("run", BUNDLED, "--target", "pre-fix", "--out", str(tmp_path / "pre.jsonl"),
+                   cwd=tmp_path)
+    assert done.returncode == 1
+    results = read_run(tmp_path / "pre.jsonl").results
+    failing = sorted(r.case_id for r in results if r.verdict != "pass")
+    assert failing == sorted(r.case_id for r in results if r.incident)
+    assert len(failing) == 6
+    assert {r.category for r in results if r.verdict != "pass"} == {
+        "output_quality", "data_exposure", "automation_error", "policy", "retrieval",
+        "human_review"}
+
+
+def test_bundled_suite_post_fix_passes(tmp_path):
+    done = harness("run", BUNDLED, "--target", "post-fix", "--out", str(tmp_path / "post.jsonl"),
+                   cwd=tmp_path)
+    assert done.returncode == 0, done.stdout
+    assert all(r.verdict == "pass" for r in read_run(tmp_path / "post.jsonl").results)
+
+
+def test_bundled_suite_selects_the_data_exposure_case_by_marker(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", BUNDLED, "--harness-target", "pre-fix",
+         "-m", "data_exposure", "-p", "no:cacheprovider"],
+        cwd=tmp_path, text=True, capture_output=True, timeout=120, check=False)
+    assert done.returncode == 1
+    assert "1 failed, 18 deselected" in done.stdout
+    assert "FAILED" in done.stdout and "INC-2026-011" in done.stdout
