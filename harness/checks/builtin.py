@@ -1,3 +1,3 @@
 """Imports every module of built-in checks, so that each registers its kinds."""
 
-from harness.checks import custom, output, policy, retrieval  # noqa: F401
+from harness.checks import automation, custom, output, policy, retrieval, review  # noqa: F401
