@@ -384,6 +384,26 @@ def case_record(expect_entry: Custom) -> Record:
 # --- the suite file -------------------------------------------------------------------------
 
 
+GATE = Record(
+    {
+        "baseline": Text(description="What harness validate compares against by default: a "
+                                     "target name or a run record file."),
+        "candidate": Text(description="The target harness validate runs by default."),
+        "severities": ListOf(Text(choices=model.SEVERITIES),
+                             description="Incident severities whose still-failing cases block "
+                                         "(default all). Regressions and errors always block."),
+        "categories": ListOf(Text(choices=model.CATEGORIES),
+                             description="Incident categories whose still-failing cases block "
+                                         "(default all)."),
+        "settle_trials": Number(integer=True, minimum=2,
+                                description="A case whose trials disagree is judged by its pass "
+                                            "rate once it ran at least this many trials; "
+                                            "otherwise it blocks."),
+    },
+    description="Gate policy for comparing two runs (see harness gate).",
+)
+
+
 def suite_record(target_entry: Custom) -> Record:
     """The suite file declaration; ``target_entry`` checks one named target (adapter-aware)."""
     return Record(
@@ -404,8 +424,7 @@ def suite_record(target_entry: Custom) -> Record:
                 },
                 description="Defaults for every case of the suite.",
             ),
-            "gate": Record({}, extra=AnyValue(),
-                           description="Gate policy for comparing two runs."),
+            "gate": GATE,
         },
         required=("name", "cases", "targets"),
         description="A suite: which cases, against which targets.",

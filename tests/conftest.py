@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.model import CaseResult, CheckOutcome, TargetResponse, Trial
+from harness.records import RunHeader, RunRecord
+
 WORKFLOW = '''
 def respond(request, *, mode="good"):
     """A tiny workflow: echoes the message; in 'bad' mode it leaks an email address."""
@@ -86,3 +89,38 @@ def project(tmp_path: Path) -> Path:
 def case_with_check(folder: Path, check: str) -> Path:
     """A minimal case file whose only check is the YAML line ``check`` (line 4)."""
     return write(folder / "C1.yaml", f"id: C1\ninput: hi\nexpect:\n  - {check}\n")
+
+
+def make_trial(verdict: str, output: str = "ok", *, tools: tuple = (),
+               check: str | None = None) -> Trial:
+    """A trial with one check (or a target error) and a response with output and tools."""
+    if verdict == "error":
+        return Trial(index=1, verdict="error", error="timed out after 10 s")
+    checks = (CheckOutcome(kind="contains", verdict=check or verdict, reason=f"was {verdict}",
+                           line=7),)
+    response = TargetResponse.parse({"output": output, "tool_calls": list(tools)})
+    return Trial(index=1, verdict=verdict, checks=checks, response=response)
+
+
+def make_result(case_id: str, *verdicts: str, incident: bool = False, digest: str = "d",
+                output: str = "ok", tools: tuple = (), min_pass_rate: float = 1.0,
+                severity: str = "sev2", category: str = "policy") -> CaseResult:
+    """A case result whose verdict follows its trials: error if any errored, else pass when
+    the pass rate reaches ``min_pass_rate``."""
+    trials = tuple(make_trial(v, output, tools=tools) for v in verdicts)
+    rate = sum(v == "pass" for v in verdicts) / len(verdicts)
+    verdict = "pass" if rate >= min_pass_rate else "fail"
+    return CaseResult(case_id=case_id, verdict="error" if "error" in verdicts else verdict,
+                      trials=trials, pass_rate=rate, min_pass_rate=min_pass_rate,
+                      path=f"{case_id}.yaml", line=1, workflow="w", incident=incident,
+                      category=category if incident else None,
+                      severity=severity if incident else None,
+                      owner="dana" if incident else None, case_digest=digest)
+
+
+def make_run(*results: CaseResult, suite: str = "s", complete: bool = True) -> RunRecord:
+    """A run record in memory; ``complete`` False leaves out its end line."""
+    header = RunHeader(run_id="r", suite=suite, suite_digest="x", target="t", target_kind="python",
+                       target_digest="y", started_at="2026-03-10T00:00:00Z")
+    return RunRecord(path=Path("run.jsonl"), header=header, results=results,
+                     end={"counts": {}} if complete else None)

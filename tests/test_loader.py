@@ -256,7 +256,8 @@ SUITE = textwrap.dedent("""\
       timeout_s: 5
       target: post-fix
     gate:
-      max_new_failures: 0
+      severities: [sev1, sev2]
+      settle_trials: 5
 """)
 
 
@@ -280,7 +281,7 @@ def test_suite_loads_cases_targets_defaults_and_gate(tmp_path: Path) -> None:
         ("a", "refunds"), ("b", "refunds")]
     assert [(case.trials, case.timeout_s) for case in suite.cases] == [(2, 5), (5, 5)]
     assert suite.defaults == {"trials": 2, "timeout_s": 5, "target": "post-fix"}
-    assert suite.gate == {"max_new_failures": 0}
+    assert suite.gate == {"severities": ["sev1", "sev2"], "settle_trials": 5}
     assert suite.digest
 
 
@@ -780,3 +781,11 @@ def test_default_target_naming_no_target(tmp_path: Path) -> None:
 def test_loaded_objects_are_cases(tmp_path: Path) -> None:
     suite = loader.load_suite(make_project(tmp_path))
     assert all(isinstance(case, Case) for case in suite.cases)
+
+
+def test_unknown_gate_field_is_an_error_with_a_suggestion(tmp_path: Path) -> None:
+    path = make_project(tmp_path, SUITE.replace("settle_trials: 5", "settle_trails: 5"))
+    with pytest.raises(InputError) as caught:
+        loader.load_suite(path)
+    assert "gate.settle_trails: unknown field 'settle_trails' (did you mean 'settle_trials'?)" \
+        in str(caught.value)

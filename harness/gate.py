@@ -1,0 +1,169 @@
+"""The gate: a comparison and a policy -> RESTORE or BLOCK, with every reason.
+
+The gate never averages: one regressed case blocks however many others were fixed. It is a pure
+function of its inputs, so the same two runs and policy always give the same decision.
+
+Rules (each blocking unless stated):
+
+- a case that passed in the baseline and fails in the candidate (``regressed``);
+- a case whose candidate run errored (``error``): an unknown is never a pass;
+- an incident case still failing (``still_failing``), unless the policy's ``severities`` or
+  ``categories`` leave it out of scope (then a note); a baseline case failing in both runs;
+- a new case that fails;
+- an incident case missing from the candidate (``removed``): a deleted regression case is a
+  silent reintroduction (a removed baseline case is a note);
+- a case whose trials disagree (``flaky``), unless the policy's ``settle_trials`` says how many
+  trials settle it and the case ran at least that many: then its verdict decides;
+- a candidate run that did not finish, or that has no cases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from harness.compare import CaseComparison, Comparison, Transition
+from harness.model import CATEGORIES, SEVERITIES
+
+Outcome = Literal["RESTORE", "BLOCK"]
+
+
+@dataclass(frozen=True, slots=True)
+class GatePolicy:
+    """What the suite's ``gate`` section says; the defaults are the safe ones."""
+
+    severities: frozenset[str] = frozenset(SEVERITIES)
+    categories: frozenset[str] = frozenset(CATEGORIES)
+    settle_trials: int | None = None
+
+    @classmethod
+    def from_section(cls, section: Mapping[str, Any]) -> GatePolicy:
+        """Build from a suite's validated ``gate`` section."""
+        return cls(
+            severities=frozenset(section.get("severities", SEVERITIES)),
+            categories=frozenset(section.get("categories", CATEGORIES)),
+            settle_trials=section.get("settle_trials"),
+        )
+
+    def in_scope(self, case: CaseComparison) -> bool:
+        result = case.latest
+        return (result.severity in self.severities) and (result.category in self.categories)
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """Why the gate decided as it did, about one case (or the run, when ``case_id`` is None)."""
+
+    rule: str
+    message: str
+    blocking: bool
+    case_id: str | None = None
+    title: str | None = None
+    owner: str | None = None
+    severity: str | None = None
+    category: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The gate's decision: RESTORE only when nothing blocks."""
+
+    outcome: Outcome
+    reasons: tuple[Reason, ...]
+
+    @property
+    def allowed(self) -> bool:
+        return self.outcome == "RESTORE"
+
+    @property
+    def blocking(self) -> tuple[Reason, ...]:
+        return tuple(reason for reason in self.reasons if reason.blocking)
+
+    @property
+    def notes(self) -> tuple[Reason, ...]:
+        return tuple(reason for reason in self.reasons if not reason.blocking)
+
+    def owners(self) -> list[str]:
+        """Everyone to notify: the owners of the cases that block."""
+        return sorted({r.owner for r in self.blocking if r.owner})
+
+
+def _reason(case: CaseComparison, rule: str, message: str, *, blocking: bool = True) -> Reason:
+    result = case.latest
+    return Reason(rule=rule, message=message, blocking=blocking, case_id=case.case_id,
+                  title=result.title, owner=result.owner, severity=result.severity,
+                  category=result.category)
+
+
+def _rate(case: CaseComparison) -> str:
+    result = case.latest
+    passed = sum(trial.verdict == "pass" for trial in result.trials)
+    return f"{passed} of {len(result.trials)} trial(s) passed"
+
+
+def _judge_case(case: CaseComparison, policy: GatePolicy) -> Reason | None:
+    kind = case.transition
+    what = "incident case" if case.incident else "case"
+    if kind is Transition.REGRESSED:
+        return _reason(case, "regressed",
+                       f"{what} passed in the baseline and fails in the candidate ({_rate(case)})")
+    if kind is Transition.ERROR:
+        errors = [t.error for t in case.latest.trials if t.error]
+        detail = f": {errors[0]}" if errors else ""
+        return _reason(case, "error", f"{what} errored in the candidate run{detail}")
+    if kind is Transition.STILL_FAILING:
+        if case.incident and not policy.in_scope(case):
+            return _reason(case, "still_failing_out_of_scope",
+                           "incident case still fails, outside the gate's severities/categories",
+                           blocking=False)
+        message = ("incident case still fails: the fix is not validated" if case.incident
+                   else "case fails in both runs")
+        return _reason(case, "still_failing", message)
+    if kind is Transition.NEW and case.latest.verdict != "pass":
+        return _reason(case, "new_failing", f"new {what} fails in the candidate ({_rate(case)})")
+    if kind is Transition.REMOVED:
+        if case.incident:
+            return _reason(case, "removed_incident",
+                           "incident case is missing from the candidate run: a deleted "
+                           "regression case is a silent reintroduction")
+        return _reason(case, "removed", "case is missing from the candidate run", blocking=False)
+    if kind is Transition.FLAKY:
+        trials = len(case.latest.trials)
+        settled = policy.settle_trials is not None and trials >= policy.settle_trials
+        if settled and case.latest.verdict == "pass":
+            return _reason(case, "flaky_settled",
+                           f"trials disagree ({_rate(case)}) but reach the pass rate over "
+                           f"{trials} trials", blocking=False)
+        if settled:
+            return _reason(case, "flaky_failing", f"trials disagree and fall short ({_rate(case)})")
+        need = (f"; the policy settles at {policy.settle_trials} trials"
+                if policy.settle_trials else "; set gate.settle_trials to settle it by trials")
+        return _reason(case, "flaky", f"trials disagree ({_rate(case)}){need}")
+    if case.case_changed and kind is not Transition.NEW:
+        return _reason(case, "case_changed",
+                       "case file changed between the runs: verdicts may not be comparable",
+                       blocking=False)
+    return None
+
+
+def decide(comparison: Comparison, policy: GatePolicy | None = None) -> Decision:
+    """Decide RESTORE or BLOCK for the candidate run of ``comparison``."""
+    policy = policy or GatePolicy()
+    reasons: list[Reason] = []
+    if not comparison.candidate.complete:
+        reasons.append(Reason("incomplete_run", "the candidate run did not finish (no end line)",
+                              blocking=True))
+    if not comparison.baseline.complete:
+        reasons.append(Reason("incomplete_baseline",
+                              "the baseline run did not finish: cases it lacks count as new",
+                              blocking=False))
+    if not comparison.candidate.results:
+        reasons.append(Reason("empty_run", "the candidate run has no cases", blocking=True))
+    for case in comparison.cases:
+        reason = _judge_case(case, policy)
+        if reason is not None:
+            reasons.append(reason)
+    reasons.sort(key=lambda r: (not r.blocking, r.case_id or ""))
+    outcome: Outcome = "BLOCK" if any(r.blocking for r in reasons) else "RESTORE"
+    return Decision(outcome=outcome, reasons=tuple(reasons))
