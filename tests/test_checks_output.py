@@ -141,15 +141,43 @@ def test_not_contains_ignore_case() -> None:
 @pytest.mark.parametrize(
     ("params", "param", "problem"),
     [
-        ("", "text", "expected a non-empty string"),
+        ("", "text", "expected a non-empty string or list of strings"),
+        ([], "text", "expected a non-empty string or list of strings"),
+        (["a", ""], "text", "expected a non-empty string or list of strings"),
         ({}, "text", "missing required parameter"),
-        (5, "text", "expected a string, found int"),
+        (5, "text", "expected a non-empty string or list of strings"),
         ({"text": "a", "ignore_case": 1}, "ignore_case", "expected true or false, found 1"),
     ],
 )
 def test_contains_bad_params(kind: str, params: Any, param: str, problem: str) -> None:
     err = param_error(kind, params)
     assert (err.param, err.problem) == (param, problem)
+
+
+def test_contains_all_of_a_list_fails_naming_what_is_missing() -> None:
+    outcome = judge("contains", ["Refunds", "store credit", "gift card"], POLICY)
+    assert outcome.verdict == "fail"
+    assert outcome.reason == "output does not contain 'store credit' and 'gift card'"
+    assert outcome.evidence["match"].startswith("[[Refunds]]")
+
+
+def test_contains_any_of_a_list_passes_on_one() -> None:
+    outcome = judge("contains", {"text": ["store credit", "Refunds"], "require": "any"}, POLICY)
+    assert outcome.verdict == "pass"
+    assert outcome.reason == "output contains 'Refunds'"
+    none = judge("contains", {"text": ["store credit", "gift card"], "require": "any"}, POLICY)
+    assert none.reason == "output does not contain 'store credit' or 'gift card'"
+
+
+def test_not_contains_a_list_fails_on_any_and_shows_every_match() -> None:
+    outcome = judge("not_contains", ["gift card", "Refunds", "days"], POLICY)
+    assert outcome.verdict == "fail"
+    assert outcome.reason == "output contains 'Refunds' and 'days'"
+    assert len(outcome.evidence["matches"]) == 2
+
+
+def test_not_contains_require_is_not_a_parameter() -> None:
+    assert param_error("not_contains", {"text": "a", "require": "any"}).param == "require"
 
 
 # --- regex / not_regex ----------------------------------------------------------------------
@@ -234,7 +262,8 @@ def test_unknown_parameter_suggests_the_close_one() -> None:
     err = param_error("contains", {"txt": "a"})
     assert err.param == "txt"
     assert str(err) == (
-        "txt: unknown parameter 'txt' (did you mean 'text'?); expected text, ignore_case")
+        "txt: unknown parameter 'txt' (did you mean 'text'?); "
+        "expected text, require, ignore_case")
     err = param_error("regex", {"pattern": "a", "flags": "i"})
     assert str(err) == "flags: unknown parameter 'flags'; expected pattern, ignore_case"
 
@@ -308,3 +337,121 @@ def test_evaluate_turns_a_raising_check_into_an_error_outcome() -> None:
         TargetResponse(output="x"), CASE)
     assert outcome == CheckOutcome(kind="judge", verdict="error",
                                    reason="check raised KeyError: 'score'", line=12)
+
+
+# --- similar / not_similar ------------------------------------------------------------------
+
+
+def test_similar_passes_over_the_threshold_and_reports_the_score() -> None:
+    outcome = judge("similar", {"reference": "refunds are accepted within 30 days",
+                                "threshold": 90}, POLICY)
+    assert outcome.verdict == "pass"
+    assert outcome.score >= 90
+    assert outcome.reason.startswith("output is similar to the reference (token_set_ratio ")
+
+
+def test_similar_fails_under_the_threshold() -> None:
+    outcome = judge("similar", {"reference": "You have 60 days for a full refund.",
+                                "scorer": "ratio"}, POLICY)
+    assert outcome.verdict == "fail"
+    assert outcome.score < 80
+    assert "< 80" in outcome.reason
+
+
+def test_not_similar_fails_when_the_output_resembles_the_bad_answer() -> None:
+    bad = "Refunds are accepted within 60 days of delivery."
+    assert judge("not_similar", {"reference": bad, "threshold": 85}, POLICY).verdict == "fail"
+    assert judge("not_similar", "Your parcel is on its way.", POLICY).verdict == "pass"
+
+
+def test_similar_exact_case_compares_case() -> None:
+    upper = POLICY.upper()
+    assert judge("similar", {"reference": POLICY, "scorer": "ratio"}, upper).score == 100
+    assert judge("similar", {"reference": POLICY, "scorer": "ratio", "exact_case": True},
+                 upper).verdict == "fail"
+
+
+# --- json -------------------------------------------------------------------------------------
+
+
+def test_json_parses_and_matches_with_exclusions_and_tolerance() -> None:
+    output = '{"status": "refunded", "amount": 39.991, "meta": {"request_id": "r-1"}}'
+    outcome = judge("json", {"expected": {"status": "refunded", "amount": 39.99,
+                                          "meta": {"request_id": "other"}},
+                             "exclude": ["meta.request_id"], "tolerance": 0.01}, output)
+    assert outcome.verdict == "pass"
+
+
+def test_json_differences_are_listed() -> None:
+    outcome = judge("json", {"expected": {"status": "refunded", "amount": 39.99}},
+                    '{"status": "denied", "amount": 39.99, "extra": 1}')
+    assert outcome.verdict == "fail"
+    assert "output['status']: expected 'refunded', obtained 'denied'" in outcome.evidence["diff"]
+    assert "output['extra']: not expected, obtained 1" in outcome.evidence["diff"]
+    partial = judge("json", {"expected": {"amount": 39.99}, "partial": True},
+                    '{"status": "denied", "amount": 39.99}')
+    assert partial.verdict == "pass"
+
+
+def test_json_that_does_not_parse_fails_with_the_position() -> None:
+    outcome = judge("json", {}, '{"status": ')
+    assert outcome.verdict == "fail"
+    assert outcome.reason.startswith("output is not JSON: Expecting value at line 1 column")
+
+
+def test_json_extract_reads_a_fenced_block_or_an_embedded_value() -> None:
+    fenced = 'Here you go:\n```json\n{"ok": true}\n```'
+    assert judge("json", {"expected": {"ok": True}, "extract": True}, fenced).verdict == "pass"
+    inline = 'Result: {"ok": true} as requested'
+    assert judge("json", {"expected": {"ok": True}, "extract": True}, inline).verdict == "pass"
+    assert judge("json", {"expected": {"ok": True}}, inline).verdict == "fail"
+
+
+def test_json_ignore_order() -> None:
+    assert judge("json", {"expected": [1, 2, 3], "ignore_order": True}, "[3, 1, 2]"
+                 ).verdict == "pass"
+    assert judge("json", {"expected": [1, 2, 3]}, "[3, 1, 2]").verdict == "fail"
+
+
+# --- number / length --------------------------------------------------------------------------
+
+
+def test_number_reads_the_figure_by_pattern_within_tolerance() -> None:
+    text = "I've refunded $1,039.99 for order A-1001."
+    ok = judge("number", {"value": 1039.99, "pattern": r"refunded \$([\d.,]+)"}, text)
+    assert ok.verdict == "pass"
+    assert ok.evidence["match"] == "I've refunded $[[1,039.99]] for order A-1001."
+    off = judge("number", {"value": 1000, "tolerance": 5, "pattern": r"\$([\d.,]+)"}, text)
+    assert off.verdict == "fail" and off.obtained == 1039.99
+
+
+def test_number_without_a_figure_fails_saying_so() -> None:
+    outcome = judge("number", 30, "No numbers here.")
+    assert outcome.verdict == "fail" and outcome.reason == "output has no figure matching a number"
+    assert judge("number", 30, POLICY).verdict == "pass"
+
+
+def test_length_in_chars_and_words() -> None:
+    assert judge("length", {"max": 100}, POLICY).verdict == "pass"
+    words = judge("length", {"min": 10, "unit": "words"}, POLICY)
+    assert words.verdict == "fail" and words.reason == "output is 8 words (outside 10..∞)"
+
+
+@pytest.mark.parametrize(
+    ("kind", "params", "param"),
+    [
+        ("similar", {"reference": "  "}, "reference"),
+        ("similar", {"reference": "a", "scorer": "wratio"}, "scorer"),
+        ("not_similar", {"reference": "a", "threshold": 101}, "threshold"),
+        ("json", {"exclude": "meta"}, "exclude"),
+        ("json", {"exclude": ["a..b"]}, "exclude"),
+        ("json", {"tolerance": -1}, "tolerance"),
+        ("number", {"value": "ten"}, "value"),
+        ("number", {"value": 1, "pattern": "(("}, "pattern"),
+        ("length", {}, "min"),
+        ("length", {"min": 5, "max": 1}, "min"),
+        ("length", {"max": 5, "unit": "lines"}, "unit"),
+    ],
+)
+def test_structured_and_similarity_bad_params(kind: str, params: Any, param: str) -> None:
+    assert param_error(kind, params).param == param

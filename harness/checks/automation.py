@@ -146,7 +146,7 @@ class _EpsilonNotice(logging.Filter):
 logging.getLogger("deepdiff.diff").addFilter(_EpsilonNotice())
 
 
-def _deepdiff_path(segments: Sequence[str | int]) -> str:
+def deepdiff_path(segments: Sequence[str | int]) -> str:
     return "root" + "".join(f"[{s}]" if isinstance(s, int) else f"[{s!r}]" for s in segments)
 
 
@@ -168,15 +168,16 @@ def _project(obtained: Any, expected: Any) -> Any:
     return obtained
 
 
-def _args_path(path: str | None) -> str:
+def _labelled(path: str | None, label: str) -> str:
     path = path or "root"
-    return "args" + path[4:] if path.startswith("root") else path
+    return label + path[4:] if path.startswith("root") else path
 
 
-def _describe(report: str, level: Any) -> str:
+def _describe(report: str, level: Any, label: str) -> str:
     if report.endswith("_added"):
-        return f"{_args_path(level.path(use_t2=True))}: not expected, obtained {show(level.t2)}"
-    path = _args_path(level.path())
+        where = _labelled(level.path(use_t2=True), label)
+        return f"{where}: not expected, obtained {show(level.t2)}"
+    path = _labelled(level.path(), label)
     if report.endswith("_removed"):
         return f"{path}: expected {show(level.t1)}, missing from the call"
     if report in ("values_changed", "type_changes"):
@@ -192,6 +193,7 @@ def diff_args(
     exclude: Sequence[str] = (),
     ignore_order: bool = False,
     tolerance: float | None = None,
+    label: str = "args",
 ) -> list[str]:
     """The differences between expected and obtained arguments, one readable line each
     (``args['order_id']: expected 'A-1001', obtained 'A-1002'``); empty when they agree.
@@ -205,7 +207,7 @@ def diff_args(
     tree = DeepDiff(want, got, view="tree", exclude_paths=list(exclude) or None,
                     ignore_order=ignore_order, math_epsilon=tolerance,
                     ignore_numeric_type_changes=True)
-    return sorted(_describe(report, level) for report, levels in tree.items()
+    return sorted(_describe(report, level, label) for report, levels in tree.items()
                   for level in levels)
 
 
@@ -385,7 +387,7 @@ def tool_args(params: Params) -> Check:
     args = _args(params, "args", required=True) or {}
     which = params.choice("which", WHICH, "all")
     ignore = params.texts("ignore", [])
-    exclude = [_deepdiff_path(read_path("ignore", path)) for path in ignore]
+    exclude = [deepdiff_path(read_path("ignore", path)) for path in ignore]
     ignore_order = params.flag("ignore_order")
     tolerance = params.number("tolerance", None, minimum=0)
     partial = params.flag("partial", True)

@@ -68,31 +68,48 @@ def _find(text: str, needle: str, ignore_case: bool) -> tuple[int, int]:
 
 
 def _contains_check(params: Params, *, negate: bool) -> Check:
-    text = params.text("text")
-    if not text:
-        raise CheckParamError("expected a non-empty string", param="text")
+    texts = params.texts("text")
+    require = "all" if negate else params.choice("require", ("all", "any"), "all")
     ignore_case = params.flag("ignore_case")
+    wanted = texts[0] if len(texts) == 1 else texts
+    expected = f"not {wanted!r}" if negate else (
+        repr(wanted) if require == "all" else f"any of {texts!r}")
 
     def check(response: TargetResponse, case: Case) -> CheckOutcome:
         output = response.output
-        at, end = _find(output, text, ignore_case)
-        expected = f"not {text!r}" if negate else repr(text)
-        if at < 0:
-            verdict = passed if negate else failed
-            return verdict(f"output does not contain {text!r}", expected=expected,
-                           obtained=output)
-        span = excerpt(output, at, end)
-        verdict = failed if negate else passed
-        return verdict(f"output contains {text!r}", expected=expected, obtained=output,
-                       match=span)
+        spans = {text: _find(output, text, ignore_case) for text in texts}
+        found = [text for text, (at, _) in spans.items() if at >= 0]
+        missing = [text for text in texts if text not in found]
+        matches = [excerpt(output, *spans[text]) for text in found]
+        shown = {"match": matches[0]} if len(matches) == 1 else (
+            {"matches": matches} if matches else {})
+        if negate:
+            if found:
+                return failed(f"output contains {_listing(found)}", expected=expected,
+                              obtained=output, **shown)
+            return passed(f"output does not contain {_listing(texts, 'or')}",
+                          expected=expected, obtained=output)
+        if (require == "any" and found) or not missing:
+            return passed(f"output contains {_listing(found)}", expected=expected,
+                          obtained=output, **shown)
+        joiner = "or" if require == "any" else "and"
+        return failed(f"output does not contain {_listing(missing, joiner)}",
+                      expected=expected, obtained=output, **shown)
 
     return check
 
 
+def _listing(texts: list[str], joiner: str = "and") -> str:
+    quoted = [repr(text) for text in texts]
+    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} {joiner} {quoted[-1]}"
+
+
 @register(
     "contains",
-    summary="The output contains a text.",
-    params={"text": "The text to find.", "ignore_case": IGNORE_CASE},
+    summary="The output contains a text (or all, or any, of a list of texts).",
+    params={"text": "A text, or a list of texts, to find.",
+            "require": "all (default): every text; any: at least one.",
+            "ignore_case": IGNORE_CASE},
     shorthand="text",
     category="output_quality",
     example='- contains: {text: "30 days", ignore_case: true}',
@@ -103,11 +120,12 @@ def contains(params: Params) -> Check:
 
 @register(
     "not_contains",
-    summary="The output does not contain a text.",
-    params={"text": "The text that must not appear.", "ignore_case": IGNORE_CASE},
+    summary="The output contains none of the given texts.",
+    params={"text": "A text, or a list of texts, that must not appear.",
+            "ignore_case": IGNORE_CASE},
     shorthand="text",
     category="output_quality",
-    example='- not_contains: "full refund"',
+    example='- not_contains: ["full refund", "60 days"]',
 )
 def not_contains(params: Params) -> Check:
     return _contains_check(params, negate=True)
@@ -160,3 +178,217 @@ def regex(params: Params) -> Check:
 )
 def not_regex(params: Params) -> Check:
     return _regex_check(params, negate=True)
+
+
+# --- similarity -------------------------------------------------------------------------------
+
+SIMILARITY_SCORERS = ("ratio", "partial_ratio", "token_sort_ratio", "token_set_ratio")
+
+
+def _similarity_check(params: Params, *, negate: bool) -> Check:
+    from rapidfuzz import fuzz, utils
+
+    reference = params.text("reference")
+    if not reference.strip():
+        raise CheckParamError("expected a non-empty text", param="reference")
+    scorer_name = params.choice("scorer", SIMILARITY_SCORERS, "token_set_ratio")
+    threshold = params.number("threshold", 80, minimum=0, maximum=100)
+    scorer = getattr(fuzz, scorer_name)
+    processor = None if params.flag("exact_case") else utils.default_process
+
+    def check(response: TargetResponse, case: Case) -> CheckOutcome:
+        score = round(scorer(reference, response.output, processor=processor), 1)
+        close = score >= threshold
+        relation = ">=" if close else "<"
+        reason = (f"output is {'similar' if close else 'not similar'} to the reference "
+                  f"({scorer_name} {score:g} {relation} {threshold:g})")
+        verdict = (failed if close else passed) if negate else (passed if close else failed)
+        return verdict(reason, score=score, expected=reference, obtained=response.output)
+
+    return check
+
+
+SIMILAR_PARAMS = {
+    "reference": "The reference text.",
+    "scorer": "rapidfuzz scorer: ratio, partial_ratio, token_sort_ratio or token_set_ratio "
+              "(default).",
+    "threshold": "Score 0-100 at which texts count as similar (default 80).",
+    "exact_case": "Compare case and punctuation as they are (default false: both ignored).",
+}
+
+
+@register(
+    "similar",
+    summary="The output is similar to a reference text (rapidfuzz score >= threshold).",
+    params=SIMILAR_PARAMS,
+    shorthand="reference",
+    category="output_quality",
+    example='- similar: {reference: "Returns are accepted within 30 days.", threshold: 70}',
+)
+def similar(params: Params) -> Check:
+    return _similarity_check(params, negate=False)
+
+
+@register(
+    "not_similar",
+    summary="The output is not similar to a text (e.g. the incident's bad answer).",
+    params={**SIMILAR_PARAMS, "reference": "The text the output must not resemble."},
+    shorthand="reference",
+    category="output_quality",
+    example='- not_similar: {reference: "You have 60 days to return it.", threshold: 85}',
+)
+def not_similar(params: Params) -> Check:
+    return _similarity_check(params, negate=True)
+
+
+# --- structured output ----------------------------------------------------------------------
+
+_FENCE = re.compile(r"```(?:json)?\s*\n(.*?)```", re.DOTALL)
+
+
+def _parse_json(output: str, extract: bool) -> tuple[object, str | None]:
+    """The JSON value of the output (or of its first ```json block when ``extract``)."""
+    import json
+
+    text = output
+    if extract:
+        fenced = _FENCE.search(output)
+        if fenced:
+            text = fenced.group(1)
+        else:
+            starts = [i for i in (output.find("{"), output.find("[")) if i >= 0]
+            if starts:
+                try:
+                    value, _ = json.JSONDecoder().raw_decode(output[min(starts):])
+                    return value, None
+                except json.JSONDecodeError:
+                    pass
+    try:
+        return json.loads(text), None
+    except json.JSONDecodeError as exc:
+        return None, f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+
+
+@register(
+    "json",
+    summary="The output is JSON and, when expected is given, matches it (deepdiff).",
+    params={
+        "expected": "The expected value (optional: without it only parsing is checked).",
+        "partial": "Compare only the keys that expected names (default false).",
+        "ignore_order": "Lists may come in any order (default false).",
+        "exclude": "Paths left out of the comparison, e.g. [meta.request_id, items[0].sku].",
+        "tolerance": "Absolute tolerance for numbers (default exact).",
+        "extract": "Read the first ```json block or JSON value inside the text (default false).",
+    },
+    category="output_quality",
+    example="- json: {expected: {status: refunded, amount: 39.99}, partial: true}",
+)
+def json_check(params: Params) -> Check:
+    from harness.checks.automation import deepdiff_path, diff_args, read_path
+
+    expected = params.value("expected", None)
+    partial = params.flag("partial")
+    ignore_order = params.flag("ignore_order")
+    extract = params.flag("extract")
+    tolerance = params.number("tolerance", None, minimum=0)
+    raw_exclude = params.value("exclude", [])
+    if not isinstance(raw_exclude, list):
+        raise CheckParamError("expected a list of paths", param="exclude")
+    exclude = [deepdiff_path(read_path("exclude", path)) for path in raw_exclude]
+
+    def check(response: TargetResponse, case: Case) -> CheckOutcome:
+        value, problem = _parse_json(response.output, extract)
+        if problem is not None:
+            return failed(f"output is not JSON: {problem}", obtained=response.output)
+        if expected is None:
+            return passed("output is valid JSON", obtained=value)
+        if partial and not isinstance(expected, dict | list):
+            differences = [] if value == expected else [f"output: expected {expected!r}"]
+        else:
+            differences = diff_args({"_": expected}, {"_": value}, partial=partial,
+                                    exclude=[p.replace("root", "root['_']", 1) for p in exclude],
+                                    ignore_order=ignore_order, tolerance=tolerance,
+                                    label="output")
+            differences = [line.replace("output['_']", "output", 1) for line in differences]
+        if differences:
+            return failed(f"output JSON differs: {differences[0]}"
+                          + (f" (+{len(differences) - 1} more)" if len(differences) > 1 else ""),
+                          expected=expected, obtained=value, diff="\n".join(differences[:40]))
+        return passed("output JSON matches the expected value", expected=expected,
+                      obtained=value)
+
+    return check
+
+
+_NUMBER = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?|[-+]?\.\d+")
+
+
+@register(
+    "number",
+    summary="A figure in the output equals a value within a tolerance.",
+    params={
+        "value": "The expected number.",
+        "tolerance": "Largest allowed absolute difference (default 0).",
+        "pattern": "Regular expression whose group 1 (or whole match) holds the figure "
+                   "(default: the first number in the output).",
+    },
+    shorthand="value",
+    category="output_quality",
+    example="- number: {value: 39.99, pattern: 'refunded \\$([\\d.,]+)', tolerance: 0.01}",
+)
+def number(params: Params) -> Check:
+    expected = params.number("value")
+    tolerance = params.number("tolerance", 0, minimum=0)
+    source = params.text("pattern", None)
+    try:
+        pattern = re.compile(source) if source else _NUMBER
+    except re.error as exc:
+        raise CheckParamError(f"invalid regular expression: {exc}", param="pattern") from None
+
+    def check(response: TargetResponse, case: Case) -> CheckOutcome:
+        found = pattern.search(response.output)
+        if found is None:
+            where = f"/{source}/" if source else "a number"
+            return failed(f"output has no figure matching {where}", expected=expected,
+                          obtained=response.output)
+        text = found.group(1) if pattern.groups else found.group(0)
+        try:
+            figure = float(text.replace(",", ""))
+        except ValueError:
+            return failed(f"{text!r} is not a number", expected=expected, obtained=text)
+        span = excerpt(response.output, *found.span(1 if pattern.groups else 0))
+        difference = abs(figure - expected)
+        verdict = passed if difference <= tolerance else failed
+        return verdict(f"figure {figure:g} {'is' if difference <= tolerance else 'is not'} "
+                       f"{expected:g} ± {tolerance:g}", expected=expected, obtained=figure,
+                       match=span)
+
+    return check
+
+
+@register(
+    "length",
+    summary="The output's length (characters or words) lies between min and max.",
+    params={"min": "Shortest allowed length.", "max": "Longest allowed length.",
+            "unit": "chars (default) or words."},
+    category="output_quality",
+    example="- length: {max: 600}",
+)
+def length(params: Params) -> Check:
+    low = params.number("min", None, minimum=0)
+    high = params.number("max", None, minimum=0)
+    unit = params.choice("unit", ("chars", "words"), "chars")
+    if low is None and high is None:
+        raise CheckParamError("give min, max or both", param="min")
+    if low is not None and high is not None and low > high:
+        raise CheckParamError(f"min ({low}) is greater than max ({high})", param="min")
+
+    def check(response: TargetResponse, case: Case) -> CheckOutcome:
+        size = len(response.output.split()) if unit == "words" else len(response.output)
+        bounds = f"{low if low is not None else 0}..{high if high is not None else '∞'}"
+        inside = (low is None or size >= low) and (high is None or size <= high)
+        verdict = passed if inside else failed
+        return verdict(f"output is {size} {unit} ({'within' if inside else 'outside'} {bounds})",
+                       expected=bounds, obtained=size)
+
+    return check
