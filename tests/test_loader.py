@@ -633,7 +633,7 @@ def test_unknown_check_parameter(tmp_path: Path) -> None:
     err = case_error(path, "input: a\nexpect:\n  - equals: x\n  - contains: {txt: a}\n")
     assert head(err) == (
         f"{path}:4: expect[1].contains.txt: unknown parameter 'txt' (did you mean 'text'?); "
-        "expected text, ignore_case")
+        "expected text, require, ignore_case")
 
 
 def test_invalid_regex_parameter(tmp_path: Path) -> None:

@@ -1,3 +1,11 @@
 """Imports every module of built-in checks, so that each registers its kinds."""
 
-from harness.checks import automation, custom, output, policy, retrieval, review  # noqa: F401
+from harness.checks import (  # noqa: F401 - importing registers the kinds
+    automation,
+    custom,
+    exposure,
+    output,
+    policy,
+    retrieval,
+    review,
+)
