@@ -265,6 +265,7 @@ def load_case(
             status=fields["status"],
             owner=fields["owner"],
             near_miss=fields.get("near_miss", False),
+            severity_basis=tuple(fields.get("severity_basis", ())),
             business_owner=fields.get("business_owner"),
             timeline=timeline,
             impact=fields.get("impact", {}),
@@ -295,6 +296,7 @@ def load_case(
         tags=tuple(fields.get("tags", ())),
         incident=incident,
         evidence=evidence,
+        draft=fields.get("draft", False),
         digest=sha256_text(text),
     )
 

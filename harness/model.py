@@ -298,6 +298,7 @@ class Incident:
     status: str
     owner: str
     near_miss: bool = False
+    severity_basis: tuple[str, ...] = ()
     business_owner: str | None = None
     timeline: Mapping[str, dt.datetime] = field(default_factory=dict)
     impact: Mapping[str, Any] = field(default_factory=dict)
@@ -327,6 +328,7 @@ class Case:
     tags: tuple[str, ...] = ()
     incident: Incident | None = None
     evidence: Mapping[str, Any] = field(default_factory=dict)
+    draft: bool = False
     digest: str = ""
 
     @property

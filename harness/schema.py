@@ -328,6 +328,8 @@ EVIDENCE = Record(
 INCIDENT_FIELDS: dict[str, Node] = {
     "category": Text(choices=model.CATEGORIES, description="Which of the six failure kinds."),
     "severity": Text(choices=model.SEVERITIES, description="sev1 (worst) to sev4."),
+    "severity_basis": ListOf(Text(), description="The severity rules that fired when the "
+                                                 "severity was derived from the impact."),
     "status": Text(choices=model.STATUSES),
     "near_miss": Flag(description="True when the failure was caught before it reached anyone."),
     "owner": Text(description="Who owns the fix (notified when the case regresses)."),
@@ -375,6 +377,8 @@ def case_record(expect_entry: Custom) -> Record:
                                     description="Share of trials that must pass (default 1.0)."),
             "timeout_s": Number(minimum=0, description="Seconds one target call may take."),
             "tags": ListOf(Text(allow_numbers=True)),
+            "draft": Flag(description="Drafted by tooling (e.g. harness case from-trace): a "
+                                      "person must review it; harness check reports it."),
         },
         required=("expect",),
         description="An incident case (incident record and regression case) or a baseline case.",
