@@ -10,6 +10,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from harness.compare import CheckChange
+    from harness.gate import Decision, GatePolicy
+    from harness.model import Suite, TargetSpec
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -46,6 +52,45 @@ def _parser() -> argparse.ArgumentParser:
                           "beside the suite's suites/ folder); never overwritten")
     run.set_defaults(handler=_run)
 
+    compare = commands.add_parser(
+        "compare", help="compare two run records case by case",
+        description="Give each case a transition (fixed, regressed, still_failing, "
+                    "still_passing, new, removed, flaky, error) with pass rates, changed checks "
+                    "and the tool-call, source and approval differences.",
+    )
+    compare.add_argument("baseline", type=Path, metavar="BASELINE_RUN")
+    compare.add_argument("candidate", type=Path, metavar="CANDIDATE_RUN")
+    compare.add_argument("--format", choices=("text", "json"), default="text")
+    compare.set_defaults(handler=_compare)
+
+    gate = commands.add_parser(
+        "gate", help="decide RESTORE or BLOCK from two run records",
+        description="Compare two runs and apply the gate policy. Exit 0 RESTORE (allow), "
+                    "1 BLOCK, 2 bad input. Prints every reason with its case and owner.",
+    )
+    gate.add_argument("baseline", type=Path, metavar="BASELINE_RUN")
+    gate.add_argument("candidate", type=Path, metavar="CANDIDATE_RUN")
+    gate.add_argument("--suite", type=Path, metavar="SUITE",
+                      help="read the gate policy from this suite's gate section "
+                           "(default: the safe defaults)")
+    gate.set_defaults(handler=_gate)
+
+    validate = commands.add_parser(
+        "validate", help="run, compare, gate and write the reports (the main job)",
+        description="Run what needs running, compare the candidate with the baseline, apply "
+                    "the gate, and write the HTML report, a Markdown summary and JUnit XML. "
+                    "Exit 0 RESTORE, 1 BLOCK, 2 bad input.",
+    )
+    validate.add_argument("suite", type=Path, metavar="SUITE")
+    validate.add_argument("--baseline", metavar="TARGET_OR_RUN_FILE",
+                          help="a target to run, or an existing run record (.jsonl) "
+                               "(default: the suite's gate.baseline)")
+    validate.add_argument("--candidate", metavar="TARGET",
+                          help="the target to validate (default: the suite's gate.candidate)")
+    validate.add_argument("--out-dir", type=Path, metavar="DIR",
+                          help="where reports go (default: reports/ beside suites/)")
+    validate.set_defaults(handler=_validate)
+
     kinds = commands.add_parser(
         "checks", help="list every check kind with its parameters",
         description="List every available check kind (built-in and from installed "
@@ -65,48 +110,177 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _run(args: argparse.Namespace) -> int:
+def _execute(suite: Suite, spec: TargetSpec, *, out: Path | None, pytest_args: Sequence[str],
+             quiet: bool = False) -> tuple[int, Path]:
+    """Run ``suite`` against ``spec`` through pytest; returns the exit code and record path."""
     import pytest
 
-    from harness import loader, plugin, targets
+    from harness import plugin, targets
+    from harness.errors import InputError
     from harness.records import RunHeader, git_commit, new_run_id, utc_now
 
-    suite = loader.load_suite(args.suite)
-    spec = loader.choose_target(suite, args.target)
     targets.build(spec, suite.root)  # import errors and bad options are bad input: exit 2 now
     run_id = new_run_id()
-    out = args.out or suite.root / "reports" / "runs" / f"{suite.name}-{spec.name}-{run_id}.jsonl"
+    out = out or suite.root / "reports" / "runs" / f"{suite.name}-{spec.name}-{run_id}.jsonl"
     if out.exists():
-        from harness.errors import InputError
-
         raise InputError("run record already exists; choose another --out", path=out)
     header = RunHeader(
-        run_id=run_id, suite=suite.name, suite_digest=suite.digest, suite_path=str(args.suite),
+        run_id=run_id, suite=suite.name, suite_digest=suite.digest, suite_path=str(suite.path),
         target=spec.name, target_kind=spec.kind, target_digest=spec.digest,
         started_at=utc_now(), git_commit=git_commit(suite.root),
     )
     recorder = plugin.Recorder(out, header=header)
-    extra = args.passthrough
+    options = ["-p", "no:terminal"] if quiet else []
     code = pytest.main(
-        [str(args.suite), "--harness-target", spec.name, "-p", "no:cacheprovider",
+        [str(suite.path), "--harness-target", spec.name, "-p", "no:cacheprovider",
          # harness is imported before pytest starts, so pytest cannot rewrite its asserts
-         "-W", "ignore::pytest.PytestAssertRewriteWarning", *extra],
+         "-W", "ignore::pytest.PytestAssertRewriteWarning", *options, *pytest_args],
         plugins=[plugin.Preloaded(suite), recorder],
     )
     if recorder.writer is None:
         print("error: no run record was written (see pytest's output above)", file=sys.stderr)
-        return EXIT_INTERRUPTED if code == pytest.ExitCode.INTERRUPTED else EXIT_BAD_INPUT
+        return (EXIT_INTERRUPTED if code == pytest.ExitCode.INTERRUPTED else EXIT_BAD_INPUT), out
     counts = recorder.writer.counts
-    print(f"run record: {out}")
-    print(f"{counts['pass']} passed, {counts['fail']} failed, {counts['error']} errors")
+    print(f"{spec.name}: {counts['pass']} passed, {counts['fail']} failed, "
+          f"{counts['error']} errors; run record: {out}")
     if code == pytest.ExitCode.INTERRUPTED:
-        return EXIT_INTERRUPTED
+        return EXIT_INTERRUPTED, out
     if code == pytest.ExitCode.NO_TESTS_COLLECTED:
         print("error: no case was selected", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return EXIT_BAD_INPUT, out
     if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
-        return EXIT_BAD_INPUT
-    return EXIT_FAILED if counts["fail"] or counts["error"] else EXIT_OK
+        return EXIT_BAD_INPUT, out
+    return (EXIT_FAILED if counts["fail"] or counts["error"] else EXIT_OK), out
+
+
+def _run(args: argparse.Namespace) -> int:
+    from harness import loader
+
+    suite = loader.load_suite(args.suite)
+    spec = loader.choose_target(suite, args.target)
+    code, _ = _execute(suite, spec, out=args.out, pytest_args=args.passthrough)
+    return code
+
+
+def _policy(suite_path: Path | None) -> tuple[GatePolicy, str]:
+    from harness import loader
+    from harness.gate import GatePolicy
+
+    if suite_path is None:
+        return GatePolicy(), "defaults"
+    suite = loader.load_suite(suite_path)
+    return GatePolicy.from_section(suite.gate), str(suite_path)
+
+
+def _print_decision(decision: Decision) -> None:
+    print(f"decision: {decision.outcome}")
+    for reason in decision.reasons:
+        label = "BLOCK" if reason.blocking else "note "
+        who = f"{reason.case_id}: " if reason.case_id else ""
+        owner = f" (owner {reason.owner})" if reason.owner else ""
+        print(f"  {label} {who}[{reason.rule}] {reason.message}{owner}")
+    if decision.owners():
+        print(f"owners to notify: {', '.join(decision.owners())}")
+
+
+def _compare(args: argparse.Namespace) -> int:
+    import json
+
+    from harness.compare import compare
+    from harness.records import read_run
+
+    comparison = compare(read_run(args.baseline), read_run(args.candidate))
+    if args.format == "json":
+        rows = [
+            {"case_id": c.case_id, "transition": c.transition.value, "incident": c.incident,
+             "baseline": c.baseline.verdict if c.baseline else None,
+             "candidate": c.candidate.verdict if c.candidate else None,
+             "baseline_pass_rate": c.baseline.pass_rate if c.baseline else None,
+             "candidate_pass_rate": c.candidate.pass_rate if c.candidate else None,
+             "candidate_interval": c.candidate_interval, "similarity": c.similarity,
+             "check_changes": [vars_of(change) for change in c.check_changes],
+             "structured_diffs": c.structured_diffs}
+            for c in comparison.cases
+        ]
+        print(json.dumps({"counts": {t.value: n for t, n in comparison.counts().items()},
+                          "cases": rows}, indent=2))
+        return EXIT_OK
+    for case in comparison.cases:
+        before = case.baseline.verdict if case.baseline else "-"
+        after = case.candidate.verdict if case.candidate else "-"
+        interval = ""
+        if case.candidate_interval:
+            low, high = case.candidate_interval
+            interval = f"  pass rate {case.latest.pass_rate:.0%} (95% CI {low:.0%}-{high:.0%})"
+        print(f"{case.case_id:<24} {case.transition.value:<14} {before:>5} -> {after:<5}{interval}")
+        for change in case.check_changes:
+            print(f"    {change.kind} (line {change.line}): {change.baseline} -> "
+                  f"{change.candidate}: {change.reason}")
+        for name, lines in case.structured_diffs.items():
+            print(f"    {name}:")
+            print("\n".join(f"      {line}" for line in lines))
+    counts = ", ".join(f"{n} {t.value}" for t, n in comparison.counts().items() if n)
+    print(f"\n{counts}")
+    return EXIT_OK
+
+
+def vars_of(change: CheckChange) -> dict[str, object]:
+    return {"kind": change.kind, "line": change.line, "baseline": change.baseline,
+            "candidate": change.candidate, "reason": change.reason}
+
+
+def _gate(args: argparse.Namespace) -> int:
+    from harness.compare import compare
+    from harness.gate import decide
+    from harness.records import read_run
+
+    policy, source = _policy(args.suite)
+    decision = decide(compare(read_run(args.baseline), read_run(args.candidate)), policy)
+    print(f"policy: {source}")
+    _print_decision(decision)
+    return EXIT_OK if decision.allowed else EXIT_FAILED
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from harness import loader
+    from harness.compare import compare
+    from harness.errors import InputError
+    from harness.gate import GatePolicy, decide
+    from harness.records import read_run
+    from harness.report.writer import write_reports
+
+    suite = loader.load_suite(args.suite)
+    baseline_ref = args.baseline or suite.gate.get("baseline")
+    candidate_name = args.candidate or suite.gate.get("candidate")
+    if not baseline_ref or not candidate_name:
+        problem = ("name the runs to compare: --baseline TARGET_OR_RUN_FILE and --candidate "
+                   f"TARGET (or gate.baseline and gate.candidate); targets: "
+                   f"{', '.join(suite.targets)}")
+        raise InputError(problem, path=suite.path, field="gate")
+    candidate_spec = loader.choose_target(suite, candidate_name)
+    baseline_file = Path(baseline_ref)
+    if baseline_ref not in suite.targets and baseline_file.suffix == ".jsonl":
+        baseline = read_run(baseline_file)
+    else:
+        code, path = _execute(suite, loader.choose_target(suite, baseline_ref), out=None,
+                              pytest_args=(), quiet=True)
+        if code not in (EXIT_OK, EXIT_FAILED):
+            return code
+        baseline = read_run(path)
+    code, path = _execute(suite, candidate_spec, out=None, pytest_args=(), quiet=True)
+    if code not in (EXIT_OK, EXIT_FAILED):
+        return code
+    comparison = compare(baseline, read_run(path))
+    decision = decide(comparison, GatePolicy.from_section(suite.gate))
+    written = write_reports(comparison, decision, policy=GatePolicy.from_section(suite.gate),
+                            folder=args.out_dir or suite.root / "reports")
+    counts = ", ".join(f"{n} {t.value}" for t, n in comparison.counts().items() if n)
+    print(f"{baseline.header.target} -> {candidate_spec.name}: {counts}")
+    _print_decision(decision)
+    print(f"report: {written.html}")
+    print(f"summary: {written.markdown}")
+    print(f"junit: {written.junit}")
+    return EXIT_OK if decision.allowed else EXIT_FAILED
 
 
 def _checks(args: argparse.Namespace) -> int:
