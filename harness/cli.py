@@ -91,6 +91,36 @@ def _parser() -> argparse.ArgumentParser:
                           help="where reports go (default: reports/ beside suites/)")
     validate.set_defaults(handler=_validate)
 
+    check = commands.add_parser(
+        "check", help="check the case registry (meant for CI)",
+        description="Check every case and suite under ROOT: files valid, ids unique, every "
+                    "closed incident included by a suite, every incident case failing on its "
+                    "own evidence and on the suite's pre-fix (or gate.baseline) target, no "
+                    "draft left. Exit 0 clean, 1 findings (each names file:line and what to "
+                    "do), 2 bad input.",
+    )
+    check.add_argument("root", nargs="?", type=Path, default=Path("."), metavar="ROOT",
+                       help="the project folder holding cases/ and suites/ (default: .)")
+    check.add_argument("--no-targets", action="store_true",
+                       help="do not run incident cases on the pre-fix / gate.baseline target")
+    check.set_defaults(handler=_check)
+
+    metrics = commands.add_parser(
+        "metrics", help="incident metrics from the case files (and run records)",
+        description="Incident counts by workflow, category and severity; time to detection "
+                    "and containment (median, p90); affected users and records; repeated "
+                    "failure types; missing log rate; human review bypasses; post-fix results "
+                    "from the latest runs.",
+    )
+    metrics.add_argument("cases_dir", nargs="?", type=Path, default=Path("cases"),
+                         metavar="CASES_DIR", help="default: cases")
+    metrics.add_argument("--runs", type=Path, metavar="DIR",
+                         help="run records folder for post-fix results (e.g. reports/runs)")
+    metrics.add_argument("--format", choices=("table", "csv", "json", "html"), default="table")
+    metrics.add_argument("--out", type=Path, metavar="PATH",
+                         help="write to PATH instead of standard output")
+    metrics.set_defaults(handler=_metrics)
+
     kinds = commands.add_parser(
         "checks", help="list every check kind with its parameters",
         description="List every available check kind (built-in and from installed "
@@ -281,6 +311,32 @@ def _validate(args: argparse.Namespace) -> int:
     print(f"summary: {written.markdown}")
     print(f"junit: {written.junit}")
     return EXIT_OK if decision.allowed else EXIT_FAILED
+
+
+def _check(args: argparse.Namespace) -> int:
+    from harness import registry_check
+
+    findings = registry_check.check_registry(args.root, run_targets=not args.no_targets)
+    rows = registry_check.completeness(registry_check.load_cases(args.root / "cases"))
+    print(registry_check.render_report(findings, rows))
+    return EXIT_FAILED if findings else EXIT_OK
+
+
+def _metrics(args: argparse.Namespace) -> int:
+    from harness import metrics
+    from harness.files import write_atomic
+    from harness.registry_check import load_cases
+
+    notes: list[str] = []
+    runs = metrics.load_runs(args.runs, notes=notes) if args.runs else []
+    figures = metrics.compute_metrics(load_cases(args.cases_dir), runs, notes=notes)
+    text = metrics.render(figures, args.format)
+    if args.out:
+        write_atomic(args.out, text)
+        print(f"metrics: {args.out}")
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
 
 
 def _checks(args: argparse.Namespace) -> int:

@@ -159,3 +159,49 @@ def test_bundled_suite_selects_the_data_exposure_case_by_marker(tmp_path):
     assert done.returncode == 1
     assert "1 failed, 18 deselected" in done.stdout
     assert "FAILED" in done.stdout and "INC-2026-011" in done.stdout
+
+
+def test_check_on_the_bundled_registry_exits_0():
+    done = harness("check", str(REPO), "--no-targets", cwd=REPO)
+    assert done.returncode == 0, done.stdout
+    assert "no findings" in done.stdout
+
+
+def test_check_exits_1_naming_a_non_reproducing_case_and_an_orphan(tmp_path):
+    import shutil
+
+    shutil.copytree(REPO / "cases", tmp_path / "cases")
+    shutil.copytree(REPO / "suites", tmp_path / "suites")
+    case = tmp_path / "cases" / "refund-assistant" / "INC-2026-014.yaml"
+    text = case.read_text()
+    case.write_text(text[: text.index("\nexpect:\n")] + "\nexpect:\n  - contains: Source\n")
+    orphan = tmp_path / "cases" / "billing" / "INC-2026-099.yaml"
+    orphan.parent.mkdir()
+    orphan.write_text(text.replace("id: INC-2026-014", "id: INC-2026-099"))
+    done = harness("check", str(tmp_path), cwd=tmp_path)
+    assert done.returncode == 1
+    assert "INC-2026-014" in done.stdout and "pre-fix" in done.stdout
+    assert "cases/billing/INC-2026-099.yaml" in done.stdout and "suite" in done.stdout
+
+
+def test_check_on_bad_input_exits_2(tmp_path):
+    write(tmp_path / "cases" / "w" / "C1.yaml", "id: C1\ninput: x\nexpect: nope\n")
+    write(tmp_path / "suites" / "s.yaml", "name: s\ncases: cases/w/*.yaml\n"
+                                          "targets: {r: {replay: true}}\n")
+    done = harness("check", str(tmp_path), cwd=tmp_path)
+    assert done.returncode == 2
+    assert "C1.yaml:3: expect: expected a list" in done.stderr
+
+
+def test_metrics_prints_every_metric(tmp_path):
+    done = harness("metrics", str(REPO / "cases"), "--format", "json", cwd=tmp_path)
+    assert done.returncode == 0
+    figures = json.loads(done.stdout)
+    text = json.dumps(figures)
+    for name in ("by_workflow", "by_category", "by_severity", "detection", "containment",
+                 "users", "records", "repeated", "missing", "bypass"):
+        assert name in text, name
+    out = tmp_path / "metrics.html"
+    assert harness("metrics", str(REPO / "cases"), "--format", "html", "--out", str(out),
+                   cwd=tmp_path).returncode == 0
+    assert out.read_text().lower().startswith("<!doctype html>")

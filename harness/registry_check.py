@@ -1,0 +1,292 @@
+"""Check a case registry before it is trusted (``harness check``, meant for CI).
+
+A registry is a project folder holding ``cases/`` and ``suites/``. Its regression cases protect
+something only when they load, have unique ids, are run by a suite, and reproduce their
+incident: an incident case that passes on what the workflow did during the incident (its
+evidence), or on the release from before the fix, passes whatever the workflow does and guards
+nothing. Each such problem is a :class:`Finding` naming the file, the line and what to do.
+
+Which evidence each incident kept (input, prompt version, model route, sources, tool calls,
+approvals, output) is reported beside the findings by :func:`completeness`, for information.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+from harness import loader, targets
+from harness.errors import InputError
+from harness.model import EVIDENCE_FIELDS, Case, CaseResult, Suite
+from harness.runner import run_case
+from harness.targets.replay import ReplayTarget
+
+PRE_FIX = "pre-fix"
+"""A suite target of this name is the release from before the fixes: incident cases must fail
+on it."""
+REPLAYABLE = ("output", "tool_calls", "sources", "approvals")
+"""Evidence fields the replay target answers with; a case with none of them cannot replay."""
+YAML_SUFFIXES = (".yaml", ".yml")
+
+DUPLICATE_ID = "duplicate_id"
+NOT_IN_SUITE = "not_in_suite"
+NO_EVIDENCE = "no_evidence"
+PASSES_ON_EVIDENCE = "passes_on_evidence"
+PASSES_ON_TARGET = "passes_on_target"
+NOT_REPRODUCED = "not_reproduced"
+DRAFT = "draft"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One problem in the registry: where it stands, which case, which rule, and what to do."""
+
+    path: str
+    line: int | None
+    case_id: str | None
+    rule: str
+    message: str
+    fix: str
+
+    def render(self) -> str:
+        """``path:line: case: message`` and, indented below, what to do."""
+        where = self.path if self.line is None else f"{self.path}:{self.line}"
+        case = f"{self.case_id}: " if self.case_id else ""
+        return f"{where}: {case}{self.message} [{self.rule}]\n  fix: {self.fix}"
+
+
+class Completeness(NamedTuple):
+    """Which evidence fields one incident case kept (``present``) and which it lacks."""
+
+    case_id: str
+    present: list[str]
+    missing: list[str]
+
+
+# --- loading --------------------------------------------------------------------------------
+
+
+def _shown(file: Path, base: Path) -> str:
+    try:
+        return str(file.relative_to(base))
+    except ValueError:
+        return str(file)
+
+
+def _yaml_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix in YAML_SUFFIXES and p.is_file())
+
+
+def _load_files(cases_dir: Path) -> list[tuple[Path, Case]]:
+    if not cases_dir.is_dir():
+        problem = "no cases folder here; expected cases/<workflow>/<ID>.yaml"
+        raise InputError(problem, path=cases_dir)
+    files = _yaml_files(cases_dir)
+    if not files:
+        raise InputError("no case files (*.yaml) in this folder", path=cases_dir)
+    base = cases_dir.parent
+    return [(file, loader.load_case(file, display=_shown(file, base))) for file in files]
+
+
+def load_cases(cases_dir: Path) -> list[Case]:
+    """Every case file under ``cases_dir`` (recursively), named relative to its parent folder.
+
+    A missing or empty folder, or a file that does not load, raises :class:`InputError`.
+    """
+    return [case for _, case in _load_files(cases_dir)]
+
+
+def load_suites(root: Path) -> list[Suite]:
+    """Every suite file in ``root/suites`` (none when the folder does not exist)."""
+    folder = root / "suites"
+    if not folder.is_dir():
+        return []
+    files = sorted(p for p in folder.iterdir() if p.suffix in YAML_SUFFIXES and p.is_file())
+    return [loader.load_suite(file) for file in files]
+
+
+# --- the rules ------------------------------------------------------------------------------
+
+
+def _duplicates(loaded: Sequence[tuple[Path, Case]]) -> list[Finding]:
+    first: dict[str, Case] = {}
+    findings = []
+    for _, case in loaded:
+        if case.id not in first:
+            first[case.id] = case
+            continue
+        other = first[case.id]
+        findings.append(Finding(
+            path=str(case.path), line=case.line, case_id=case.id, rule=DUPLICATE_ID,
+            message=f"duplicate case id {case.id!r}; also used in {other.path}:{other.line}",
+            fix="give each case its own id (the id field, or the file name when there is none)",
+        ))
+    return findings
+
+
+def _drafts(loaded: Sequence[tuple[Path, Case]]) -> list[Finding]:
+    findings = []
+    for file, case in loaded:
+        if not case.draft:
+            continue
+        data, _ = loader.read_yaml(file, shown=case.path)
+        findings.append(Finding(
+            path=str(case.path), line=data.lines.get("draft", case.line), case_id=case.id,
+            rule=DRAFT, message="draft case: drafted by tooling and not yet reviewed",
+            fix="review it and remove draft: true",
+        ))
+    return findings
+
+
+def _orphans(loaded: Sequence[tuple[Path, Case]], suites: Sequence[Suite]) -> list[Finding]:
+    included = {(suite.root / case.path).resolve() for suite in suites for case in suite.cases}
+    findings = []
+    for file, case in loaded:
+        incident = case.incident
+        if incident is None or incident.status != "closed" or file.resolve() in included:
+            continue
+        kind = "closed near miss" if incident.near_miss else "closed incident"
+        findings.append(Finding(
+            path=str(case.path), line=case.line, case_id=case.id, rule=NOT_IN_SUITE,
+            message=f"{kind} is not included by any suite, so no run guards it",
+            fix="add it to a suite's cases globs (suites/*.yaml)",
+        ))
+    return findings
+
+
+def _error_of(result: CaseResult) -> str:
+    for trial in result.trials:
+        if trial.error:
+            return trial.error
+        for check in trial.checks:
+            if check.verdict == "error":
+                return f"{check.kind}: {check.reason}"
+    return "no trial ran"
+
+
+def _on_evidence(cases: Iterable[Case]) -> list[Finding]:
+    findings = []
+    replay = ReplayTarget()
+    for case in cases:
+        if case.incident is None:
+            continue
+        where = {"path": str(case.path), "line": case.line, "case_id": case.id}
+        if not any(key in case.evidence for key in REPLAYABLE):
+            findings.append(Finding(
+                **where, rule=NO_EVIDENCE,
+                message=f"no evidence to replay: evidence has none of {', '.join(REPLAYABLE)}",
+                fix="record what the workflow did during the incident under evidence",
+            ))
+            continue
+        result = run_case(case, replay)
+        if result.verdict == "pass":
+            findings.append(Finding(
+                **where, rule=PASSES_ON_EVIDENCE,
+                message="passes on its own evidence: its checks would not have caught the "
+                        "incident, so it guards nothing",
+                fix="make expect fail on what the workflow did during the incident (evidence)",
+            ))
+        elif result.verdict == "error":
+            findings.append(Finding(
+                **where, rule=NOT_REPRODUCED,
+                message=f"could not reproduce on its evidence: {_error_of(result)}",
+                fix="correct the case's checks or evidence so that its replay runs",
+            ))
+    return findings
+
+
+def proof_targets(suite: Suite) -> list[str]:
+    """The suite's targets its incident cases must fail on: ``pre-fix`` and the target that
+    ``gate.baseline`` names (a baseline that is a run record file is not a target)."""
+    names = [PRE_FIX, suite.gate.get("baseline")]
+    return [name for name in dict.fromkeys(names)
+            if name in suite.targets and suite.targets[name].kind != "replay"]
+
+
+def _on_targets(suites: Sequence[Suite]) -> list[Finding]:
+    findings = []
+    for suite in suites:
+        incidents = [case for case in suite.cases if case.incident is not None]
+        if not incidents:
+            continue
+        for name in proof_targets(suite):
+            spec = suite.targets[name]
+            target = targets.build(spec, suite.root)
+            on = f"target {name!r} of {suite.path}:{spec.line}"
+            for case in incidents:
+                result = run_case(case, target)
+                where = {"path": str(case.path), "line": case.line, "case_id": case.id}
+                if result.verdict == "pass":
+                    findings.append(Finding(
+                        **where, rule=PASSES_ON_TARGET,
+                        message=f"passes on {on}: it does not reproduce its incident there "
+                                "and guards nothing",
+                        fix=f"make expect fail on the {name} release (the failure of the "
+                            f"incident), or point {name!r} at the release from before the fix",
+                    ))
+                elif result.verdict == "error":
+                    findings.append(Finding(
+                        **where, rule=NOT_REPRODUCED,
+                        message=f"could not reproduce on {on}: {_error_of(result)}",
+                        fix=f"make target {name!r} answer (see the error), then run again",
+                    ))
+    return findings
+
+
+def check_registry(root: Path, *, run_targets: bool = True) -> list[Finding]:
+    """Every finding for the registry in ``root``, ordered by file and line.
+
+    Case files under ``root/cases`` and suites under ``root/suites`` must load, and the targets
+    to run must build: any that does not raises :class:`InputError` (bad input).
+    ``run_targets`` False skips running the incident cases against each suite's ``pre-fix``
+    (or ``gate.baseline``) target.
+    """
+    loaded = _load_files(root / "cases")
+    suites = load_suites(root)
+    findings = [
+        *_duplicates(loaded),
+        *_drafts(loaded),
+        *_orphans(loaded, suites),
+        *_on_evidence(case for _, case in loaded),
+    ]
+    if run_targets:
+        findings.extend(_on_targets(suites))
+    return sorted(findings, key=lambda f: (f.path, f.line or 0, f.rule, f.message))
+
+
+# --- evidence completeness ------------------------------------------------------------------
+
+
+def completeness(cases: Iterable[Case]) -> list[Completeness]:
+    """For each incident case, which evidence fields it kept and which are absent or listed in
+    ``evidence.missing`` (in the order of :data:`~harness.model.EVIDENCE_FIELDS`)."""
+    rows = []
+    for case in cases:
+        if case.incident is None:
+            continue
+        listed = set(case.evidence.get("missing", ()))
+        present = [name for name in EVIDENCE_FIELDS
+                   if name in case.evidence and name not in listed]
+        missing = [name for name in EVIDENCE_FIELDS if name not in present]
+        rows.append(Completeness(case.id, present, missing))
+    return rows
+
+
+def render_report(findings: Sequence[Finding], rows: Sequence[Completeness]) -> str:
+    """The terminal report: evidence completeness (information), then the findings."""
+    lines = ["Evidence completeness (information, not findings):"]
+    width = max((len(row.case_id) for row in rows), default=0)
+    for row in rows:
+        kept = f"{len(row.present)}/{len(EVIDENCE_FIELDS)} fields"
+        gap = f"; missing: {', '.join(row.missing)}" if row.missing else ""
+        lines.append(f"  {row.case_id:<{width}}  {kept}{gap}")
+    if not rows:
+        lines.append("  no incident cases")
+    lines.append("")
+    lines.extend(finding.render() for finding in findings)
+    count = len(findings)
+    lines.append(f"{count} finding{'s' if count != 1 else ''}" if count
+                 else "no findings: every incident case is unique, included and reproduces")
+    return "\n".join(lines)
