@@ -91,6 +91,45 @@ def _parser() -> argparse.ArgumentParser:
                           help="where reports go (default: reports/ beside suites/)")
     validate.set_defaults(handler=_validate)
 
+    incident = commands.add_parser("incident", help="record an incident as a draft case")
+    actions = incident.add_subparsers(dest="incident_command", metavar="ACTION", required=True)
+    new = actions.add_parser(
+        "new", help="draft a new incident case; severity derived from the impact",
+        description="Write cases/WORKFLOW/ID.yaml (draft: true), asking for missing essentials "
+                    "when standard input is a terminal. Severity comes from severity-rules.yaml "
+                    "at --root (or --rules, or the defaults) unless --severity is given. Earlier "
+                    "incidents of the same workflow and category that read alike are named. "
+                    "Exit 0 written, 2 bad input (nothing written).",
+    )
+    new.add_argument("--workflow", metavar="W")
+    new.add_argument("--category", choices=CATEGORY_ORDER[:-1])
+    new.add_argument("--id", metavar="ID", help="default: INC-<year>-<next number>")
+    new.add_argument("--title", metavar="T")
+    new.add_argument("--owner", metavar="O")
+    new.add_argument("--business-owner", metavar="NAME")
+    new.add_argument("--severity", choices=("sev1", "sev2", "sev3", "sev4"),
+                     help="set by hand (default: derived); warns when lower than derived")
+    new.add_argument("--users", type=int, metavar="N")
+    new.add_argument("--records", type=int, metavar="N")
+    new.add_argument("--workflow-users", type=int, metavar="N",
+                     help="all users of the workflow, for the share affected")
+    new.add_argument("--data-class", action="append", metavar="X")
+    new.add_argument("--impact", action="append", metavar="KEY=VALUE",
+                     help="more impact facts: workflow_users, records_modified, customer_data, "
+                          "restricted_data, external_destination, commitment_breached, "
+                          "high_risk_action, approval_bypassed (true/false or a number)")
+    new.add_argument("--summary", metavar="TEXT", help="impact summary")
+    new.add_argument("--near-miss", action="store_true")
+    new.add_argument("--timeline", action="append", metavar="STEP=TIME",
+                     help="e.g. detected=2026-03-19T10:00:00Z")
+    new.add_argument("--root-cause", metavar="TEXT")
+    new.add_argument("--evidence", type=Path, metavar="FILE",
+                     help="YAML with evidence fields (input, output, tool_calls, ...)")
+    new.add_argument("--root", type=Path, default=Path("."), metavar="DIR",
+                     help="the project folder holding cases/ (default: .)")
+    new.add_argument("--rules", type=Path, metavar="PATH", help="severity rules file")
+    new.set_defaults(handler=_incident_new)
+
     check = commands.add_parser(
         "check", help="check the case registry (meant for CI)",
         description="Check every case and suite under ROOT: files valid, ids unique, every "
@@ -311,6 +350,14 @@ def _validate(args: argparse.Namespace) -> int:
     print(f"summary: {written.markdown}")
     print(f"junit: {written.junit}")
     return EXIT_OK if decision.allowed else EXIT_FAILED
+
+
+def _incident_new(args: argparse.Namespace) -> int:
+    from harness import intake
+
+    values = {k: v for k, v in vars(args).items() if k not in ("handler", "passthrough")}
+    intake.new_incident(values, root=args.root, rules_path=args.rules)
+    return EXIT_OK
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -205,3 +205,25 @@ def test_metrics_prints_every_metric(tmp_path):
     assert harness("metrics", str(REPO / "cases"), "--format", "html", "--out", str(out),
                    cwd=tmp_path).returncode == 0
     assert out.read_text().lower().startswith("<!doctype html>")
+
+
+def test_incident_new_writes_a_loadable_draft_with_derived_severity(tmp_path):
+    from harness.loader import load_case
+
+    done = harness("incident", "new", "--root", str(tmp_path), "--workflow", "billing-bot",
+                   "--category", "automation_error", "--title", "Credit on the wrong account",
+                   "--owner", "dana", "--users", "12", "--records", "12",
+                   "--workflow-users", "4000", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "severity: sev2 (derived from the impact)" in done.stdout
+    (written,) = (tmp_path / "cases" / "billing-bot").glob("INC-*-001.yaml")
+    case = load_case(written)
+    assert case.draft and case.incident.severity == "sev2"
+    assert any("records" in line for line in case.incident.severity_basis)
+
+
+def test_incident_new_without_a_terminal_names_the_missing_flags(tmp_path):
+    done = harness("incident", "new", "--root", str(tmp_path), "--workflow", "w", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "pass --category C --title T --owner O" in done.stderr
+    assert not (tmp_path / "cases").exists()
