@@ -13,9 +13,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from harness.compare import CheckChange
     from harness.gate import Decision, GatePolicy
     from harness.model import Suite, TargetSpec
+    from harness.records import RunRecord
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -73,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     gate.add_argument("--suite", type=Path, metavar="SUITE",
                       help="read the gate policy from this suite's gate section "
                            "(default: the safe defaults)")
+    _signoff_options(gate)
     gate.set_defaults(handler=_gate)
 
     validate = commands.add_parser(
@@ -85,11 +89,91 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("--baseline", metavar="TARGET_OR_RUN_FILE",
                           help="a target to run, or an existing run record (.jsonl) "
                                "(default: the suite's gate.baseline)")
-    validate.add_argument("--candidate", metavar="TARGET",
-                          help="the target to validate (default: the suite's gate.candidate)")
+    validate.add_argument("--candidate", metavar="TARGET_OR_RUN_FILE",
+                          help="the target to validate, or an existing run record (.jsonl) "
+                               "(default: the suite's gate.candidate)")
     validate.add_argument("--out-dir", type=Path, metavar="DIR",
                           help="where reports go (default: reports/ beside suites/)")
+    _signoff_options(validate)
     validate.set_defaults(handler=_validate)
+
+    signoff = commands.add_parser(
+        "signoff", help="sign a validation report off (append to the signed ledger)",
+        description="Append a signed record to the sign-off ledger: reviewer, role, meaning, "
+                    "decision, time, comment, and the SHA-256 of the report, both run records "
+                    "and the manifest, chained to the previous record and signed with the "
+                    "reviewer's Ed25519 key (pinned in the reviewers file). The report and its "
+                    "summary are re-rendered with the sign-offs and the ledger's head. Exit 0 "
+                    "signed, 2 refused or bad input.",
+    )
+    signoff.add_argument("report", type=Path, metavar="REPORT",
+                         help="the validation report (reports/validation-*.html)")
+    signoff.add_argument("--reviewer", required=True, metavar="ID")
+    signoff.add_argument("--decision", required=True, choices=("approve", "reject"))
+    signoff.add_argument("--meaning", choices=("reviewed", "approved", "risk_accepted"),
+                         help="what the signature means (default: approved for approve, "
+                              "reviewed for reject)")
+    signoff.add_argument("--comment", default="", metavar="TEXT")
+    signoff.add_argument("--role", metavar="ROLE",
+                         help="the role signed in (default: the reviewer's only pinned role)")
+    signoff.add_argument("--key", type=Path, metavar="PATH",
+                         help="your private key (default: $HARNESS_SIGNING_KEY)")
+    signoff.add_argument("--reviewers", type=Path, metavar="PATH",
+                         help="pinned reviewers (default: reviewers.yaml beside suites/)")
+    signoff.add_argument("--ledger", type=Path, metavar="PATH",
+                         help="the ledger (default: signoffs.jsonl beside the report)")
+    signoff.set_defaults(handler=_signoff)
+
+    verify = commands.add_parser(
+        "verify", help="verify the sign-off ledger, its signatures and the signed files",
+        description="Check the ledger's hash chain, every signature against the pinned keys, "
+                    "that the signed reports and run records still match their digests, and "
+                    "that the ledger still holds the head each given report pins. Exit 0 "
+                    "valid, 1 invalid (naming what and where), 2 bad input.",
+    )
+    verify.add_argument("reports", nargs="*", type=Path, metavar="REPORT",
+                        help="signed reports whose pinned ledger head to check")
+    verify.add_argument("--ledger", type=Path, default=Path("reports/signoffs.jsonl"),
+                        metavar="PATH", help="default: reports/signoffs.jsonl")
+    verify.add_argument("--reviewers", type=Path, default=Path("reviewers.yaml"),
+                        metavar="PATH", help="default: reviewers.yaml")
+    verify.set_defaults(handler=_verify)
+
+    keygen = commands.add_parser(
+        "keygen", help="make a reviewer's Ed25519 signing key (outside any repository)",
+        description="Write a new Ed25519 private key in OpenSSH format (mode 0600; refused "
+                    "inside a git work tree) and print the public key line to pin in the "
+                    "reviewers file through code review. ssh-keygen -t ed25519 works too.",
+    )
+    keygen.add_argument("path", type=Path, metavar="PATH")
+    keygen.add_argument("--comment", default="", metavar="TEXT")
+    keygen.set_defaults(handler=_keygen)
+
+    case = commands.add_parser("case", help="draft incident cases")
+    case_actions = case.add_subparsers(dest="case_command", metavar="ACTION", required=True)
+    from_trace = case_actions.add_parser(
+        "from-trace", help="draft an incident case from a logged trace",
+        description="Import a trace (OpenTelemetry GenAI OTLP JSON, OpenInference, LangSmith "
+                    "or Langfuse) as the case's evidence, draft the category's checks, and "
+                    "write a case marked draft: true for review. Evidence the trace lacks is "
+                    "listed in evidence.missing. Exit 0 written, 2 bad input.",
+    )
+    from_trace.add_argument("trace", type=Path, metavar="FILE")
+    from_trace.add_argument("--category", "-c", required=True, choices=CATEGORY_ORDER[:-1])
+    from_trace.add_argument("--id", required=True, metavar="ID")
+    from_trace.add_argument("--workflow", "-w", metavar="W",
+                            help="default: the trace's service or trace name")
+    from_trace.add_argument("--out", "-o", type=Path, metavar="PATH",
+                            help="default: cases/<workflow>/<id>.yaml; never overwritten")
+    from_trace.add_argument("--format", choices=("otel", "openinference", "langsmith",
+                                                 "langfuse"), help="default: detected")
+    from_trace.add_argument("--reference", metavar="TEXT",
+                            help="the corrected answer (policy, output_quality)")
+    from_trace.add_argument("--title", metavar="T")
+    from_trace.add_argument("--owner", metavar="O", help="default: unassigned")
+    from_trace.add_argument("--severity", choices=("sev1", "sev2", "sev3", "sev4"),
+                            help="default: sev3")
+    from_trace.set_defaults(handler=_case_from_trace)
 
     incident = commands.add_parser("incident", help="record an incident as a draft case")
     actions = incident.add_subparsers(dest="incident_command", metavar="ACTION", required=True)
@@ -298,16 +382,78 @@ def vars_of(change: CheckChange) -> dict[str, object]:
             "candidate": change.candidate, "reason": change.reason}
 
 
+def _signoff_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--require-signoff", action="store_true",
+                        help="allow only with valid approvals from every required role")
+    parser.add_argument("--ledger", type=Path, metavar="PATH",
+                        help="sign-off ledger (default: signoffs.jsonl in the reports folder)")
+    parser.add_argument("--reviewers", type=Path, metavar="PATH",
+                        help="pinned reviewers (default: reviewers.yaml beside suites/)")
+
+
 def _gate(args: argparse.Namespace) -> int:
     from harness.compare import compare
     from harness.gate import decide
     from harness.records import read_run
 
     policy, source = _policy(args.suite)
-    decision = decide(compare(read_run(args.baseline), read_run(args.candidate)), policy)
+    baseline, candidate = read_run(args.baseline), read_run(args.candidate)
+    decision = decide(compare(baseline, candidate), policy)
+    if args.require_signoff:
+        root = args.suite.resolve().parent.parent if args.suite else Path.cwd()
+        gate_section = _gate_section(args.suite)
+        decision = _with_signoffs(decision, candidate.path, gate_section,
+                                  ledger=args.ledger or Path("reports") / "signoffs.jsonl",
+                                  reviewers=args.reviewers or root / "reviewers.yaml")
     print(f"policy: {source}")
     _print_decision(decision)
     return EXIT_OK if decision.allowed else EXIT_FAILED
+
+
+def _gate_section(suite_path: Path | None) -> Mapping[str, object]:
+    from harness import loader
+
+    return loader.load_suite(suite_path).gate if suite_path else {}
+
+
+def _with_signoffs(decision: Decision, candidate_run: Path, gate_section: Mapping[str, object],
+                   *, ledger: Path, reviewers: Path) -> Decision:
+    """The decision, blocked unless the ledger verifies and approves the candidate run."""
+    from harness import signoff
+    from harness.gate import require_signoff
+
+    findings: list[str] = []
+    if not ledger.exists():
+        findings.append(f"no sign-off ledger at {ledger}")
+        return require_signoff(decision, findings)
+    verification = signoff.verify(ledger, signoff.load_reviewers(reviewers))
+    if not verification.valid:
+        findings += [f"ledger does not verify: {problem}" for problem in verification.problems]
+        return require_signoff(decision, findings)
+    run_sha = signoff.file_sha256(candidate_run)
+    bound = [r for r in verification.records if r["candidate_run_sha256"] == run_sha]
+    if not bound:
+        findings.append("no sign-off of a report on this candidate run")
+        return require_signoff(decision, findings)
+    base = ledger.parent
+    manifest = signoff.load_manifest(base / bound[-1]["manifest"])
+    policy = signoff.SignoffPolicy.from_gate(gate_section)
+    approved, missing = signoff.approvals(verification.records, manifest, policy)
+    return require_signoff(decision, [] if approved else missing)
+
+
+def _obtain_run(suite: Suite, reference: str) -> tuple[int, RunRecord | None]:
+    """A run record: read it when ``reference`` is a .jsonl file, else run that target."""
+    from harness import loader
+    from harness.records import read_run
+
+    if reference not in suite.targets and reference.endswith(".jsonl"):
+        return EXIT_OK, read_run(Path(reference))
+    code, path = _execute(suite, loader.choose_target(suite, reference), out=None,
+                          pytest_args=(), quiet=True)
+    if code not in (EXIT_OK, EXIT_FAILED):
+        return code, None
+    return EXIT_OK, read_run(path)
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -315,41 +461,135 @@ def _validate(args: argparse.Namespace) -> int:
     from harness.compare import compare
     from harness.errors import InputError
     from harness.gate import GatePolicy, decide
-    from harness.records import read_run
-    from harness.report.writer import write_reports
+    from harness.report.writer import paths_for, write_reports
 
     suite = loader.load_suite(args.suite)
     baseline_ref = args.baseline or suite.gate.get("baseline")
-    candidate_name = args.candidate or suite.gate.get("candidate")
-    if not baseline_ref or not candidate_name:
+    candidate_ref = args.candidate or suite.gate.get("candidate")
+    if not baseline_ref or not candidate_ref:
         problem = ("name the runs to compare: --baseline TARGET_OR_RUN_FILE and --candidate "
-                   f"TARGET (or gate.baseline and gate.candidate); targets: "
+                   "TARGET_OR_RUN_FILE (or gate.baseline and gate.candidate); targets: "
                    f"{', '.join(suite.targets)}")
         raise InputError(problem, path=suite.path, field="gate")
-    candidate_spec = loader.choose_target(suite, candidate_name)
-    baseline_file = Path(baseline_ref)
-    if baseline_ref not in suite.targets and baseline_file.suffix == ".jsonl":
-        baseline = read_run(baseline_file)
-    else:
-        code, path = _execute(suite, loader.choose_target(suite, baseline_ref), out=None,
-                              pytest_args=(), quiet=True)
-        if code not in (EXIT_OK, EXIT_FAILED):
-            return code
-        baseline = read_run(path)
-    code, path = _execute(suite, candidate_spec, out=None, pytest_args=(), quiet=True)
-    if code not in (EXIT_OK, EXIT_FAILED):
+    code, baseline = _obtain_run(suite, baseline_ref)
+    if baseline is None:
         return code
-    comparison = compare(baseline, read_run(path))
-    decision = decide(comparison, GatePolicy.from_section(suite.gate))
-    written = write_reports(comparison, decision, policy=GatePolicy.from_section(suite.gate),
-                            folder=args.out_dir or suite.root / "reports")
+    code, candidate = _obtain_run(suite, candidate_ref)
+    if candidate is None:
+        return code
+    policy = GatePolicy.from_section(suite.gate)
+    comparison = compare(baseline, candidate)
+    decision = decide(comparison, policy)
+    folder = args.out_dir or suite.root / "reports"
+    existing = paths_for(folder, suite.name, candidate.header.run_id)
+    if existing.manifest.exists():
+        written = existing  # validated before (and perhaps signed): the report is kept
+    else:
+        written = write_reports(comparison, decision, policy=policy, suite=suite, folder=folder)
+    if args.require_signoff:
+        decision = _with_signoffs(decision, candidate.path, suite.gate,
+                                  ledger=args.ledger or folder / "signoffs.jsonl",
+                                  reviewers=args.reviewers or suite.root / "reviewers.yaml")
     counts = ", ".join(f"{n} {t.value}" for t, n in comparison.counts().items() if n)
-    print(f"{baseline.header.target} -> {candidate_spec.name}: {counts}")
+    print(f"{baseline.header.target} -> {candidate.header.target}: {counts}")
     _print_decision(decision)
     print(f"report: {written.html}")
     print(f"summary: {written.markdown}")
     print(f"junit: {written.junit}")
     return EXIT_OK if decision.allowed else EXIT_FAILED
+
+
+def _signoff(args: argparse.Namespace) -> int:
+    import os
+
+    from harness import loader, signoff
+    from harness.compare import compare
+    from harness.errors import InputError
+    from harness.gate import GatePolicy, decide
+    from harness.records import read_run
+    from harness.report.writer import rerender
+
+    manifest_path = args.report.resolve().with_suffix(".json")
+    manifest = signoff.load_manifest(manifest_path)
+    suite = loader.load_suite(manifest.path.parent / manifest.suite_path)
+    reviewers = signoff.load_reviewers(args.reviewers or suite.root / "reviewers.yaml")
+    if args.reviewer not in reviewers:
+        raise InputError(f"reviewer {args.reviewer!r} is not pinned; pinned: "
+                         f"{', '.join(reviewers) or 'none'}", field="--reviewer")
+    reviewer = reviewers[args.reviewer]
+    key_path = args.key or (Path(os.environ["HARNESS_SIGNING_KEY"])
+                            if os.environ.get("HARNESS_SIGNING_KEY") else None)
+    if key_path is None:
+        raise InputError("name your private key: --key PATH or $HARNESS_SIGNING_KEY",
+                         field="--key")
+    role = args.role or (reviewer.roles[0] if len(reviewer.roles) == 1 else None)
+    if role is None:
+        raise InputError(f"{reviewer.id} holds several roles ({', '.join(reviewer.roles)}): "
+                         "choose one with --role", field="--role")
+    meaning = args.meaning or ("approved" if args.decision == "approve" else "reviewed")
+    ledger = args.ledger or args.report.parent / "signoffs.jsonl"
+    policy = signoff.SignoffPolicy.from_gate(suite.gate, path=suite.path)
+    folder = manifest.path.parent
+    comparison = compare(read_run(manifest.baseline_run.resolve(folder)),
+                         read_run(manifest.candidate_run.resolve(folder)))
+    gate_policy = GatePolicy.from_section(suite.gate)
+    decision = decide(comparison, gate_policy)
+    # Refuse before signing when the report could not be re-rendered with the sign-off.
+    rerender(comparison, decision, policy=gate_policy, manifest=manifest, signoffs=(),
+             chain_head=None, dry_run=True)
+    record = signoff.sign(
+        manifest_path=manifest_path, reviewer=reviewer,
+        private_key=signoff.load_private_key(key_path), role=role, decision=args.decision,
+        meaning=meaning, comment=args.comment, ledger_path=ledger, policy=policy,
+        reviewers=reviewers,
+    )
+    verification = signoff.verify(ledger, reviewers)
+    bound = [r for r in verification.records if r["manifest_sha256"] == manifest.sha256]
+    shown = [{**r, "verified": True} for r in bound]
+    rerender(comparison, decision, policy=gate_policy, manifest=manifest, signoffs=shown,
+             chain_head=verification.head)
+    print(f"signed: record {record['seq']} by {record['reviewer']} ({record['role']}), "
+          f"{record['decision']} / {record['meaning']}")
+    print(f"ledger: {ledger} ({verification.head['count']} records, head "
+          f"{verification.head['last_hash']})")
+    approved, missing = signoff.approvals(verification.records, manifest, policy)
+    print("restoration: approved by every required role" if approved
+          else f"restoration still needs: {'; '.join(missing)}")
+    return EXIT_OK
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from harness import signoff
+
+    verification = signoff.verify(args.ledger, signoff.load_reviewers(args.reviewers),
+                                  reports=args.reports)
+    for problem in verification.problems:
+        print(f"INVALID {problem}")
+    head = verification.head
+    state = "valid" if verification.valid else "invalid"
+    print(f"ledger {args.ledger}: {state}, {head['count']} record(s), head {head['last_hash']}")
+    return EXIT_OK if verification.valid else EXIT_FAILED
+
+
+def _keygen(args: argparse.Namespace) -> int:
+    from harness import signoff
+
+    public = signoff.keygen(args.path, comment=args.comment)
+    print(f"private key: {args.path} (keep it out of every repository)")
+    print("public key, to pin in reviewers.yaml:")
+    print(public)
+    return EXIT_OK
+
+
+def _case_from_trace(args: argparse.Namespace) -> int:
+    from harness.drafting import draft_from_trace
+
+    drafted = draft_from_trace(args.trace, category=args.category, id=args.id,
+                               workflow=args.workflow, out=args.out, format=args.format,
+                               reference=args.reference, title=args.title, owner=args.owner,
+                               severity=args.severity)
+    print("\n".join(drafted.summary()))
+    return EXIT_OK
 
 
 def _incident_new(args: argparse.Namespace) -> int:

@@ -66,9 +66,16 @@ class CheckParamError(HarnessError, ValueError):
 
 
 class TargetError(HarnessError, RuntimeError):
-    """The workflow under test raised, timed out, exited non-zero or answered malformed data."""
+    """The workflow under test raised, timed out, exited non-zero or answered malformed data.
 
-    def __init__(self, reason: str, *, detail: str | None = None) -> None:
+    ``transient`` marks failures worth retrying (HTTP 429 and 5xx, connection errors,
+    timeouts); ``retry_after`` is the wait in seconds the target asked for, if any.
+    """
+
+    def __init__(self, reason: str, *, detail: str | None = None, transient: bool = False,
+                 retry_after: float | None = None) -> None:
         self.reason = reason
         self.detail = detail
+        self.transient = transient
+        self.retry_after = retry_after
         super().__init__(reason if not detail else f"{reason}\n{detail}")

@@ -167,3 +167,13 @@ def decide(comparison: Comparison, policy: GatePolicy | None = None) -> Decision
     reasons.sort(key=lambda r: (not r.blocking, r.case_id or ""))
     outcome: Outcome = "BLOCK" if any(r.blocking for r in reasons) else "RESTORE"
     return Decision(outcome=outcome, reasons=tuple(reasons))
+
+
+def require_signoff(decision: Decision, findings: list[str]) -> Decision:
+    """The decision with a blocking reason for each missing or rejected sign-off."""
+    if not findings:
+        note = Reason("signoff", "approved by every required role", blocking=False)
+        return Decision(decision.outcome, (*decision.reasons, note))
+    reasons = [*decision.reasons,
+               *(Reason("signoff_required", finding, blocking=True) for finding in findings)]
+    return Decision("BLOCK", tuple(reasons))

@@ -8,6 +8,7 @@ through to targets as plain JSON-compatible data.
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import itertools
 import sys
@@ -20,7 +21,15 @@ import yaml
 from harness import checks, schema, targets
 from harness.digest import sha256_json, sha256_text
 from harness.errors import CheckParamError, InputError
-from harness.model import TIMELINE_STEPS, Case, Expectation, Incident, Suite, TargetSpec
+from harness.model import (
+    TIMELINE_STEPS,
+    CallPolicy,
+    Case,
+    Expectation,
+    Incident,
+    Suite,
+    TargetSpec,
+)
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
 """Case and suite files larger than this are refused."""
@@ -345,14 +354,16 @@ def _build_target(entry: Any, where: str, line: int | None) -> TargetSpec:
     kind = kinds[0]
     adapter = targets.ADAPTERS[kind]
     main = adapter.main.check(entry[kind], f"{where}.{kind}", schema.line_of(entry, kind, line))
-    options_node = schema.Record(adapter.options)
+    options_node = schema.Record({**adapter.options, **schema.CALL_OPTIONS})
     options_raw = MarkedDict({k: v for k, v in entry.items() if k != kind})
     options_raw.line = line or 1
     options_raw.lines = {k: v for k, v in getattr(entry, "lines", {}).items() if k != kind}
-    options = options_node.check(options_raw, where, line)
+    checked = options_node.check(options_raw, where, line)
+    options = {k: v for k, v in checked.items() if k not in schema.CALL_OPTIONS}
+    calls = CallPolicy(**{k: v for k, v in checked.items() if k in schema.CALL_OPTIONS})
     spec_json = {"name": name, "kind": kind, "main": main, "options": options}
     return TargetSpec(name=name, kind=kind, main=main, options=options, line=line,
-                      digest=sha256_json(spec_json))
+                      calls=calls, digest=sha256_json(spec_json))
 
 
 SUITE_SCHEMA = schema.suite_record(schema.Custom(
@@ -428,8 +439,7 @@ def choose_target(suite: Suite, name: str | None) -> TargetSpec:
 
 
 def _with_path(spec: TargetSpec, path: Path) -> TargetSpec:
-    return TargetSpec(name=spec.name, kind=spec.kind, main=spec.main, options=spec.options,
-                      path=path, line=spec.line, digest=spec.digest)
+    return dataclasses.replace(spec, path=path)
 
 
 def _expand_globs(

@@ -337,6 +337,20 @@ class Case:
 
 
 @dataclass(frozen=True, slots=True)
+class CallPolicy:
+    """How a target may be called: how many calls at once, how fast, how often retried.
+
+    Retries apply to transient failures only (HTTP 429 and 5xx, connection errors, timeouts),
+    with exponential backoff and jitter, waiting at least what a Retry-After header asks.
+    """
+
+    max_concurrency: int | None = None
+    rate_limit: float | None = None
+    retries: int = 0
+    retry_backoff_s: float = 0.5
+
+
+@dataclass(frozen=True, slots=True)
 class TargetSpec:
     """A named target of a suite: the adapter kind, its main argument and its options."""
 
@@ -346,6 +360,7 @@ class TargetSpec:
     options: Mapping[str, Any] = field(default_factory=dict)
     path: Path | None = None
     line: int | None = None
+    calls: CallPolicy = field(default_factory=CallPolicy)
     digest: str = ""
 
 
@@ -377,6 +392,7 @@ class Trial:
     response: TargetResponse | None = None
     error: str | None = None
     duration_s: float = 0.0
+    attempts: int = 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -103,6 +103,7 @@ def _trial_to_dict(trial: Trial) -> dict[str, Any]:
         "index": trial.index,
         "verdict": trial.verdict,
         "duration_s": round(trial.duration_s, 6),
+        "attempts": trial.attempts,
         "error": trial.error,
         "response": trial.response.to_dict() if trial.response else None,
         "checks": [asdict(check) for check in trial.checks],
@@ -162,6 +163,7 @@ def _trial_from_dict(data: Mapping[str, Any]) -> Trial:
         response=TargetResponse.from_dict(response) if response is not None else None,
         error=data.get("error"),
         duration_s=data.get("duration_s", 0.0),
+        attempts=data.get("attempts", 1),
     )
 
 

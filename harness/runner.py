@@ -1,18 +1,23 @@
 """Run one case against one target: call the target, evaluate the checks, judge the trials.
 
 A failed check is data, not an exception; so is a failing target. Calling the target is kept
-apart from evaluating checks, so calls can be scheduled (concurrently, with retries) without
-touching how verdicts are reached.
+apart from evaluating checks, so calls can be scheduled (concurrently, rate limited, retried)
+without touching how verdicts are reached.
 """
 
 from __future__ import annotations
 
+import random
+import threading
 import time
 from dataclasses import dataclass
 
 from harness.errors import TargetError
-from harness.model import Case, CaseResult, TargetResponse, Trial
+from harness.model import CallPolicy, Case, CaseResult, TargetResponse, Trial
 from harness.targets import Target
+
+MAX_RETRY_WAIT_S = 60.0
+"""Longest single wait between retries, whatever a Retry-After header asks."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,26 +27,72 @@ class Call:
     response: TargetResponse | None
     error: str | None
     duration_s: float
+    attempts: int = 1
 
 
-def call(case: Case, target: Target) -> Call:
-    """Call the target once with the case's input; never raises for a failing target."""
-    started = time.perf_counter()
+class RateLimiter:
+    """Spaces calls at least ``1 / rate`` seconds apart, across threads."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next)
+            self._next = start + self.interval
+        if start > now:
+            time.sleep(start - now)
+
+
+def _attempt(case: Case, target: Target) -> TargetResponse:
     try:
-        response = target.call(case.input, case=case, timeout_s=case.timeout_s)
-    except TargetError as exc:
-        return Call(None, str(exc), time.perf_counter() - started)
+        return target.call(case.input, case=case, timeout_s=case.timeout_s)
+    except TargetError:
+        raise
     except Exception as exc:  # an adapter bug must not crash the run either
-        error = f"target failed unexpectedly: {type(exc).__name__}: {exc}"
-        return Call(None, error, time.perf_counter() - started)
-    return Call(response, None, time.perf_counter() - started)
+        raise TargetError(f"target failed unexpectedly: {type(exc).__name__}: {exc}") from exc
+
+
+def backoff(policy: CallPolicy, retry: int, retry_after: float | None) -> float:
+    """The wait before retry number ``retry`` (1-based): exponential with full jitter on top,
+    never shorter than what the target asked for."""
+    base = policy.retry_backoff_s * 2 ** (retry - 1)
+    wait = base + random.uniform(0, policy.retry_backoff_s)
+    return min(MAX_RETRY_WAIT_S, max(wait, retry_after or 0.0))
+
+
+def call(case: Case, target: Target, *, policy: CallPolicy | None = None,
+         limiter: RateLimiter | None = None) -> Call:
+    """Call the target with the case's input, retrying transient failures as ``policy``
+    allows; never raises for a failing target."""
+    policy = policy or CallPolicy()
+    started = time.perf_counter()
+    attempts = 0
+    while True:
+        attempts += 1
+        if limiter is not None:
+            limiter.wait()
+        try:
+            response = _attempt(case, target)
+        except TargetError as exc:
+            if exc.transient and attempts <= policy.retries:
+                time.sleep(backoff(policy, attempts, exc.retry_after))
+                continue
+            error = str(exc)
+            if attempts > 1:
+                error += f" (after {attempts} attempts)"
+            return Call(None, error, time.perf_counter() - started, attempts)
+        return Call(response, None, time.perf_counter() - started, attempts)
 
 
 def evaluate(case: Case, outcome: Call, index: int) -> Trial:
     """Judge one call: every check of the case on its response, or an ``error`` trial."""
     if outcome.response is None:
         return Trial(index=index, verdict="error", error=outcome.error,
-                     duration_s=outcome.duration_s)
+                     duration_s=outcome.duration_s, attempts=outcome.attempts)
     verdicts = tuple(exp.evaluate(outcome.response, case) for exp in case.expect)
     if any(v.verdict == "error" for v in verdicts):
         verdict = "error"
@@ -50,7 +101,7 @@ def evaluate(case: Case, outcome: Call, index: int) -> Trial:
     else:
         verdict = "fail"
     return Trial(index=index, verdict=verdict, checks=verdicts, response=outcome.response,
-                 duration_s=outcome.duration_s)
+                 duration_s=outcome.duration_s, attempts=outcome.attempts)
 
 
 def judge(case: Case, trials: tuple[Trial, ...]) -> CaseResult:
@@ -85,7 +136,11 @@ def judge(case: Case, trials: tuple[Trial, ...]) -> CaseResult:
     )
 
 
-def run_case(case: Case, target: Target) -> CaseResult:
+def run_case(case: Case, target: Target, *, policy: CallPolicy | None = None,
+             limiter: RateLimiter | None = None) -> CaseResult:
     """Run every trial of ``case`` against ``target``, one after another, and judge them."""
-    trials = tuple(evaluate(case, call(case, target), i + 1) for i in range(case.trials))
+    trials = tuple(
+        evaluate(case, call(case, target, policy=policy, limiter=limiter), i + 1)
+        for i in range(case.trials)
+    )
     return judge(case, trials)

@@ -351,8 +351,10 @@ INCIDENT_FIELDS: dict[str, Node] = {
     "root_cause": Text(),
     "fix": Record(
         {"kind": Text(choices=model.FIX_KINDS), "ref": Text(allow_numbers=True),
-         "summary": Text()},
-        description="What was changed: its kind and a reference (pull request, ticket).",
+         "summary": Text(),
+         "authors": ListOf(Text(), description="Who wrote the fix: they cannot approve its "
+                                               "validation report.")},
+        description="What was changed: its kind, a reference (pull request, ticket), authors.",
     ),
     "prevention": Text(),
     "evidence": EVIDENCE,
@@ -385,6 +387,20 @@ def case_record(expect_entry: Custom) -> Record:
     )
 
 
+CALL_OPTIONS: dict[str, Node] = {
+    "max_concurrency": Number(integer=True, minimum=1,
+                              description="Most calls of this target at once (default: the "
+                                          "run's --concurrency)."),
+    "rate_limit": Number(minimum=0.001, description="Most calls per second (default: none)."),
+    "retries": Number(integer=True, minimum=0, maximum=20,
+                      description="Retries of a transient failure (HTTP 429/5xx, connection "
+                                  "error, timeout); default 0."),
+    "retry_backoff_s": Number(minimum=0, description="First retry's wait in seconds, doubled "
+                                                     "each retry, plus jitter (default 0.5)."),
+}
+"""Options every target takes, beside its adapter's own."""
+
+
 # --- the suite file -------------------------------------------------------------------------
 
 
@@ -399,6 +415,12 @@ GATE = Record(
         "categories": ListOf(Text(choices=model.CATEGORIES),
                              description="Incident categories whose still-failing cases block "
                                          "(default all)."),
+        "signoff": Record(
+            {"required_roles": Record(
+                {}, extra=ListOf(Text(), min_items=1),
+                description="Roles whose approval restoration needs: 'default' for every "
+                            "validation, a category name for validations covering it.")},
+            description="Who must sign a validation report before restoration."),
         "settle_trials": Number(integer=True, minimum=2,
                                 description="A case whose trials disagree is judged by its pass "
                                             "rate once it ran at least this many trials; "

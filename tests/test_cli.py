@@ -227,3 +227,20 @@ def test_incident_new_without_a_terminal_names_the_missing_flags(tmp_path):
     assert done.returncode == 2
     assert "pass --category C --title T --owner O" in done.stderr
     assert not (tmp_path / "cases").exists()
+
+
+def test_case_from_trace_writes_a_draft_that_reproduces_its_incident(tmp_path):
+    from harness import runner
+    from harness.loader import load_case
+    from harness.targets.replay import ReplayTarget
+
+    sample = REPO / "tests" / "samples" / "traces" / "langfuse-refund.json"
+    done = harness("case", "from-trace", str(sample), "--category", "human_review",
+                   "--id", "INC-2026-101", "--workflow", "refund-assistant", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    case = load_case(tmp_path / "cases" / "refund-assistant" / "INC-2026-101.yaml")
+    assert case.draft and case.incident.category == "human_review"
+    assert runner.run_case(case, ReplayTarget()).verdict == "fail"
+    again = harness("case", "from-trace", str(sample), "--category", "human_review",
+                    "--id", "INC-2026-101", "--workflow", "refund-assistant", cwd=tmp_path)
+    assert again.returncode == 2 and "exists" in again.stderr

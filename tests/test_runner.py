@@ -10,7 +10,7 @@ import pytest
 
 from harness import loader, runner
 from harness.errors import TargetError
-from harness.model import Case, CheckOutcome, Expectation, TargetResponse
+from harness.model import CallPolicy, Case, CheckOutcome, Expectation, TargetResponse
 
 GOOD = "Refunds are accepted within 30 days."
 BAD = "You will get a full refund."
@@ -194,3 +194,67 @@ def test_call_and_evaluate_separately(tmp_path: Path) -> None:
     assert done.duration_s >= 0
     trial = runner.evaluate(case, runner.call(case, Scripted(GOOD)), 3)
     assert (trial.index, trial.verdict) == (3, "pass")
+
+
+# --- retries of transient failures -----------------------------------------------------------
+
+
+class Flaky:
+    """Fails with the given errors first, then answers."""
+
+    def __init__(self, *errors: TargetError) -> None:
+        self.errors = list(errors)
+        self.calls = 0
+
+    def call(self, case_input, *, case, timeout_s):
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return TargetResponse(output="ok")
+
+
+def _plain_case() -> Case:
+    return Case(id="C1", path=Path("c.yaml"), line=1, workflow="w", title=None, input="x",
+                expect=())
+
+
+def test_transient_failures_are_retried_and_attempts_recorded(monkeypatch) -> None:
+    monkeypatch.setattr(runner.time, "sleep", lambda seconds: None)
+    target = Flaky(TargetError("HTTP 503", transient=True), TargetError("timed out",
+                                                                        transient=True))
+    outcome = runner.call(_plain_case(), target, policy=CallPolicy(retries=2))
+    assert outcome.response is not None and outcome.attempts == 3 and target.calls == 3
+
+
+def test_retries_run_out_and_the_error_says_how_many_attempts(monkeypatch) -> None:
+    monkeypatch.setattr(runner.time, "sleep", lambda seconds: None)
+    target = Flaky(*(TargetError("HTTP 429", transient=True) for _ in range(3)))
+    outcome = runner.call(_plain_case(), target, policy=CallPolicy(retries=1))
+    assert outcome.response is None and outcome.attempts == 2
+    assert outcome.error == "HTTP 429 (after 2 attempts)"
+
+
+def test_permanent_failures_are_not_retried(monkeypatch) -> None:
+    monkeypatch.setattr(runner.time, "sleep", lambda seconds: None)
+    target = Flaky(TargetError("HTTP 404"))
+    outcome = runner.call(_plain_case(), target, policy=CallPolicy(retries=5))
+    assert target.calls == 1 and outcome.error == "HTTP 404"
+
+
+def test_backoff_doubles_adds_jitter_and_honours_retry_after() -> None:
+    policy = CallPolicy(retries=3, retry_backoff_s=1.0)
+    assert 1.0 <= runner.backoff(policy, 1, None) <= 2.0
+    assert 4.0 <= runner.backoff(policy, 3, None) <= 5.0
+    assert runner.backoff(policy, 1, 30.0) == 30.0
+    assert runner.backoff(policy, 1, 10_000.0) == runner.MAX_RETRY_WAIT_S
+
+
+def test_rate_limiter_spaces_calls(monkeypatch) -> None:
+    clock = [100.0]
+    waits: list[float] = []
+    monkeypatch.setattr(runner.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(runner.time, "sleep", waits.append)
+    limiter = runner.RateLimiter(4.0)
+    for _ in range(3):
+        limiter.wait()
+    assert waits == [0.25, 0.5]

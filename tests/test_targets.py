@@ -367,6 +367,12 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/slow":  # never answers: the client has given up by then
             self.server.release.wait(2)
             return
+        if self.path == "/wait":
+            self.send_response(503)
+            self.send_header("Retry-After", "7")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if self.path == "/redirect":
             self.send_response(302)
             self.send_header("Location", "http://elsewhere.invalid/")
@@ -527,3 +533,28 @@ def test_http_url_must_be_http() -> None:
 
 def test_http_unknown_charset_reads_as_utf8(server: Server) -> None:
     assert call(build("http", server.url("/odd-charset"))).output == "café"
+
+
+
+@pytest.mark.parametrize(("path", "transient"), [
+    ("/busy", True), ("/boom", True), ("/missing", False), ("/slow", True),
+])
+def test_http_marks_transient_failures(server: Server, path: str, transient: bool) -> None:
+    with pytest.raises(TargetError) as caught:
+        build("http", server.url(path)).call({}, case=make_case(), timeout_s=0.3)
+    assert caught.value.transient is transient
+
+
+def test_http_retry_after_header_is_read(server: Server) -> None:
+    with pytest.raises(TargetError) as caught:
+        build("http", server.url("/wait")).call({}, case=make_case(), timeout_s=2)
+    assert caught.value.retry_after == 7.0 and caught.value.transient
+
+
+def test_connection_refused_is_transient() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(TargetError) as caught:
+        build("http", f"http://127.0.0.1:{port}/").call({}, case=make_case(), timeout_s=2)
+    assert caught.value.transient

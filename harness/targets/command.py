@@ -83,7 +83,7 @@ class CommandTarget:
             process.wait(timeout=_remaining(deadline))
         except (subprocess.TimeoutExpired, _Timeout):
             _kill_group(process)
-            raise TargetError(f"timed out after {timeout_s:g} s") from None
+            raise TargetError(f"timed out after {timeout_s:g} s", transient=True) from None
         except _Overflow:
             _kill_group(process)
             raise TargetError(f"output exceeded {self.max_output_bytes} bytes") from None

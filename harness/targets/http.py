@@ -13,6 +13,7 @@ are only ever sent to the configured URL.
 
 from __future__ import annotations
 
+import email.utils
 import http.client
 import json
 import os
@@ -85,11 +86,12 @@ class HttpTarget:
             raise _status_error(exc) from None
         except urllib.error.URLError as exc:
             if isinstance(exc.reason, TimeoutError):
-                raise TargetError(f"timed out after {timeout_s:g} s") from None
+                raise TargetError(f"timed out after {timeout_s:g} s", transient=True) from None
             reason = getattr(exc.reason, "strerror", None) or exc.reason
-            raise TargetError(f"cannot connect to {self.url}: {reason}") from None
+            raise TargetError(f"cannot connect to {self.url}: {reason}",
+                              transient=True) from None
         except TimeoutError:
-            raise TargetError(f"timed out after {timeout_s:g} s") from None
+            raise TargetError(f"timed out after {timeout_s:g} s", transient=True) from None
         except (OSError, ValueError, http.client.HTTPException) as exc:
             reason = f"request to {self.url} failed: {type(exc).__name__}: {exc}"
             raise TargetError(reason) from None
@@ -116,7 +118,7 @@ class HttpTarget:
             if len(body) > self.max_response_bytes:
                 raise TargetError(f"response exceeded {self.max_response_bytes} bytes")
             if deadline is not None and time.monotonic() > deadline:
-                raise TargetError(f"timed out after {timeout_s:g} s")
+                raise TargetError(f"timed out after {timeout_s:g} s", transient=True)
         return bytes(body)
 
 
@@ -155,11 +157,29 @@ def _status_error(exc: urllib.error.HTTPError) -> TargetError:
     finally:
         exc.close()
     reason = f"HTTP {exc.code} {exc.reason}"
+    transient = exc.code == 429 or exc.code >= 500
     if 300 <= exc.code < 400:
         reason += f" (redirect to {exc.headers.get('Location', '?')} not followed)"
-    elif exc.code == 429 or exc.code >= 500:
+    elif transient:
         reason += " (transient)"
-    return TargetError(reason, detail=f"body: {excerpt(body)}" if body.strip() else None)
+    return TargetError(reason, detail=f"body: {excerpt(body)}" if body.strip() else None,
+                       transient=transient, retry_after=_retry_after(exc.headers))
+
+
+def _retry_after(headers: Any) -> float | None:
+    """Seconds from a Retry-After header (a number, or an HTTP date), if there is one."""
+    value = headers.get("Retry-After") if headers is not None else None
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
 
 
 def _json(text: str) -> Any:

@@ -71,7 +71,7 @@ class PythonTarget:
         worker.start()
         worker.join(timeout_s)
         if worker.is_alive():
-            raise TargetError(f"timed out after {timeout_s:g} s")
+            raise TargetError(f"timed out after {timeout_s:g} s", transient=True)
         if "error" in outcome:
             raise outcome["error"]
         return TargetResponse.parse(outcome["value"])

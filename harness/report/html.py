@@ -1,0 +1,669 @@
+"""Render the HTML validation report: the decision, its reasons and the evidence for each case.
+
+The page is self-contained (one inline stylesheet, one inline script, charts as inline SVG) and
+carries a Content-Security-Policy that allows exactly those two inline blocks by their SHA-256
+hashes, so nothing a workflow answered can load, run or restyle anything. Run data reaches the
+template only through autoescaping; control characters and bidirectional overrides are shown as
+visible escapes such as ``\\u202e``.
+
+The template only lays out what :func:`build_view` shaped here.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, Template, select_autoescape
+from markupsafe import Markup, escape
+
+from harness import __version__
+from harness.compare import CaseComparison, Comparison, Transition
+from harness.gate import Decision, GatePolicy, Reason
+from harness.model import CATEGORIES, SEVERITIES, CaseResult, CheckOutcome, TargetResponse, Trial
+from harness.records import RunRecord
+
+TEMPLATE = "report.html.j2"
+MAX_SHOWN = 20_000
+"""Longest text shown for one value; the rest is counted, not shown (the run record has it)."""
+
+SIGNOFF_COMMAND = "harness signoff REPORT --reviewer ID --decision approve|reject"
+
+TRANSITIONS: dict[str, tuple[str, str, str]] = {
+    # value: (label, meaning, bar colour)
+    "fixed": ("Fixed", "failed in the baseline, passes in the candidate", "#1a7f37"),
+    "regressed": ("Regressed", "passed in the baseline, fails in the candidate", "#cf222e"),
+    "still_failing": ("Still failing", "fails in both runs", "#bc4c00"),
+    "still_passing": ("Still passing", "passes in both runs", "#6e9f7a"),
+    "new": ("New", "only in the candidate run", "#0969da"),
+    "removed": ("Removed", "missing from the candidate run", "#6e7781"),
+    "flaky": ("Flaky", "the candidate's trials disagree", "#9a6700"),
+    "error": ("Error", "the candidate run errored", "#8250df"),
+}
+TRANSITION_RANK = {name: rank for rank, name in enumerate(
+    ("regressed", "error", "flaky", "still_failing", "removed", "new", "fixed", "still_passing"))}
+VERDICT_FILL = {"pass": "#1a7f37", "fail": "#cf222e", "error": "#8250df", "missing": "#afb8c1"}
+VERDICTS = ("pass", "fail", "error")
+STRUCTURED_LABELS = {"tool_calls": "Tool calls, what changed",
+                     "sources": "Sources, what changed",
+                     "approvals": "Approvals, what changed"}
+NO_INCIDENT = "baseline case"
+
+# C0 controls but tab and newline, DEL, C1 controls, zero-width and bidirectional formatting
+# characters, line/paragraph separators, BOM, lone surrogates (which cannot be encoded) and the
+# invisible tag characters that can smuggle text past a reader.
+_INVISIBLE = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff"
+    "\ud800-\udfff\U000e0000-\U000e007f]"
+)
+
+
+# --- visible text ---------------------------------------------------------------------------
+
+
+def _escape_char(char: str) -> str:
+    if char == "\r":
+        return "\\r"
+    code = ord(char)
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
+def _clip(text: str) -> tuple[str, int]:
+    if len(text) <= MAX_SHOWN:
+        return text, 0
+    return text[:MAX_SHOWN], len(text) - MAX_SHOWN
+
+
+def plain(value: str) -> str:
+    """``value`` with invisible and direction-changing characters written as escapes, cut to
+    :data:`MAX_SHOWN` characters. Still to be HTML-escaped (autoescaping does it)."""
+    text, omitted = _clip(value)
+    text = _INVISIBLE.sub(lambda m: _escape_char(m.group()), text)
+    if omitted:
+        text += f" \u2026 [{omitted:,} more characters not shown]"
+    return text
+
+
+def visible(value: Any) -> Markup:
+    """Template filter: HTML-escaped text whose invisible characters are shown as highlighted
+    escapes (``\\u202e``), cut to :data:`MAX_SHOWN` characters with a note."""
+    if value is None:
+        return Markup("")
+    text, omitted = _clip(value if isinstance(value, str) else str(value))
+    parts: list[str] = []
+    start = 0
+    for match in _INVISIBLE.finditer(text):
+        parts.append(escape(text[start:match.start()]))
+        parts.append(Markup('<span class="ctl">{}</span>').format(_escape_char(match.group())))
+        start = match.end()
+    parts.append(escape(text[start:]))
+    if omitted:
+        parts.append(Markup('<span class="clipped"> \u2026 {:,} more characters not shown; '
+                            "the run record has them</span>").format(omitted))
+    return Markup("").join(parts)
+
+
+def _finalize(value: Any) -> Any:
+    """Every ``{{ }}`` output passes here before autoescaping: strings become :func:`plain`."""
+    if isinstance(value, Markup):
+        return value
+    if isinstance(value, str):
+        return plain(value)
+    return value
+
+
+# --- the environment ------------------------------------------------------------------------
+
+
+@functools.cache
+def environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("harness", "report/templates"),
+        autoescape=select_autoescape(enabled_extensions=("html", "j2"), default_for_string=True,
+                                     default=True),
+        undefined=StrictUndefined,
+        finalize=_finalize,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["visible"] = visible
+    return env
+
+
+def _block(template: Template, name: str) -> str:
+    """The rendered text of a static block of the template (the inline style or script)."""
+    return "".join(template.blocks[name](template.new_context({})))
+
+
+def csp_hash(text: str) -> str:
+    """The CSP source expression allowing an inline block whose content is exactly ``text``."""
+    digest = hashlib.sha256(text.encode("utf-8")).digest()
+    return f"'sha256-{base64.b64encode(digest).decode('ascii')}'"
+
+
+def content_security_policy(style: str, script: str) -> str:
+    return (f"default-src 'none'; img-src data:; style-src {csp_hash(style)}; "
+            f"script-src {csp_hash(script)}; base-uri 'none'; form-action 'none'")
+
+
+def render_html(
+    comparison: Comparison,
+    decision: Decision,
+    *,
+    policy: GatePolicy,
+    generated_at: str,
+    signoffs: Sequence[Mapping[str, Any]] = (),
+    chain_head: Mapping[str, Any] | None = None,
+) -> str:
+    """The validation report of ``comparison`` and ``decision`` as one self-contained HTML page.
+
+    ``signoffs`` are the recorded sign-offs (reviewer, name, role, meaning, decision, time,
+    verified), ``chain_head`` the head of their hash chain (count, last hash) when known.
+    """
+    template = environment().get_template(TEMPLATE)
+    csp = content_security_policy(_block(template, "style"), _block(template, "script"))
+    view = build_view(comparison, decision, policy=policy, generated_at=generated_at,
+                      signoffs=signoffs, chain_head=chain_head)
+    return template.render(report=view, csp=csp)
+
+
+# --- the view-model -------------------------------------------------------------------------
+
+
+def build_view(
+    comparison: Comparison,
+    decision: Decision,
+    *,
+    policy: GatePolicy,
+    generated_at: str,
+    signoffs: Sequence[Mapping[str, Any]] = (),
+    chain_head: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Everything the template shows, as plain values, lists and mappings."""
+    anchors = _anchors(case.case_id for case in comparison.cases)
+    reasons_by_case: dict[str, list[dict[str, Any]]] = {}
+    reasons = []
+    for reason in decision.reasons:
+        shown = _reason(reason, anchors)
+        reasons.append(shown)
+        if reason.case_id is not None:
+            reasons_by_case.setdefault(reason.case_id, []).append(shown)
+    blocking_ids = {r.case_id for r in decision.blocking if r.case_id}
+    cases = [
+        _case(case, anchors[case.case_id], reasons_by_case.get(case.case_id, []),
+              open_=case.case_id in blocking_ids, index=index)
+        for index, case in enumerate(comparison.cases)
+    ]
+    counts = {t.value: n for t, n in comparison.counts().items()}
+    baseline, candidate = comparison.baseline.header, comparison.candidate.header
+    return {
+        "title": f"{decision.outcome} \u2014 {candidate.suite}: {baseline.target} \u2192 "
+                 f"{candidate.target}",
+        "suite": candidate.suite,
+        "baseline_target": baseline.target,
+        "candidate_target": candidate.target,
+        "generated_at": generated_at,
+        "version": __version__,
+        "decision": _decision(decision, reasons, counts, comparison),
+        "counts": [
+            {"name": name, "label": label, "meaning": meaning, "count": counts.get(name, 0),
+             "zero": not counts.get(name, 0)}
+            for name, (label, meaning, _) in TRANSITIONS.items()
+        ],
+        "total": len(comparison.cases),
+        "total_label": _plural(len(comparison.cases), "case"),
+        "charts": _charts(comparison, counts),
+        "incidents": [case for case in cases if case["incident"]],
+        "cases": cases,
+        "transition_options": [
+            {"value": name, "label": f"{label} ({counts.get(name, 0)})"}
+            for name, (label, _, _) in TRANSITIONS.items()
+        ],
+        "provenance": _provenance(comparison.baseline, comparison.candidate),
+        "policy": _policy(policy),
+        "signoff": _signoff(signoffs, chain_head),
+    }
+
+
+def _anchors(case_ids: Iterable[str]) -> dict[str, str]:
+    """A unique, attribute- and URL-safe element id for each case."""
+    anchors: dict[str, str] = {}
+    used: set[str] = set()
+    for case_id in case_ids:
+        base = "case-" + (re.sub(r"[^A-Za-z0-9_.-]+", "-", case_id)[:80] or "x")
+        anchor, n = base, 1
+        while anchor in used:
+            n += 1
+            anchor = f"{base}-{n}"
+        used.add(anchor)
+        anchors[case_id] = anchor
+    return anchors
+
+
+def _decision(decision: Decision, reasons: list[dict[str, Any]], counts: Mapping[str, int],
+              comparison: Comparison) -> dict[str, Any]:
+    blocking = [r for r in reasons if r["blocking"]]
+    notes = [r for r in reasons if not r["blocking"]]
+    incidents = sum(case.incident for case in comparison.cases)
+    parts = [f"{counts[name]} {TRANSITIONS[name][0].lower()}"
+             for name in TRANSITIONS if counts.get(name)]
+    if decision.allowed:
+        verdict = "The candidate may be restored or deployed: nothing blocks it."
+    elif len(blocking) == 1:
+        verdict = "Do not restore or deploy the candidate: 1 reason blocks it."
+    else:
+        verdict = f"Do not restore or deploy the candidate: {len(blocking)} reasons block it."
+    return {
+        "outcome": decision.outcome,
+        "allowed": decision.allowed,
+        "css": "restore" if decision.allowed else "block",
+        "verdict": verdict,
+        "summary": (f"{_plural(len(comparison.cases), 'case')} compared, "
+                    f"{incidents} of them from incidents: "
+                    + (", ".join(parts) if parts else "nothing to compare") + "."),
+        "blocking": blocking,
+        "notes": notes,
+        "owners": decision.owners(),
+    }
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _reason(reason: Reason, anchors: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        "rule": reason.rule,
+        "blocking": reason.blocking,
+        "case_id": reason.case_id,
+        "anchor": anchors.get(reason.case_id) if reason.case_id else None,
+        "title": reason.title,
+        "message": reason.message,
+        "owner": reason.owner,
+        "severity": reason.severity,
+        "category": reason.category,
+    }
+
+
+# --- one case -------------------------------------------------------------------------------
+
+
+def _pct(rate: float) -> str:
+    return f"{rate * 100:.0f}%"
+
+
+def _json(value: Any) -> str:
+    """Pretty JSON; a short value stays on one line."""
+    short = json.dumps(value, ensure_ascii=False, default=str)
+    if len(short) <= 72:
+        return short
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
+def _shown(value: Any) -> str | None:
+    """A check's expected/obtained value or an evidence item as text."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    return _json(value)
+
+
+def _verdict_css(verdict: str | None) -> str:
+    return verdict if verdict in VERDICTS else "unknown"
+
+
+def _shown_trial(result: CaseResult) -> Trial | None:
+    """The trial that stands for the case: one with the case's verdict and a response."""
+    if not result.trials:
+        return None
+    for trial in result.trials:
+        if trial.verdict == result.verdict and trial.response is not None:
+            return trial
+    for trial in result.trials:
+        if trial.verdict == result.verdict:
+            return trial
+    return result.trials[0]
+
+
+def _check(check: CheckOutcome) -> dict[str, Any]:
+    evidence = check.evidence
+    if not isinstance(evidence, Mapping):
+        evidence = {"evidence": evidence}
+    return {
+        "kind": check.kind,
+        "line": check.line,
+        "verdict": check.verdict,
+        "css": _verdict_css(check.verdict),
+        "reason": check.reason,
+        "score": None if check.score is None else f"{check.score:.3g}",
+        "expected": _shown(check.expected),
+        "obtained": _shown(check.obtained),
+        "evidence": [{"name": str(k), "value": _shown(v) or "\u2014"} for k, v in evidence.items()],
+    }
+
+
+def _response(response: TargetResponse) -> dict[str, Any]:
+    reported = response.reported
+    return {
+        "output": response.output,
+        "fields": {name: name in reported for name in ("output", "tool_calls", "sources",
+                                                        "approvals", "metadata")},
+        "tool_calls": [{"name": call.name, "args": _json(dict(call.args)),
+                        "result": _json(call.result)} for call in response.tool_calls],
+        "sources": [
+            {"id": s.id, "title": s.title or "", "url": s.url or "",
+             "updated_at": s.updated_at or ""}
+            for s in response.sources
+        ],
+        "approvals": [
+            {"step": a.step, "status": a.status, "approver": a.approver or "\u2014",
+             "role": a.role or "\u2014", "at": a.at or "\u2014"}
+            for a in response.approvals
+        ],
+        "metadata": _json(dict(response.metadata)) if response.metadata else None,
+    }
+
+
+def _side(result: CaseResult | None, interval: tuple[float, float] | None) -> dict[str, Any]:
+    if result is None:
+        return {"present": False, "verdict": "not run", "css": "missing", "rate": "\u2014",
+                "sort": -1.0, "interval": None}
+    passes = sum(trial.verdict == "pass" for trial in result.trials)
+    trial = _shown_trial(result)
+    return {
+        "present": True,
+        "verdict": result.verdict,
+        "css": _verdict_css(result.verdict),
+        "rate": _pct(result.pass_rate),
+        "sort": result.pass_rate,
+        "needed": _pct(result.min_pass_rate),
+        "interval": f"{_pct(interval[0])}\u2013{_pct(interval[1])}" if interval else None,
+        "passes": passes,
+        "trial_count": len(result.trials),
+        "trials": [
+            {"index": t.index, "verdict": t.verdict, "css": _verdict_css(t.verdict),
+             "error": t.error, "duration": f"{t.duration_s:.3f} s"}
+            for t in result.trials
+        ],
+        "show_trials": len(result.trials) > 1 or any(t.error for t in result.trials),
+        "shown_trial": trial.index if trial else None,
+        "response": _response(trial.response) if trial and trial.response else None,
+        "checks": [_check(check) for check in trial.checks] if trial else [],
+        "duration": f"{result.duration_s:.3f} s",
+    }
+
+
+def _case(case: CaseComparison, anchor: str, reasons: list[dict[str, Any]], *, open_: bool,
+          index: int) -> dict[str, Any]:
+    result = case.latest
+    label, meaning, _ = TRANSITIONS[case.transition.value]
+    baseline = _side(case.baseline, case.baseline_interval)
+    candidate = _side(case.candidate, case.candidate_interval)
+    title = result.title or "(untitled)"
+    category = result.category or "\u2014"
+    severity = result.severity or "\u2014"
+    owner = result.owner or "\u2014"
+    kind = "incident" if case.incident else "baseline"
+    if case.baseline is None or case.candidate is None:
+        diff_note = "Only one run has this case: nothing to diff"
+    elif case.transition is Transition.STILL_PASSING:
+        diff_note = "Not computed: the case passes in both runs"
+    elif case.similarity is None:
+        diff_note = "Not computed: a run has no response for this case"
+    elif not case.output_diff:
+        diff_note = "The outputs are identical"
+    else:
+        diff_note = ""
+    search = " ".join(str(part) for part in (
+        case.case_id, title, result.category or "", result.severity or "", result.owner or "",
+        case.transition.value, label, kind, result.workflow, result.path,
+        baseline["verdict"], candidate["verdict"],
+    )).lower()
+    return {
+        "id": case.case_id,
+        "anchor": anchor,
+        "index": index,
+        "incident": case.incident,
+        "kind": kind,
+        "title": title,
+        "category": category,
+        "severity": severity,
+        "owner": owner,
+        "transition": case.transition.value,
+        "transition_label": label,
+        "transition_meaning": meaning,
+        "rank": TRANSITION_RANK[case.transition.value],
+        "location": f"{result.path}:{result.line}",
+        "workflow": result.workflow,
+        "digest": result.case_digest or "\u2014",
+        "case_changed": case.case_changed,
+        "input": _json(result.input),
+        "baseline": baseline,
+        "candidate": candidate,
+        "check_changes": [
+            {"kind": c.kind, "line": _text(c.line), "baseline": c.baseline or "absent",
+             "baseline_css": _verdict_css(c.baseline), "candidate": c.candidate or "absent",
+             "candidate_css": _verdict_css(c.candidate), "reason": c.reason}
+            for c in case.check_changes
+        ],
+        "diff": [{"op": op if op in ("equal", "delete", "insert") else "equal", "text": text}
+                 for op, text in case.output_diff],
+        "diff_note": diff_note,
+        "similarity": None if case.similarity is None else f"{case.similarity:.1f}",
+        "structured": [{"name": name, "label": STRUCTURED_LABELS.get(name, name),
+                        "text": "\n".join(lines)}
+                       for name, lines in case.structured_diffs.items()],
+        "reasons": reasons,
+        "open": open_,
+        "alt": index % 2 == 1,
+        "search": search,
+        "sort": {
+            "severity": result.severity or "~",
+            "category": result.category or "~",
+            "owner": (result.owner or "~").lower(),
+            "title": title.lower(),
+        },
+    }
+
+
+# --- charts ---------------------------------------------------------------------------------
+
+CHART_WIDTH = 600
+LABEL_WIDTH = 150
+BAR_WIDTH = 290
+ROW_HEIGHT = 24
+BAR_HEIGHT = 15
+TOP = 6
+
+
+def _svg_label(text: str, limit: int = 22) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def _chart(key: str, title: str, rows: list[tuple[str, list[tuple[str, int, str]]]],
+           legend: list[tuple[str, str]]) -> dict[str, Any]:
+    """A horizontal (stacked) bar chart laid out for the template: rows of segments, each
+    (name, count, fill), with the numbers written beside the bars."""
+    biggest = max([sum(n for _, n, _ in segments) for _, segments in rows] + [1])
+    laid: list[dict[str, Any]] = []
+    for i, (label, segments) in enumerate(rows):
+        y = TOP + i * ROW_HEIGHT
+        x = float(LABEL_WIDTH)
+        bars = []
+        for name, n, fill in segments:
+            if not n:
+                continue
+            width = max(n / biggest * BAR_WIDTH, 2.0)
+            bars.append({"x": round(x, 1), "width": round(width, 1), "fill": fill,
+                         "title": f"{label}: {n} {name}"})
+            x += width
+        total = sum(n for _, n, _ in segments)
+        shown = [f"{n} {name}" for name, n, _ in segments if n]
+        if len(segments) == 1 or not shown:
+            value = str(total)
+        elif len(shown) == 1:
+            value = shown[0]
+        else:
+            value = f"{total}: {', '.join(shown)}"
+        laid.append({
+            "label": _svg_label(label), "full_label": label,
+            "y": y, "bar_y": y + (ROW_HEIGHT - BAR_HEIGHT) / 2, "text_y": y + ROW_HEIGHT / 2 + 4,
+            "bars": bars, "value": value, "value_x": LABEL_WIDTH + BAR_WIDTH + 10,
+        })
+    legend_y = TOP + len(rows) * ROW_HEIGHT + 12
+    items, x = [], float(LABEL_WIDTH)
+    for name, fill in legend:
+        items.append({"name": name, "fill": fill, "x": round(x, 1), "text_x": round(x + 14, 1),
+                      "text_y": legend_y + 9})
+        x += 14 + 7 * len(name) + 18
+    height = legend_y + (18 if legend else 0) + 4
+    description = "; ".join(f"{row['full_label']}: {row['value']}" for row in laid)
+    return {
+        "key": key, "title": title, "description": description,
+        "width": CHART_WIDTH, "height": height, "label_x": LABEL_WIDTH - 8,
+        "track_x": LABEL_WIDTH, "track_width": BAR_WIDTH,
+        "rows": laid, "legend": items, "legend_y": legend_y,
+        "bar_height": BAR_HEIGHT,
+    }
+
+
+def _by_verdict(comparison: Comparison, group: Any, order: Sequence[str]) -> list[
+        tuple[str, list[tuple[str, int, str]]]]:
+    counted: dict[str, Counter[str]] = {}
+    for case in comparison.cases:
+        name = group(case.latest) or NO_INCIDENT
+        verdict = case.candidate.verdict if case.candidate else "missing"
+        counted.setdefault(name, Counter())[verdict if verdict in VERDICT_FILL else "error"] += 1
+    known = [name for name in order if name in counted]
+    other = sorted(name for name in counted if name not in order and name != NO_INCIDENT)
+    names = known + other + ([NO_INCIDENT] if NO_INCIDENT in counted else [])
+    return [
+        (name, [(v, counted[name][v], fill) for v, fill in VERDICT_FILL.items()])
+        for name in names
+    ]
+
+
+def _charts(comparison: Comparison, counts: Mapping[str, int]) -> dict[str, Any]:
+    transitions = _chart(
+        "transitions", "Cases by transition, baseline \u2192 candidate",
+        [(label, [(name, counts.get(name, 0), fill)])
+         for name, (label, _, fill) in TRANSITIONS.items()],
+        [],
+    )
+    present = {case.candidate.verdict for case in comparison.cases if case.candidate}
+    if any(case.candidate is None for case in comparison.cases):
+        present.add("missing")
+    legend = [(v, fill) for v, fill in VERDICT_FILL.items() if v in present]
+    by_category = _chart("categories", "Cases by incident category, verdict in the candidate",
+                         _by_verdict(comparison, lambda r: r.category, CATEGORIES), legend)
+    by_severity = _chart("severities", "Cases by incident severity, verdict in the candidate",
+                         _by_verdict(comparison, lambda r: r.severity, SEVERITIES), legend)
+    return {"transitions": transitions, "others": [by_category, by_severity]}
+
+
+# --- provenance and sign-off ----------------------------------------------------------------
+
+
+def _run_counts(record: RunRecord) -> str:
+    counted = Counter(result.verdict for result in record.results)
+    return (f"{_plural(len(record.results), 'case')}: {counted['pass']} passed, "
+            f"{counted['fail']} failed, {counted['error']} errored")
+
+
+def _finished(record: RunRecord) -> str:
+    if record.end is None:
+        return "did not finish (no end line)"
+    finished = str(record.end.get("finished_at") or "\u2014")
+    return finished + (" (interrupted)" if record.end.get("interrupted") else "")
+
+
+SHOULD_MATCH = ("Suite", "Suite digest", "Harness version")
+"""Provenance fields that differ only when the two runs may not be comparable."""
+
+
+def _provenance(baseline: RunRecord, candidate: RunRecord) -> list[dict[str, Any]]:
+    def row(label: str, mono: bool, get: Any) -> dict[str, Any]:
+        before, after = str(get(baseline)), str(get(candidate))
+        return {"label": label, "mono": mono, "baseline": before, "candidate": after,
+                "differs": label in SHOULD_MATCH and before != after}
+
+    return [
+        row("Run id", True, lambda r: r.header.run_id),
+        row("Suite", False, lambda r: r.header.suite),
+        row("Suite file", True, lambda r: r.header.suite_path or "\u2014"),
+        row("Suite digest", True, lambda r: r.header.suite_digest),
+        row("Target", False, lambda r: r.header.target),
+        row("Target kind", False, lambda r: r.header.target_kind),
+        row("Target digest", True, lambda r: r.header.target_digest),
+        row("Harness version", False, lambda r: r.header.harness_version),
+        row("Python", False, lambda r: r.header.python),
+        row("Git commit", True, lambda r: r.header.git_commit or "not in a git work tree"),
+        row("Started", False, lambda r: r.header.started_at),
+        row("Finished", False, _finished),
+        row("Results", False, _run_counts),
+        row("Run record", True, lambda r: r.path),
+    ]
+
+
+def _policy(policy: GatePolicy) -> list[dict[str, str]]:
+    def listed(chosen: frozenset[str], every: Sequence[str]) -> str:
+        ordered = [x for x in every if x in chosen] + sorted(x for x in chosen if x not in every)
+        names = ", ".join(ordered) or "none"
+        return f"all ({names})" if set(every) <= chosen else names
+
+    settle = (f"{policy.settle_trials} trials settle a flaky case by its verdict"
+              if policy.settle_trials else "not set: a case whose trials disagree blocks")
+    return [
+        {"label": "Severities in scope", "value": listed(policy.severities, SEVERITIES)},
+        {"label": "Categories in scope", "value": listed(policy.categories, CATEGORIES)},
+        {"label": "Flaky cases", "value": settle},
+    ]
+
+
+def _text(value: Any) -> str:
+    return "\u2014" if value is None or value == "" else str(value)
+
+
+def _signoff(signoffs: Sequence[Mapping[str, Any]],
+             chain_head: Mapping[str, Any] | None) -> dict[str, Any]:
+    entries = []
+    for entry in signoffs:
+        decision = _text(entry.get("decision"))
+        verified = entry.get("verified") is True
+        entries.append({
+            "reviewer": _text(entry.get("reviewer")),
+            "name": _text(entry.get("name")),
+            "role": _text(entry.get("role")),
+            "meaning": _text(entry.get("meaning")),
+            "decision": decision,
+            "decision_css": decision if decision in ("approve", "reject") else "other",
+            "time": _text(entry.get("time")),
+            "verified": verified,
+        })
+    head = None
+    if chain_head is not None:
+        labels = {"count": "Sign-offs in the chain", "last_hash": "Last hash", "hash": "Last hash",
+                  "head": "Last hash"}
+        head = [{"label": labels.get(str(key), str(key).replace("_", " ").capitalize()),
+                 "value": _text(value), "mono": "hash" in str(key) or key == "head"}
+                for key, value in chain_head.items()]
+    return {"entries": entries, "chain_head": head, "chain_pin": _chain_pin(chain_head),
+            "command": SIGNOFF_COMMAND}
+
+
+def _chain_pin(chain_head: Mapping[str, Any] | None) -> str | None:
+    """``COUNT:LAST_HASH`` for the tag that pins the sign-off ledger's head, when both are
+    well formed (a ledger whose last line is unreadable has no hash to pin)."""
+    if chain_head is None:
+        return None
+    count, last = chain_head.get("count"), chain_head.get("last_hash")
+    if type(count) is not int or count < 0 or not isinstance(last, str):
+        return None
+    return f"{count}:{last}" if re.fullmatch(r"[0-9a-f]{64}", last) else None

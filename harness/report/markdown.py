@@ -1,0 +1,98 @@
+"""The Markdown summary of a validation: for a CI job summary or a pull-request comment.
+
+Only ids, titles, verdicts and reasons appear, never outputs: a summary is pasted where many
+people read it. Every value is escaped so a title cannot inject markup into the comment.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from harness.compare import CaseComparison, Comparison, Transition
+from harness.gate import Decision
+
+_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
+
+
+def escape(text: object) -> str:
+    """Markdown-escape a value for a table cell or a list item (one line)."""
+    flat = " ".join(str(text).split())
+    return _SPECIAL.sub(r"\\\1", flat)
+
+
+def _rate(case: CaseComparison, side: str) -> str:
+    result = case.baseline if side == "baseline" else case.candidate
+    if result is None:
+        return "—"
+    return f"{result.verdict} ({result.pass_rate:.0%})"
+
+
+def render_markdown(
+    comparison: Comparison,
+    decision: Decision,
+    *,
+    report_path: str | None = None,
+    report_sha256: str | None = None,
+    chain_head: Mapping[str, Any] | None = None,
+) -> str:
+    """The summary as Markdown text."""
+    base, cand = comparison.baseline.header, comparison.candidate.header
+    icon = "✅" if decision.allowed else "⛔"
+    lines = [
+        f"## {icon} {decision.outcome}: {escape(cand.suite)}",
+        "",
+        f"Baseline `{escape(base.target)}` (run {escape(base.run_id)}) → candidate "
+        f"`{escape(cand.target)}` (run {escape(cand.run_id)}).",
+        "",
+        "| transition | cases |",
+        "|---|---:|",
+    ]
+    lines += [f"| {t.value} | {n} |" for t, n in comparison.counts().items() if n]
+    if decision.blocking:
+        lines += ["", "### Blocking", ""]
+        lines += [_reason_line(reason) for reason in decision.blocking]
+        owners = decision.owners()
+        if owners:
+            lines += ["", "Owners to notify: " + ", ".join(escape(o) for o in owners)]
+    if decision.notes:
+        lines += ["", "### Notes", ""]
+        lines += [_reason_line(reason) for reason in decision.notes]
+    incidents = [case for case in comparison.cases if case.incident]
+    if incidents:
+        lines += [
+            "", "### Incident cases", "",
+            "| case | title | category | severity | owner | baseline | candidate | transition |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for case in incidents:
+            result = case.latest
+            mark = " ⚠" if case.transition in _ALARMING else ""
+            lines.append(
+                f"| {escape(case.case_id)} | {escape(result.title or '')} | "
+                f"{escape(result.category or '')} | {escape(result.severity or '')} | "
+                f"{escape(result.owner or '')} | {_rate(case, 'baseline')} | "
+                f"{_rate(case, 'candidate')} | {case.transition.value}{mark} |"
+            )
+    if report_path:
+        lines += ["", f"Report: `{escape(report_path)}`"
+                  + (f" (SHA-256 `{report_sha256}`)" if report_sha256 else "")]
+    if chain_head:
+        lines += [f"Sign-off ledger head: {chain_head.get('count')} record(s), last hash "
+                  f"`{chain_head.get('last_hash')}`"]
+    return "\n".join(lines) + "\n"
+
+
+_ALARMING = {Transition.REGRESSED, Transition.STILL_FAILING, Transition.REMOVED,
+             Transition.ERROR, Transition.FLAKY}
+
+
+def _reason_line(reason: Any) -> str:
+    about = [reason.category, reason.severity]
+    if reason.owner:
+        about.append(f"owner {reason.owner}")
+    tags = ", ".join(escape(a) for a in about if a)
+    who = f"**{escape(reason.case_id)}** " if reason.case_id else ""
+    extra = f" ({tags})" if tags else ""
+    return f"- {who}`{reason.rule}`{extra}: {escape(reason.message)}"
