@@ -45,7 +45,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Run every case of SUITE against TARGET through pytest and write a run "
                     "record (JSON Lines). Exit 0 when every case passes, 1 when any fails or "
                     "errors, 2 on bad input. Arguments after -- go to pytest (e.g. -k, -m, -x).",
-        usage="harness run SUITE [--target NAME] [--out PATH] [-- PYTEST_ARGS...]",
+        usage="harness run SUITE [--target NAME] [--out PATH] [--concurrency N] "
+              "[--shard K/N] [--resume RUN_FILE] [-- PYTEST_ARGS...]",
     )
     run.add_argument("suite", type=Path, metavar="SUITE", help="suite file (suites/NAME.yaml)")
     run.add_argument("--target", "-t", metavar="NAME",
@@ -53,7 +54,25 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", "-o", type=Path, metavar="PATH",
                      help="run record to write (default: reports/runs/SUITE-TARGET-RUNID.jsonl "
                           "beside the suite's suites/ folder); never overwritten")
+    run.add_argument("--concurrency", "-c", type=int, default=1, metavar="N",
+                     help="call the target for up to N cases at once (default 1)")
+    run.add_argument("--shard", metavar="K/N",
+                     help="run only shard K of N, a stable split by case id (merge the shards' "
+                          "records with harness merge)")
+    run.add_argument("--resume", type=Path, metavar="RUN_FILE",
+                     help="finish an interrupted run: run only the cases its record lacks, "
+                          "appending to it")
     run.set_defaults(handler=_run)
+
+    merge = commands.add_parser(
+        "merge", help="merge the run records of a suite's shards into one",
+        description="Combine shard run records (harness run --shard K/N) of one suite and "
+                    "target into one run record that compare, gate and validate accept. The "
+                    "merged run is complete only when every shard is.",
+    )
+    merge.add_argument("out", type=Path, metavar="OUT", help="the merged record to write")
+    merge.add_argument("runs", nargs="+", type=Path, metavar="RUN")
+    merge.set_defaults(handler=_merge)
 
     compare = commands.add_parser(
         "compare", help="compare two run records case by case",
@@ -264,7 +283,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _execute(suite: Suite, spec: TargetSpec, *, out: Path | None, pytest_args: Sequence[str],
-             quiet: bool = False) -> tuple[int, Path]:
+             quiet: bool = False, concurrency: int = 1, shard: str | None = None,
+             resume: RunRecord | None = None) -> tuple[int, Path]:
     """Run ``suite`` against ``spec`` through pytest; returns the exit code and record path."""
     import pytest
 
@@ -273,17 +293,28 @@ def _execute(suite: Suite, spec: TargetSpec, *, out: Path | None, pytest_args: S
     from harness.records import RunHeader, git_commit, new_run_id, utc_now
 
     targets.build(spec, suite.root)  # import errors and bad options are bad input: exit 2 now
-    run_id = new_run_id()
-    out = out or suite.root / "reports" / "runs" / f"{suite.name}-{spec.name}-{run_id}.jsonl"
-    if out.exists():
-        raise InputError("run record already exists; choose another --out", path=out)
-    header = RunHeader(
-        run_id=run_id, suite=suite.name, suite_digest=suite.digest, suite_path=str(suite.path),
-        target=spec.name, target_kind=spec.kind, target_digest=spec.digest,
-        started_at=utc_now(), git_commit=git_commit(suite.root),
-    )
-    recorder = plugin.Recorder(out, header=header)
-    options = ["-p", "no:terminal"] if quiet else []
+    if concurrency < 1:
+        raise InputError(f"expected at least 1, found {concurrency}", field="--concurrency")
+    options = ["--harness-concurrency", str(concurrency)]
+    if shard:
+        options += ["--harness-shard", shard]
+    if resume is not None:
+        recorder = plugin.Recorder(resume.path, resume=resume)
+        out = resume.path
+    else:
+        run_id = new_run_id()
+        out = out or suite.root / "reports" / "runs" / f"{suite.name}-{spec.name}-{run_id}.jsonl"
+        if out.exists():
+            raise InputError("run record already exists; choose another --out", path=out)
+        header = RunHeader(
+            run_id=run_id, suite=suite.name, suite_digest=suite.digest,
+            suite_path=str(suite.path), target=spec.name, target_kind=spec.kind,
+            target_digest=spec.digest, started_at=utc_now(), git_commit=git_commit(suite.root),
+            shard=shard,
+        )
+        recorder = plugin.Recorder(out, header=header)
+    if quiet:
+        options += ["-p", "no:terminal"]
     code = pytest.main(
         [str(suite.path), "--harness-target", spec.name, "-p", "no:cacheprovider",
          # harness is imported before pytest starts, so pytest cannot rewrite its asserts
@@ -308,11 +339,40 @@ def _execute(suite: Suite, spec: TargetSpec, *, out: Path | None, pytest_args: S
 
 def _run(args: argparse.Namespace) -> int:
     from harness import loader
+    from harness.errors import InputError
+    from harness.records import read_run
 
     suite = loader.load_suite(args.suite)
-    spec = loader.choose_target(suite, args.target)
-    code, _ = _execute(suite, spec, out=args.out, pytest_args=args.passthrough)
+    resume = None
+    if args.resume is not None:
+        resume = read_run(args.resume)
+        if args.target not in (None, resume.header.target):
+            raise InputError(f"the run was against target {resume.header.target!r}",
+                             path=args.resume, field="--target")
+        if resume.header.suite_digest != suite.digest:
+            raise InputError("the suite or its cases changed since this run started; start "
+                             "a new run", path=args.resume, field="suite_digest")
+        if resume.complete:
+            print(f"nothing to resume: {args.resume} is a finished run")
+            counts = {v: sum(r.verdict == v for r in resume.results) for v in ("fail", "error")}
+            return EXIT_FAILED if counts["fail"] or counts["error"] else EXIT_OK
+    spec = loader.choose_target(suite, resume.header.target if resume else args.target)
+    if resume is not None and spec.digest != resume.header.target_digest:
+        raise InputError(f"target {spec.name!r} changed since this run started; start a new "
+                         "run", path=args.resume, field="target_digest")
+    code, _ = _execute(suite, spec, out=args.out, pytest_args=args.passthrough,
+                       concurrency=args.concurrency,
+                       shard=resume.header.shard if resume else args.shard, resume=resume)
     return code
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from harness.records import merge_runs, read_run
+
+    merged = merge_runs([read_run(path) for path in args.runs], args.out)
+    state = "complete" if merged.complete else "INCOMPLETE (a shard did not finish)"
+    print(f"merged {len(args.runs)} run(s), {len(merged.results)} cases, {state}: {args.out}")
+    return EXIT_OK
 
 
 def _policy(suite_path: Path | None) -> tuple[GatePolicy, str]:

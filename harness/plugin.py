@@ -8,8 +8,12 @@ folder is a case.
 
 from __future__ import annotations
 
+import hashlib
 import re
+import threading
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +23,11 @@ from harness import loader, runner, targets
 from harness.errors import HarnessError, InputError
 from harness.explain import explain
 from harness.model import CATEGORIES, SEVERITIES, Case, CaseResult, Suite, TargetSpec
-from harness.records import RunHeader, RunWriter, git_commit, new_run_id, utc_now
+from harness.records import RunHeader, RunRecord, RunWriter, git_commit, new_run_id, utc_now
 
 RESULT_KEY = pytest.StashKey[CaseResult]()
+CALLS_KEY = pytest.StashKey[list["Future[runner.Call]"]]()
+MARKERS_KEY = pytest.StashKey[set[str]]()
 RECORDER_KEY = pytest.StashKey["Recorder"]()
 PRELOADED_KEY = pytest.StashKey[dict[Path, Suite]]()
 REPLAY = "replay"
@@ -43,6 +49,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--harness-record", dest="harness_record", metavar="PATH", default=None,
         help="Write a run record (JSON Lines) of every case to PATH.",
     )
+    group.addoption(
+        "--harness-concurrency", dest="harness_concurrency", metavar="N", type=int, default=1,
+        help="Call targets for up to N cases at once (each target's max_concurrency still "
+             "applies); items still report one per case, in order.",
+    )
+    group.addoption(
+        "--harness-shard", dest="harness_shard", metavar="K/N", default=None,
+        help="Run only shard K of N (1-based): a stable split by case id, the same on every "
+             "machine. Merge the shards' run records with harness merge.",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -52,6 +68,12 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{severity}: incident cases of this severity")
     config.addinivalue_line("markers", "incident: cases that hold an incident record")
     config.addinivalue_line("markers", "baseline: cases of normal behaviour (no incident)")
+    config.stash[MARKERS_KEY] = set()
+    shard = config.getoption("harness_shard", None)
+    if shard is not None:
+        parse_shard(shard)  # a malformed K/N is a usage error before anything runs
+    if config.getoption("harness_concurrency", 1) < 1:
+        raise pytest.UsageError("--harness-concurrency must be at least 1")
     path = config.getoption("harness_record", None)
     if path and not config.stash.get(RECORDER_KEY, None):
         recorder = Recorder(Path(path))
@@ -84,6 +106,95 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Fil
     return None
 
 
+@dataclass(frozen=True)
+class Binding:
+    """A built target with what governs its calls: retries, rate limit, concurrency cap."""
+
+    spec: TargetSpec
+    target: targets.Target
+    limiter: runner.RateLimiter | None
+    slots: threading.BoundedSemaphore | None
+
+    @classmethod
+    def of(cls, spec: TargetSpec, target: targets.Target) -> Binding:
+        calls = spec.calls
+        limiter = runner.RateLimiter(calls.rate_limit) if calls.rate_limit else None
+        slots = (threading.BoundedSemaphore(calls.max_concurrency)
+                 if calls.max_concurrency else None)
+        return cls(spec, target, limiter, slots)
+
+    def call(self, case: Case) -> runner.Call:
+        if self.slots is None:
+            return runner.call(case, self.target, policy=self.spec.calls, limiter=self.limiter)
+        with self.slots:
+            return runner.call(case, self.target, policy=self.spec.calls, limiter=self.limiter)
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``K/N`` -> (K, N) with 1 <= K <= N; anything else is a usage error."""
+    found = re.fullmatch(r"(\d+)/(\d+)", text.strip())
+    if not found or not 1 <= int(found.group(1)) <= int(found.group(2)):
+        raise pytest.UsageError(f"--harness-shard expects K/N with 1 <= K <= N, found {text!r}")
+    return int(found.group(1)), int(found.group(2))
+
+
+def shard_of(case_id: str, shards: int) -> int:
+    """The shard (1-based) a case belongs to: stable across machines and Python versions."""
+    digest = hashlib.sha256(case_id.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % shards + 1
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    shard = config.getoption("harness_shard", None)
+    if shard is None:
+        return
+    number, total = parse_shard(shard)
+    keep, drop = [], []
+    for item in items:
+        mine = not isinstance(item, CaseItem) or shard_of(item.case.id, total) == number
+        (keep if mine else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    concurrency = session.config.getoption("harness_concurrency", 1)
+    if concurrency <= 1 or session.testsfailed or session.config.option.collectonly:
+        return
+    scheduler = Scheduler(concurrency)
+    session.config.stash[SCHEDULER_KEY] = scheduler
+    scheduler.submit(item for item in session.items if isinstance(item, CaseItem))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    scheduler = session.config.stash.get(SCHEDULER_KEY, None)
+    if scheduler is not None:
+        scheduler.close()
+
+
+class Scheduler:
+    """Calls targets ahead of pytest's item order, several at once, so slow targets overlap;
+    each item then waits for its own calls, so results still report in order."""
+
+    def __init__(self, concurrency: int) -> None:
+        self.pool = ThreadPoolExecutor(max_workers=concurrency,
+                                       thread_name_prefix="harness-call")
+
+    def submit(self, items: Iterator[CaseItem]) -> None:
+        for item in items:
+            item.stash[CALLS_KEY] = [self.pool.submit(item.binding.call, item.case)
+                                     for _ in range(item.case.trials)]
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+SCHEDULER_KEY = pytest.StashKey[Scheduler]()
+
+
 class CaseFailed(Exception):
     """Raised by a case item whose verdict is not ``pass``; carries the result."""
 
@@ -99,25 +210,33 @@ def _marker_name(text: str) -> str:
 class CaseItem(pytest.Item):
     """One case against one target: pytest reports it under the case's id."""
 
-    def __init__(self, *, case: Case, target: targets.Target, suite: str, suite_digest: str,
-                 spec: TargetSpec, **kwargs: Any) -> None:
+    def __init__(self, *, case: Case, binding: Binding, suite: str, suite_digest: str,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.case = case
-        self.target = target
+        self.binding = binding
+        self.spec = binding.spec
         self.suite_name = suite
         self.suite_digest = suite_digest
-        self.spec = spec
         marks = ["incident" if case.incident else "baseline", _marker_name(case.workflow)]
         if case.incident:
             marks += [case.incident.category, case.incident.severity]
         marks += [_marker_name(tag) for tag in case.tags]
+        registered = self.config.stash[MARKERS_KEY]
         for mark in marks:
-            if mark not in CATEGORIES and mark not in SEVERITIES:
+            if mark not in registered and mark not in CATEGORIES and mark not in SEVERITIES:
+                registered.add(mark)
                 self.config.addinivalue_line("markers", f"{mark}: workflow or tag of cases")
             self.add_marker(mark)
 
     def runtest(self) -> None:
-        result = runner.run_case(self.case, self.target)
+        futures = self.stash.get(CALLS_KEY, None)
+        if futures is None:
+            calls = [self.binding.call(self.case) for _ in range(self.case.trials)]
+        else:
+            calls = [future.result() for future in futures]
+        trials = tuple(runner.evaluate(self.case, call, i + 1) for i, call in enumerate(calls))
+        result = runner.judge(self.case, trials)
         self.stash[RESULT_KEY] = result
         if result.verdict != "pass":
             raise CaseFailed(result)
@@ -142,10 +261,10 @@ class _YamlFile(pytest.File):
         return super().repr_failure(excinfo, style=style)
 
     def _items(self, suite: Suite, spec: TargetSpec, cases: tuple[Case, ...]) -> Iterator[CaseItem]:
-        target = targets.build(spec, suite.root)
+        binding = Binding.of(spec, targets.build(spec, suite.root))
         for case in cases:
-            yield CaseItem.from_parent(self, name=case.id, case=case, target=target,
-                                       suite=suite.name, suite_digest=suite.digest, spec=spec)
+            yield CaseItem.from_parent(self, name=case.id, case=case, binding=binding,
+                                       suite=suite.name, suite_digest=suite.digest)
 
 
 class SuiteFile(_YamlFile):
@@ -197,14 +316,34 @@ def _relative(path: Path, root: Path) -> str:
 
 
 class Recorder:
-    """Writes the run record: a header once the items are collected, a line per case."""
+    """Writes the run record: a header once the items are collected, a line per case.
 
-    def __init__(self, path: Path, *, header: RunHeader | None = None) -> None:
+    With ``resume`` (an interrupted run's record) it appends to that record instead, and the
+    cases it already holds are deselected: nothing is lost or counted twice.
+    """
+
+    def __init__(self, path: Path, *, header: RunHeader | None = None,
+                 resume: RunRecord | None = None) -> None:
         self.path = path
         self.header = header
+        self.resume = resume
         self.writer: RunWriter | None = None
 
+    def pytest_collection_modifyitems(self, config: pytest.Config,
+                                      items: list[pytest.Item]) -> None:
+        if self.resume is None:
+            return
+        done = {result.case_id for result in self.resume.results}
+        finished = [i for i in items if isinstance(i, CaseItem) and i.case.id in done]
+        if finished:
+            config.hook.pytest_deselected(items=finished)
+            items[:] = [i for i in items
+                        if not (isinstance(i, CaseItem) and i.case.id in done)]
+
     def open(self, items: list[pytest.Item]) -> None:
+        if self.resume is not None:
+            self.writer = RunWriter.resume(self.resume)
+            return
         header = self.header
         if header is None:
             cases = [item for item in items if isinstance(item, CaseItem)]
@@ -223,6 +362,7 @@ class Recorder:
                 target=spec.name if spec else "", target_kind=spec.kind if spec else "",
                 target_digest=spec.digest if spec else "", started_at=utc_now(),
                 git_commit=git_commit(folder),
+                shard=items[0].config.getoption("harness_shard") if items else None,
             )
         self.writer = RunWriter(self.path, header)
 

@@ -7,19 +7,20 @@ line. :func:`read_run` reads what :class:`RunWriter` writes.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
 import platform
 import subprocess
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from harness import __version__
-from harness.errors import InputError
+from harness.errors import InputError, TargetError
 from harness.model import CaseResult, CheckOutcome, TargetResponse, Trial
 
 FORMAT_VERSION = 1
@@ -40,6 +41,8 @@ class RunHeader:
     git_commit: str | None = None
     suite_path: str | None = None
     python: str = field(default_factory=platform.python_version)
+    shard: str | None = None
+    merged_from: list[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +56,9 @@ class RunRecord:
 
     @property
     def complete(self) -> bool:
-        """False when the run was interrupted before its end line was written."""
-        return self.end is not None
+        """False when the run was interrupted: no end line after its last case, or an end
+        line that says it was interrupted."""
+        return self.end is not None and not self.end.get("interrupted", False)
 
     def by_id(self) -> dict[str, CaseResult]:
         return {result.case_id: result for result in self.results}
@@ -113,20 +117,37 @@ def _trial_to_dict(trial: Trial) -> dict[str, Any]:
 class RunWriter:
     """Writes one run record: the header at once, then a line per case, then the end line.
 
-    The file is created exclusively: an existing record is never overwritten.
+    The file is created exclusively: an existing record is never overwritten. To resume an
+    interrupted run, :meth:`resume` appends to its record instead.
     """
 
-    def __init__(self, path: Path, header: RunHeader) -> None:
+    def __init__(self, path: Path, header: RunHeader, *, _resumed: RunRecord | None = None
+                 ) -> None:
         self.path = path
         self.header = header
         self.counts = {"pass": 0, "fail": 0, "error": 0}
+        if _resumed is not None:
+            for result in _resumed.results:
+                self.counts[result.verdict] += 1
+            self._file: IO[str] = path.open("a", encoding="utf-8")
+            return
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._file: IO[str] = path.open("x", encoding="utf-8")
+            self._file = path.open("x", encoding="utf-8")
         except FileExistsError:
             raise InputError("run record already exists; choose another --out",
                              path=path) from None
         self._write(_line("header", asdict(header)))
+
+    @classmethod
+    def resume(cls, record: RunRecord) -> RunWriter:
+        """Append to an interrupted run's record. A last line cut short by the interruption
+        is dropped first (its case had not finished, so it runs again)."""
+        with record.path.open("rb+") as file:
+            data = file.read()
+            if data and not data.endswith(b"\n"):
+                file.truncate(data.rfind(b"\n") + 1)
+        return cls(record.path, record.header, _resumed=record)
 
     def _write(self, text: str) -> None:
         self._file.write(text)
@@ -137,6 +158,10 @@ class RunWriter:
         """Append one finished case."""
         self.counts[result.verdict] += 1
         self._write(_line("case", result_to_dict(result)))
+
+    def abandon(self) -> None:
+        """Close without an end line: the record reads as an interrupted run."""
+        self._file.close()
 
     def close(self, *, interrupted: bool = False) -> None:
         """Write the end line (with the counts) and close the file."""
@@ -183,6 +208,7 @@ def read_run(path: Path) -> RunRecord:
         raise InputError(f"cannot read run record: {exc.strerror}", path=path) from None
     header: RunHeader | None = None
     results: list[CaseResult] = []
+    seen: dict[str, int] = {}
     end: Mapping[str, Any] | None = None
     with handle:
         for number, raw in enumerate(handle, start=1):
@@ -199,6 +225,8 @@ def read_run(path: Path) -> RunRecord:
                 data = json.loads(text)
             except json.JSONDecodeError as exc:
                 raise InputError(f"not a JSON line: {exc.msg}", path=path, line=number) from None
+            except RecursionError:
+                raise InputError("JSON nested too deeply", path=path, line=number) from None
             if not isinstance(data, dict):
                 raise InputError("expected a JSON object", path=path, line=number)
             if type(data.get("version")) is not int or data["version"] != FORMAT_VERSION:
@@ -213,14 +241,21 @@ def read_run(path: Path) -> RunRecord:
                     body = {k: v for k, v in data.items() if k not in ("version", "type")}
                     header = RunHeader(**body)
                 elif kind == "case" and header is not None:
-                    results.append(result_from_dict(data))
+                    result = result_from_dict(data)
+                    if result.case_id in seen:
+                        raise InputError(f"case {result.case_id!r} is recorded twice (first "
+                                         f"at line {seen[result.case_id]})", path=path,
+                                         line=number, field="case_id")
+                    seen[result.case_id] = number
+                    results.append(result)
+                    end = None  # an end line counts only when nothing follows it
                 elif kind == "end" and header is not None:
                     end = data
                 else:
                     expected = "a header line" if header is None else "a case or end line"
                     raise InputError(f"expected {expected}, found type {kind!r}",
                                      path=path, line=number, field="type")
-            except (TypeError, KeyError, ValueError) as exc:
+            except (TypeError, LookupError, ValueError, AttributeError, TargetError) as exc:
                 if isinstance(exc, InputError):
                     raise
                 raise InputError(f"malformed {kind} line: {exc}", path=path,
@@ -228,3 +263,42 @@ def read_run(path: Path) -> RunRecord:
     if header is None:
         raise InputError("empty run record: no header line", path=path, line=1)
     return RunRecord(path=path, header=header, results=tuple(results), end=end)
+
+
+def merge_runs(records: Sequence[RunRecord], out: Path) -> RunRecord:
+    """Combine the run records of a suite's shards into one run record at ``out``.
+
+    The shards must be runs of the same suite (same digest) against the same target (same
+    digest), and no case may appear twice. The merged run is complete only when every shard
+    is: otherwise it gets no end line, so a gate reading it blocks.
+    """
+    if not records:
+        raise InputError("no run records to merge", path=out)
+    first = records[0].header
+    for record in records[1:]:
+        for name in ("suite", "suite_digest", "target", "target_digest"):
+            if getattr(record.header, name) != getattr(first, name):
+                problem = (f"{name} differs from {records[0].path}'s "
+                           f"({getattr(record.header, name)!r} != {getattr(first, name)!r}): "
+                           "only shards of one run can be merged")
+                raise InputError(problem, path=record.path, field=name)
+    owner: dict[str, Path] = {}
+    for record in records:
+        for result in record.results:
+            if result.case_id in owner:
+                problem = f"case {result.case_id!r} is also in {owner[result.case_id]}"
+                raise InputError(problem, path=record.path, field="case_id")
+            owner[result.case_id] = record.path
+    header = dataclasses.replace(
+        first, run_id=new_run_id(), started_at=min(r.header.started_at for r in records),
+        shard=None, merged_from=[r.header.run_id for r in records],
+    )
+    writer = RunWriter(out, header)
+    for record in records:
+        for result in record.results:
+            writer.add(result)
+    if all(record.complete for record in records):
+        writer.close()
+    else:
+        writer.abandon()
+    return read_run(out)
