@@ -13,8 +13,6 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from deepdiff import DeepDiff
-
 from harness.checks.outcome import failed, passed
 from harness.checks.registry import Params, register
 from harness.errors import CheckParamError
@@ -200,6 +198,8 @@ def diff_args(
 
     ``exclude`` holds deepdiff paths (``root['note']``). Integers and floats compare by value.
     """
+    from deepdiff import DeepDiff  # imported on first use: it brings pandas and numpy
+
     want = plain(expected)
     got = plain(obtained)
     if partial:
