@@ -23,9 +23,19 @@ from harness import loader, runner, targets
 from harness.errors import HarnessError, InputError
 from harness.explain import explain
 from harness.model import CATEGORIES, SEVERITIES, Case, CaseResult, Suite, TargetSpec
-from harness.records import RunHeader, RunRecord, RunWriter, git_commit, new_run_id, utc_now
+from harness.records import (
+    RunHeader,
+    RunRecord,
+    RunWriter,
+    git_commit,
+    new_run_id,
+    result_from_dict,
+    result_to_dict,
+    utc_now,
+)
 
 RESULT_KEY = pytest.StashKey[CaseResult]()
+WORKER_RESULT = "harness_result"
 CALLS_KEY = pytest.StashKey[list["Future[runner.Call]"]]()
 MARKERS_KEY = pytest.StashKey[set[str]]()
 RECORDER_KEY = pytest.StashKey["Recorder"]()
@@ -75,7 +85,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("harness_concurrency", 1) < 1:
         raise pytest.UsageError("--harness-concurrency must be at least 1")
     path = config.getoption("harness_record", None)
-    if path and not config.stash.get(RECORDER_KEY, None):
+    worker = hasattr(config, "workerinput")  # under pytest-xdist, the controller records
+    if path and not worker and not config.stash.get(RECORDER_KEY, None):
         recorder = Recorder(Path(path))
         config.stash[RECORDER_KEY] = recorder
         config.pluginmanager.register(recorder, "harness-recorder")
@@ -238,6 +249,12 @@ class CaseItem(pytest.Item):
         trials = tuple(runner.evaluate(self.case, call, i + 1) for i, call in enumerate(calls))
         result = runner.judge(self.case, trials)
         self.stash[RESULT_KEY] = result
+        if hasattr(self.config, "workerinput"):  # a pytest-xdist worker: the result travels
+            self.user_properties.append((WORKER_RESULT, {  # to the recorder with the report
+                "result": result_to_dict(result), "suite": self.suite_name,
+                "suite_digest": self.suite_digest, "target": self.spec.name,
+                "target_kind": self.spec.kind, "target_digest": self.spec.digest,
+            }))
         if result.verdict != "pass":
             raise CaseFailed(result)
 
@@ -371,15 +388,36 @@ class Recorder:
         # Opened only once collection succeeded: bad input leaves no half-written record.
         collect_only = session.config.option.collectonly
         if self.writer is None and not session.testsfailed and not collect_only:
+            if self.header is None and self.resume is None and not session.items:
+                return  # pytest-xdist's controller: opened with the first worker result
             self.open(session.items)
 
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> None:
         if call.when == "call" and self.writer is not None and RESULT_KEY in item.stash:
             self.writer.add(item.stash[RESULT_KEY])
 
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Under pytest-xdist, results arrive with the workers' reports."""
+        if report.when != "call":
+            return
+        sent = next((value for name, value in report.user_properties
+                     if name == WORKER_RESULT), None)
+        if sent is None:
+            return
+        if self.writer is None:
+            self.writer = RunWriter.resume(self.resume) if self.resume else RunWriter(
+                self.path, self.header or _header_from(sent))
+        self.writer.add(result_from_dict(sent["result"]))
+
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self.writer is not None:
             self.writer.close(interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
+
+
+def _header_from(sent: dict[str, Any]) -> RunHeader:
+    return RunHeader(run_id=new_run_id(), suite=sent["suite"], suite_digest=sent["suite_digest"],
+                     target=sent["target"], target_kind=sent["target_kind"],
+                     target_digest=sent["target_digest"], started_at=utc_now())
 
 
 class Preloaded:

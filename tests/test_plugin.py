@@ -12,8 +12,13 @@ pytest_plugins = ["pytester"]
 
 
 @pytest.fixture
-def demo(pytester: pytest.Pytester) -> pytest.Pytester:
+def demo(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
     make_project(pytester.path)
+    # hypothesis's own pytest plugin re-imports hypothesis in every inline run (seconds each);
+    # these runs have no hypothesis tests
+    run = pytester.runpytest
+    monkeypatch.setattr(pytester, "runpytest",
+                        lambda *args, **kwargs: run("-p", "no:hypothesispytest", *args, **kwargs))
     return pytester
 
 

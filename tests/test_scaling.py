@@ -178,3 +178,21 @@ def test_resume_refuses_a_changed_suite(tmp_path):
                                                    "  - contains: changed\n")
     done = harness("run", "suites/s.yaml", "--resume", "run.jsonl", cwd=root)
     assert done.returncode == 2 and "changed since this run started" in done.stderr
+
+
+def test_runs_under_pytest_xdist_and_records_every_case(tmp_path):
+    pytest.importorskip("xdist")
+    root = project(tmp_path)
+    done = harness("run", "suites/s.yaml", "-t", "free", "--out", "run.jsonl", "--", "-n", "2",
+                   cwd=root)
+    assert done.returncode == 0, done.stdout + done.stderr
+    record = read_run(root / "run.jsonl")
+    assert record.complete
+    assert sorted(r.case_id for r in record.results) == [f"C{n:02d}" for n in range(1, 13)]
+    direct = subprocess.run(
+        [sys.executable, "-m", "pytest", "suites/s.yaml", "--harness-target", "free",
+         "--harness-record", "direct.jsonl", "-n", "2", "-p", "no:cacheprovider"],
+        cwd=root, text=True, capture_output=True, timeout=120, check=False)
+    assert direct.returncode == 0, direct.stdout
+    record = read_run(root / "direct.jsonl")
+    assert (record.header.suite, record.header.target, len(record.results)) == ("s", "free", 12)
