@@ -59,6 +59,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--shard", metavar="K/N",
                      help="run only shard K of N, a stable split by case id (merge the shards' "
                           "records with harness merge)")
+    run.add_argument("--no-redact", action="store_true",
+                     help="keep detected secrets and personal data in the run record and "
+                          "failure text (redacted by default)")
     run.add_argument("--resume", type=Path, metavar="RUN_FILE",
                      help="finish an interrupted run: run only the cases its record lacks, "
                           "appending to it")
@@ -113,6 +116,11 @@ def _parser() -> argparse.ArgumentParser:
                                "(default: the suite's gate.candidate)")
     validate.add_argument("--out-dir", type=Path, metavar="DIR",
                           help="where reports go (default: reports/ beside suites/)")
+    validate.add_argument("--concurrency", "-c", type=int, default=1, metavar="N",
+                          help="call the targets for up to N cases at once (default 1)")
+    validate.add_argument("--no-redact", action="store_true",
+                          help="keep detected secrets and personal data in the run records "
+                               "and reports (redacted by default)")
     _signoff_options(validate)
     validate.set_defaults(handler=_validate)
 
@@ -284,7 +292,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _execute(suite: Suite, spec: TargetSpec, *, out: Path | None, pytest_args: Sequence[str],
              quiet: bool = False, concurrency: int = 1, shard: str | None = None,
-             resume: RunRecord | None = None) -> tuple[int, Path]:
+             resume: RunRecord | None = None, redact: bool = True) -> tuple[int, Path]:
     """Run ``suite`` against ``spec`` through pytest; returns the exit code and record path."""
     import pytest
 
@@ -296,6 +304,8 @@ def _execute(suite: Suite, spec: TargetSpec, *, out: Path | None, pytest_args: S
     if concurrency < 1:
         raise InputError(f"expected at least 1, found {concurrency}", field="--concurrency")
     options = ["--harness-concurrency", str(concurrency)]
+    if not redact:
+        options.append("--harness-no-redact")
     if shard:
         options += ["--harness-shard", shard]
     if resume is not None:
@@ -362,7 +372,8 @@ def _run(args: argparse.Namespace) -> int:
                          "run", path=args.resume, field="target_digest")
     code, _ = _execute(suite, spec, out=args.out, pytest_args=args.passthrough,
                        concurrency=args.concurrency,
-                       shard=resume.header.shard if resume else args.shard, resume=resume)
+                       shard=resume.header.shard if resume else args.shard, resume=resume,
+                       redact=not args.no_redact)
     return code
 
 
@@ -502,7 +513,8 @@ def _with_signoffs(decision: Decision, candidate_run: Path, gate_section: Mappin
     return require_signoff(decision, [] if approved else missing)
 
 
-def _obtain_run(suite: Suite, reference: str) -> tuple[int, RunRecord | None]:
+def _obtain_run(suite: Suite, reference: str, args: argparse.Namespace
+                ) -> tuple[int, RunRecord | None]:
     """A run record: read it when ``reference`` is a .jsonl file, else run that target."""
     from harness import loader
     from harness.records import read_run
@@ -510,7 +522,8 @@ def _obtain_run(suite: Suite, reference: str) -> tuple[int, RunRecord | None]:
     if reference not in suite.targets and reference.endswith(".jsonl"):
         return EXIT_OK, read_run(Path(reference))
     code, path = _execute(suite, loader.choose_target(suite, reference), out=None,
-                          pytest_args=(), quiet=True)
+                          pytest_args=(), quiet=True, concurrency=args.concurrency,
+                          redact=not args.no_redact)
     if code not in (EXIT_OK, EXIT_FAILED):
         return code, None
     return EXIT_OK, read_run(path)
@@ -531,10 +544,10 @@ def _validate(args: argparse.Namespace) -> int:
                    "TARGET_OR_RUN_FILE (or gate.baseline and gate.candidate); targets: "
                    f"{', '.join(suite.targets)}")
         raise InputError(problem, path=suite.path, field="gate")
-    code, baseline = _obtain_run(suite, baseline_ref)
+    code, baseline = _obtain_run(suite, baseline_ref, args)
     if baseline is None:
         return code
-    code, candidate = _obtain_run(suite, candidate_ref)
+    code, candidate = _obtain_run(suite, candidate_ref, args)
     if candidate is None:
         return code
     policy = GatePolicy.from_section(suite.gate)

@@ -33,6 +33,7 @@ from harness.records import (
     result_to_dict,
     utc_now,
 )
+from harness.redact import canaries_of, canary_digests_of, redact_result
 
 RESULT_KEY = pytest.StashKey[CaseResult]()
 WORKER_RESULT = "harness_result"
@@ -63,6 +64,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--harness-concurrency", dest="harness_concurrency", metavar="N", type=int, default=1,
         help="Call targets for up to N cases at once (each target's max_concurrency still "
              "applies); items still report one per case, in order.",
+    )
+    group.addoption(
+        "--harness-no-redact", dest="harness_no_redact", action="store_true", default=False,
+        help="Keep detected secrets, personal data and no_leak canaries in run records and "
+             "failure text (by default they are redacted).",
     )
     group.addoption(
         "--harness-shard", dest="harness_shard", metavar="K/N", default=None,
@@ -248,6 +254,10 @@ class CaseItem(pytest.Item):
             calls = [future.result() for future in futures]
         trials = tuple(runner.evaluate(self.case, call, i + 1) for i, call in enumerate(calls))
         result = runner.judge(self.case, trials)
+        if not self.config.getoption("harness_no_redact", False):
+            # Verdicts are reached on the raw response; what is stored or shown is redacted.
+            result = redact_result(result, canaries=canaries_of(self.case),
+                                   digests=canary_digests_of(self.case))
         self.stash[RESULT_KEY] = result
         if hasattr(self.config, "workerinput"):  # a pytest-xdist worker: the result travels
             self.user_properties.append((WORKER_RESULT, {  # to the recorder with the report

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import write
 
 from harness.records import read_run
@@ -244,3 +245,55 @@ def test_case_from_trace_writes_a_draft_that_reproduces_its_incident(tmp_path):
     again = harness("case", "from-trace", str(sample), "--category", "human_review",
                     "--id", "INC-2026-101", "--workflow", "refund-assistant", cwd=tmp_path)
     assert again.returncode == 2 and "exists" in again.stderr
+
+
+def test_no_artifact_holds_a_planted_canary_in_plaintext(project):
+    canaries = ["jane.doe@example.org", "4111 1111 1111 1111", "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+                "+1-555-0142"]
+    write(project / "wf_fixture.py", f'''
+def respond(request, *, mode="good"):
+    leak = {canaries!r}
+    return {{"output": "Contact " + leak[0] + ", card " + leak[1],
+            "tool_calls": [{{"name": "send_email",
+                            "args": {{"to": leak[0], "body": "key " + leak[2] + " tel " + leak[3]}},
+                            "result": {{"sent": True}}}}]}}
+''')
+    write(project / "cases" / "demo" / "BASE-1.yaml", """
+        id: BASE-1
+        input: {message: hi}
+        expect:
+          - no_pii: {}
+    """)
+    done = harness("validate", "suites/demo.yaml", "--baseline", "replay", "--candidate",
+                   "good", cwd=project)
+    assert done.returncode == 1, done.stdout + done.stderr
+    artifacts = [*(project / "reports").rglob("*.*")]
+    assert {p.suffix for p in artifacts} >= {".jsonl", ".html", ".md", ".xml", ".json"}
+    text = "\n".join(p.read_text(encoding="utf-8") for p in artifacts) + done.stdout
+    run = harness("run", "suites/demo.yaml", "-t", "good", "--out", "failing.jsonl",
+                  cwd=project)
+    text += run.stdout + (project / "failing.jsonl").read_text()
+    for canary in canaries:
+        assert canary not in text, canary
+    assert "[redacted:email]" in text
+    raw = harness("run", "suites/demo.yaml", "-t", "good", "--out", "raw.jsonl", "--no-redact",
+                  cwd=project)
+    assert canaries[0] in raw.stdout + (project / "raw.jsonl").read_text()
+
+
+@pytest.mark.parametrize("command", [["--help"], ["schema"], ["checks"]])
+def test_light_commands_do_not_import_heavy_modules(command):
+    probe = (
+        "import sys\n"
+        "from harness.cli import main\n"
+        "try:\n"
+        f"    main({command!r})\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = sorted(m for m in ('pandas', 'numpy', 'deepdiff', 'jinja2', 'pytest',\n"
+        "                           'cryptography') if m in sys.modules)\n"
+        "print('HEAVY', heavy, file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert "HEAVY []" in done.stderr, done.stderr

@@ -13,6 +13,7 @@ import yaml
 from harness import loader, runner, targets
 from harness.example.refund_assistant import DOCS_BY_ID, respond
 from harness.model import Case
+from harness.redact import Redactor, canary_digests_of
 
 ROOT = Path(__file__).resolve().parent.parent
 RELEASES = ("pre-fix", "post-fix", "next-release")
@@ -213,6 +214,8 @@ def test_incident_evidence_matches_pre_fix(case: Case) -> None:
     evidence = case.evidence
     assert evidence["input"] == INCIDENT_REQUESTS[case.incident.category]
     response = respond(evidence["input"], release="pre-fix")
+    if case.incident.category == "data_exposure":  # its evidence is stored redacted
+        response = Redactor(digests=canary_digests_of(case)).value(response)
     for field in ("output", "tool_calls", "sources", "approvals"):
         assert evidence[field] == response[field], field
     assert evidence["prompt_version"] == response["metadata"]["prompt_version"]

@@ -16,6 +16,7 @@ from rapidfuzz import fuzz, utils
 
 from harness import intake
 from harness.errors import InputError
+from harness.example.refund_assistant import respond
 from harness.loader import load_case
 from harness.severity import RULES_FILE
 from harness.targets.replay import ReplayTarget
@@ -135,6 +136,9 @@ def test_first_check_from_evidence_fails_on_that_evidence(tmp_path: Path, source
     bundled = load_case(source)
     assert bundled.incident is not None
     evidence = dict(bundled.evidence)
+    if bundled.incident.category == "data_exposure":  # the bundled file stores it redacted
+        leaked = respond(evidence["input"], release="pre-fix")
+        evidence.update(output=leaked["output"], tool_calls=leaked["tool_calls"])
     if bundled.incident.category == "human_review":  # the bundled one recorded no approval
         evidence["approvals"] = [{"step": "refund_over_threshold", "status": "pending"}]
     result = scaffold(tmp_path, category=bundled.incident.category, title=str(bundled.title),

@@ -1,0 +1,416 @@
+"""Redaction: personal and secret data out of case results before they are stored or shown.
+
+A data-exposure incident leaked data once; the harness must not spread it again through its run
+records, its failure text or the reports rendered from them. :func:`redact_result` returns a copy
+of a case result in which every finding of the exposure detectors
+(:data:`harness.checks.exposure.DETECTORS`) is replaced by ``[redacted:<detector>]`` (for
+example ``[redacted:email]``) and every canary of the case by ``[redacted:canary]``.
+
+Redacted: the case ``input``; each trial's ``error`` and its response's ``output``, tool-call
+``args`` and ``result``, source ``title`` and ``url``, approval ``step``, ``approver`` and
+``role``, and ``metadata``; each check outcome's ``reason``, ``expected``, ``obtained`` and
+``evidence``. Values are walked through mappings (string keys included), lists and tuples. A
+string under a mapping key is scanned as ``key: value``, as ``no_pii`` scans tool arguments, so
+``{"phone": "5551234567"}`` is found. Numbers are scanned as their decimal text and replaced by
+the marker string only when a detector finds them (a card number stored as an int, or a phone
+number under a key such as ``phone``); booleans and ``None`` are kept. Other objects are
+scanned as their ``str()``, which is what a run record stores.
+
+Canaries: plaintext values (``no_leak`` ``values``, see :func:`canaries_of`) are found ignoring
+case and with any white space between their words; a number-like canary (6 or more digits, only
+digits and ``+ ( ) . -`` or spaces) also in other groupings of its digits. Digests (``no_leak``
+``digests``, see :func:`canary_digests_of`) are compared with the same candidates ``no_leak``
+uses (:func:`harness.checks.exposure.candidates`), as written and casefolded, and every
+occurrence of a matching candidate is redacted.
+
+Not redacted: what the detectors miss (see :mod:`harness.checks.exposure`): names and postal
+addresses in particular are not detected, so cases about them need ``no_leak`` values or
+digests; ids, verdicts, scores, lines, durations, tool names, source ids and dates, approval
+``status`` and ``at``, and the case's path, title, workflow and owner, which come from the case
+file. Findings that overlap are replaced together by one marker named after the earliest (then
+longest) of them, so no part of either survives. Markers already in a text are kept as they are,
+so redacting twice gives the same result. Two mapping keys that redact to the same text are
+kept apart as ``[redacted:email]``, ``[redacted:email]#2``, ...
+
+Speed: a detector runs only on text that passes its trigger (:data:`TRIGGERS`), a cheap test
+every text holding one of its findings passes; texts up to :data:`REMEMBERED_LENGTH` characters
+are remembered with their findings, since keys, reasons and short values repeat from result to
+result. Digests are the slow part: every candidate of every text is hashed once per salt.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any, TypeVar
+
+from harness.checks.exposure import DETECTORS, candidates, find_sensitive
+from harness.model import Case, CaseResult, CheckOutcome, TargetResponse, Trial
+
+CANARY = "canary"
+"""The marker label of a canary value: ``[redacted:canary]``."""
+
+_MARKER = re.compile(r"\[redacted:[a-z_]+\]")
+
+_KEY_PREFIX = re.compile(r"sk-|[sr]k_|A[KS]IA|gh[pousr]_|github_pat_|xox[baprs]-|AIza")
+_KEY_WORDS = ("api", "token", "secret")
+_FOLD = str.maketrans({"\u0131": "i", "\u017f": "s"})
+"""The two letters that regular expressions match with i and s ignoring case, which
+``str.lower`` keeps as they are (dotless i, long s)."""
+
+
+def _may_hold_key(text: str) -> bool:
+    """A key prefix (sk-, sk_live_, AKIA, ghp_, ...), or api, token or secret in any case."""
+    folded = text.lower().translate(_FOLD)
+    return any(word in folded for word in _KEY_WORDS) or bool(_KEY_PREFIX.search(text))
+
+
+def _holds(fragment: str) -> Callable[[str], bool]:
+    return lambda text: fragment in text
+
+
+def _matches(pattern: str) -> Callable[[str], bool]:
+    search = re.compile(pattern).search
+    return lambda text: search(text) is not None
+
+
+_six_digits = _matches(r"\d(?:[().\- \u00a0]*\d){5}")
+TRIGGERS: dict[str, Callable[[str], bool]] = {
+    "email": _holds("@"),
+    "phone": _six_digits,
+    "payment_card": _six_digits,
+    "iban": _matches(r"\d\d(?:[ \-]?[A-Za-z0-9]){11}"),
+    "national_id": _six_digits,
+    "api_key": _may_hold_key,
+    "private_key": _holds("-----BEGIN "),
+    "jwt": _matches(r"\.[A-Za-z0-9_\-]{8,}\."),
+}
+"""Detector name -> a test every text holding one of its findings passes (a necessary
+condition, not a sufficient one), so the detector is not run on other texts: six digits with
+at most phone separators between them (phones have 8 or more digits, cards 13 or more, SSNs
+and NI numbers 6 or more), two digits and 11 letters or digits (IBANs), ``@`` (emails), a key
+prefix or api, token or secret (API keys), ``-----BEGIN `` (private keys) and a dotted middle
+segment (JWTs). A detector without a test runs on every text."""
+
+_NUMBER_CANARY = re.compile(r"[\d\s().+\-]+")
+_DIGEST = re.compile(r"sha256:([^:\s]+):([0-9a-fA-F]{64})")
+
+Span = tuple[int, int, str]
+"""Start and end offsets of a text to replace, and the marker label to put there."""
+
+
+def marker(label: str) -> str:
+    """The text that stands in for a redacted value: ``[redacted:<label>]``."""
+    return f"[redacted:{label}]"
+
+
+def _findings(scanned: str, detectors: tuple[str, ...]) -> tuple[tuple[str, int, int], ...]:
+    """(detector, start, end) of every finding, running only the detectors whose trigger the
+    text passes (each trigger tested once)."""
+    passed: dict[Callable[[str], bool], bool] = {}
+    names = []
+    for name in detectors:
+        trigger = TRIGGERS.get(name)
+        if trigger is not None and trigger not in passed:
+            passed[trigger] = trigger(scanned)
+        if trigger is None or passed[trigger]:
+            names.append(name)
+    if not names:
+        return ()
+    return tuple((name, start, end) for name, start, end, _ in find_sensitive(scanned, names))
+
+
+REMEMBERED_LENGTH = 256
+"""Texts up to this long are remembered with their findings, since keys, reasons and short
+values repeat across thousands of results; longer texts are scanned each time."""
+_remembered = functools.lru_cache(maxsize=4096)(_findings)
+
+
+def _canary_patterns(canaries: Sequence[str]) -> list[re.Pattern[str]]:
+    patterns = []
+    for value in dict.fromkeys(canaries):
+        words = value.split()
+        if not words:
+            continue
+        patterns.append(re.compile(r"\s+".join(map(re.escape, words)), re.IGNORECASE))
+        digits = re.sub(r"\D", "", value)
+        if len(digits) >= 6 and _NUMBER_CANARY.fullmatch(value):
+            spaced = r"[\s().+\-]*".join(digits)
+            patterns.append(re.compile(rf"(?<!\d){spaced}(?!\d)"))
+    return patterns
+
+
+def _parse_digests(digests: Sequence[str]) -> dict[str, set[str]]:
+    by_salt: dict[str, set[str]] = {}
+    for digest in digests:
+        match = _DIGEST.fullmatch(digest.strip())
+        if match is None:
+            message = f"expected a digest 'sha256:<salt>:<64 hex digits>', found {digest!r}"
+            raise ValueError(message)
+        by_salt.setdefault(match.group(1), set()).add(match.group(2).lower())
+    return by_salt
+
+
+def _outside_markers(start: int, end: int, markers: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The parts of ``[start, end)`` that no marker covers."""
+    pieces = []
+    for marker_start, marker_end in markers:
+        if marker_end <= start or marker_start >= end:
+            continue
+        if marker_start > start:
+            pieces.append((start, marker_start))
+        start = max(start, marker_end)
+    if start < end:
+        pieces.append((start, end))
+    return pieces
+
+
+def _merged(spans: list[tuple[int, int, int, str]]) -> list[Span]:
+    """Overlapping spans joined into one, named by the earliest, then longest, then by rank."""
+    merged: list[Span] = []
+    for start, end, _, label in sorted(spans, key=lambda s: (s[0], -s[1], s[2])):
+        if merged and start < merged[-1][1]:
+            last_start, last_end, last_label = merged[-1]
+            merged[-1] = (last_start, max(last_end, end), last_label)
+        else:
+            merged.append((start, end, label))
+    return merged
+
+
+def _replaced(text: str, spans: list[Span]) -> str:
+    parts, at = [], 0
+    for start, end, label in spans:
+        parts += [text[at:start], marker(label)]
+        at = end
+    parts.append(text[at:])
+    return "".join(parts)
+
+
+class Redactor:
+    """Redacts texts, JSON-like values and case results with a fixed set of detectors (names
+    from :data:`DETECTORS`, default all), canary values and canary digests."""
+
+    def __init__(self, *, detectors: Sequence[str] | None = None, canaries: Sequence[str] = (),
+                 digests: Sequence[str] = ()) -> None:
+        if detectors is None:
+            names = list(DETECTORS)
+        elif isinstance(detectors, str):
+            names = [detectors]
+        else:
+            names = list(detectors)
+        unknown = [name for name in names if name not in DETECTORS]
+        if unknown:
+            message = (f"unknown detector {unknown[0]!r}; expected one or more of "
+                       f"{', '.join(DETECTORS)}")
+            raise ValueError(message)
+        self.detectors = tuple(name for name in DETECTORS if name in names)
+        self._rank = {name: rank for rank, name in enumerate(self.detectors)}
+        self._canaries = _canary_patterns(canaries)
+        self._digests = _parse_digests(digests)
+
+    # --- texts ----------------------------------------------------------------------------
+
+    def text(self, text: str, *, key: str | None = None) -> str:
+        """``text`` with every finding and canary replaced by its marker; ``text`` itself when
+        it holds none. ``key`` is the mapping key the text sits under, read as context."""
+        while spans := self._spans(text, key):
+            text = _replaced(text, spans)
+        return text
+
+    def _spans(self, text: str, key: str | None) -> list[Span]:
+        found = self._detector_spans(text, key)
+        last = len(self._rank)
+        for pattern in self._canaries:
+            found += [(m.start(), m.end(), last, CANARY) for m in pattern.finditer(text)
+                      if m.end() > m.start()]
+        found += self._digest_spans(text, last)
+        if not found:
+            return []
+        markers = [m.span() for m in _MARKER.finditer(text)]
+        pieces = [(piece_start, piece_end, rank, label)
+                  for start, end, rank, label in found
+                  for piece_start, piece_end in _outside_markers(start, end, markers)]
+        return _merged(pieces)
+
+    def _detector_spans(self, text: str, key: str | None) -> list[tuple[int, int, int, str]]:
+        prefix = f"{key}: " if key else ""
+        scanned = prefix + text
+        find = _remembered if len(scanned) <= REMEMBERED_LENGTH else _findings
+        shift = len(prefix)
+        return [(max(start - shift, 0), end - shift, self._rank[name], name)
+                for name, start, end in find(scanned, self.detectors) if end > shift]
+
+    def _digest_spans(self, text: str, rank: int) -> list[tuple[int, int, int, str]]:
+        if not self._digests or not text.strip():
+            return []
+        spans = []
+        for candidate in candidates(text):
+            forms = {candidate, candidate.casefold()}
+            if not any(hashlib.sha256((salt + form).encode("utf-8")).hexdigest() in wanted
+                       for salt, wanted in self._digests.items() for form in forms):
+                continue
+            pattern = r"\s+".join(map(re.escape, candidate.split()))
+            spans += [(m.start(), m.end(), rank, CANARY)
+                      for m in re.finditer(pattern, text, re.IGNORECASE)]
+        return spans
+
+    # --- values ---------------------------------------------------------------------------
+
+    def value(self, value: Any, *, key: str | None = None) -> Any:
+        """``value`` with every string in it redacted, through mappings (keys too), lists and
+        tuples; parts without findings are returned as they are (the same objects)."""
+        if value is None or isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            return self.text(value, key=key)
+        if isinstance(value, Mapping):
+            return self._mapping(value)
+        if isinstance(value, list | tuple):
+            items = [self.value(item, key=key) for item in value]
+            if all(new is old for new, old in zip(items, value, strict=True)):
+                return value
+            return tuple(items) if isinstance(value, tuple) else items
+        shown = str(value)
+        redacted = self.text(shown, key=key)
+        return value if redacted == shown else redacted
+
+    def _mapping(self, value: Mapping[Any, Any]) -> Mapping[Any, Any]:
+        out: dict[Any, Any] = {}
+        changed = False
+        for name, item in value.items():
+            label, context = name, None
+            if isinstance(name, str):
+                label = self.text(name)
+                if label == name and not _MARKER.search(name):
+                    context = name
+            if label in out:
+                label = next(f"{label}#{n}" for n in range(2, len(out) + 3)
+                             if f"{label}#{n}" not in out)
+            out[label] = self.value(item, key=context)
+            changed = changed or label is not name or out[label] is not item
+        return out if changed else value
+
+    def _optional(self, text: str | None) -> str | None:
+        return None if text is None else self.text(text)
+
+    # --- results --------------------------------------------------------------------------
+
+    def result(self, result: CaseResult) -> CaseResult:
+        """``result`` with its input, responses, errors and check outcomes redacted; ids,
+        verdicts, scores, lines and durations are kept. Unchanged parts are the same objects,
+        and a result without findings is returned as it is."""
+        return _updated(
+            result,
+            input=self.value(result.input),
+            trials=_items(result.trials, [self._trial(trial) for trial in result.trials]),
+        )
+
+    def _trial(self, trial: Trial) -> Trial:
+        checks = [self._outcome(outcome) for outcome in trial.checks]
+        return _updated(
+            trial,
+            error=self._optional(trial.error),
+            response=None if trial.response is None else self._response(trial.response),
+            checks=_items(trial.checks, checks),
+        )
+
+    def _response(self, response: TargetResponse) -> TargetResponse:
+        calls = [_updated(call, args=self.value(call.args), result=self.value(call.result))
+                 for call in response.tool_calls]
+        sources = [_updated(source, title=self._optional(source.title),
+                            url=self._optional(source.url))
+                   for source in response.sources]
+        approvals = [_updated(approval, step=self.text(approval.step),
+                              approver=self._optional(approval.approver),
+                              role=self._optional(approval.role))
+                     for approval in response.approvals]
+        return _updated(
+            response,
+            output=self.text(response.output),
+            tool_calls=_items(response.tool_calls, calls),
+            sources=_items(response.sources, sources),
+            approvals=_items(response.approvals, approvals),
+            metadata=self.value(response.metadata),
+        )
+
+    def _outcome(self, outcome: CheckOutcome) -> CheckOutcome:
+        return _updated(
+            outcome,
+            reason=self.text(outcome.reason),
+            expected=self.value(outcome.expected),
+            obtained=self.value(outcome.obtained),
+            evidence=self.value(outcome.evidence),
+        )
+
+
+_Item = TypeVar("_Item")
+
+
+def _updated(item: _Item, **fields: Any) -> _Item:
+    """``item`` itself when every field is the same object as before, else a copy with them."""
+    changed = {name: new for name, new in fields.items() if new is not getattr(item, name)}
+    return replace(item, **changed) if changed else item  # type: ignore[type-var]
+
+
+def _items(old: tuple[_Item, ...], new: list[_Item]) -> tuple[_Item, ...]:
+    return old if all(a is b for a, b in zip(new, old, strict=True)) else tuple(new)
+
+
+_DEFAULT = Redactor()
+
+
+def redact_text(text: str, *, detectors: Sequence[str] | None = None) -> str:
+    """``text`` with every finding of the named detectors (default all) replaced by
+    ``[redacted:<detector>]``; ``text`` itself when it holds none."""
+    redactor = _DEFAULT if detectors is None else Redactor(detectors=detectors)
+    return redactor.text(text)
+
+
+def redact_value(value: Any, *, detectors: Sequence[str] | None = None) -> Any:
+    """``value`` with every finding redacted in its strings, mapping keys and numbers (see the
+    module docstring); unchanged parts are returned as they are."""
+    redactor = _DEFAULT if detectors is None else Redactor(detectors=detectors)
+    return redactor.value(value)
+
+
+def redact_result(result: CaseResult, *, canaries: Sequence[str] = (),
+                  digests: Sequence[str] = ()) -> CaseResult:
+    """``result`` with every detector finding, every ``canaries`` value and every value whose
+    ``sha256:<salt>:<hex>`` is in ``digests`` redacted (see the module docstring): a copy, or
+    ``result`` itself when nothing was found.
+
+    Pass ``canaries_of(case)`` and ``canary_digests_of(case)`` for the case's ``no_leak``
+    canaries. A malformed digest raises ``ValueError``.
+    """
+    if not canaries and not digests:
+        return _DEFAULT.result(result)
+    return Redactor(canaries=canaries, digests=digests).result(result)
+
+
+# --- a case's canaries ------------------------------------------------------------------------
+
+
+def _no_leak_param(case: Case, name: str, *, shorthand: bool) -> tuple[str, ...]:
+    found: list[str] = []
+    for expectation in case.expect:
+        if expectation.kind != "no_leak":
+            continue
+        params = expectation.params
+        raw = params.get(name) if isinstance(params, Mapping) else params if shorthand else None
+        items = [raw] if isinstance(raw, str) else raw if isinstance(raw, list | tuple) else []
+        found += [item for item in items if isinstance(item, str) and item.strip()]
+    return tuple(dict.fromkeys(found))
+
+
+def canaries_of(case: Case) -> tuple[str, ...]:
+    """The plaintext ``values`` of every ``no_leak`` check of ``case``, in order, once each
+    (the shorthand ``- no_leak: [..]`` included)."""
+    return _no_leak_param(case, "values", shorthand=True)
+
+
+def canary_digests_of(case: Case) -> tuple[str, ...]:
+    """The ``digests`` of every ``no_leak`` check of ``case``, in order, once each."""
+    return _no_leak_param(case, "digests", shorthand=False)
