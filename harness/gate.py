@@ -47,8 +47,13 @@ class GatePolicy:
         )
 
     def in_scope(self, case: CaseComparison) -> bool:
+        """Whether the policy's filters keep this incident case. A severity or category the
+        harness does not know is always in scope: a filter can only leave out what it names."""
         result = case.latest
-        return (result.severity in self.severities) and (result.category in self.categories)
+        severity_known = result.severity in SEVERITIES
+        category_known = result.category in CATEGORIES
+        return ((not severity_known or result.severity in self.severities)
+                and (not category_known or result.category in self.categories))
 
 
 @dataclass(frozen=True, slots=True)

@@ -99,6 +99,18 @@ class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]  # C or Python Saf
                 self._walk(item, depth + 1, active)
             active.discard(id(node))
 
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        # Always deep, so that a value that cannot be built (an explicit tag on the wrong value,
+        # an integer of too many digits) fails here, where its node and line are known.
+        try:
+            return super().construct_object(node, deep=True)
+        except (InputError, yaml.YAMLError):
+            raise
+        except (ValueError, TypeError, LookupError, AttributeError):
+            problem = f"cannot read this value as !!{node.tag.rsplit(':', 1)[-1]}"
+            raise yaml.constructor.ConstructorError(None, None, problem,
+                                                    node.start_mark) from None
+
     def construct_yaml_map(self, node: yaml.MappingNode) -> Any:
         data = MarkedDict()
         data.line = node.start_mark.line + 1

@@ -192,8 +192,18 @@ def _trial_from_dict(data: Mapping[str, Any]) -> Trial:
     )
 
 
+VERDICTS = ("pass", "fail", "error")
+
+
 def result_from_dict(data: Mapping[str, Any]) -> CaseResult:
-    """Read back what :func:`result_to_dict` wrote."""
+    """Read back what :func:`result_to_dict` wrote; a verdict other than pass, fail or error
+    (here or in a trial) is refused, so a hand-edited record cannot pass for a passing run."""
+    verdicts = [data.get("verdict"), *(t.get("verdict") for t in data.get("trials", ())
+                                       if isinstance(t, Mapping))]
+    if any(verdict not in VERDICTS for verdict in verdicts):
+        raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}")
+    if not isinstance(data.get("incident", False), bool):
+        raise ValueError("incident must be true or false")
     body = {k: v for k, v in data.items() if k not in ("version", "type", "trials")}
     return CaseResult(trials=tuple(_trial_from_dict(t) for t in data["trials"]), **body)
 

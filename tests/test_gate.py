@@ -114,3 +114,11 @@ def test_policy_from_a_suite_gate_section():
                                       "baseline": "pre-fix"})
     assert policy.severities == {"sev1", "sev2"} and policy.settle_trials == 5
     assert policy.categories == GatePolicy().categories
+
+
+def test_an_unknown_severity_or_category_is_never_filtered_out():
+    baseline = run(result("C", "fail", incident=True, severity="sev7", category="made_up"))
+    candidate = run(result("C", "fail", incident=True, severity="sev7", category="made_up"))
+    decision = decide(compare(baseline, candidate), SEV1_ONLY)
+    assert decision.outcome == "BLOCK"
+    assert [r.rule for r in decision.blocking] == ["still_failing"]

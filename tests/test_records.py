@@ -284,4 +284,16 @@ def test_malformed_header_and_case_lines(tmp_path: Path) -> None:
     header = (tmp_path / "ok.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)[0]
     path.write_text(header + json_line(version=1, type="case", case_id="C1"), encoding="utf-8")
     err = read_error(path)
-    assert str(err) == f"{path}:2: malformed case line: 'trials'"
+    assert str(err) == f"{path}:2: malformed case line: verdict must be one of pass, fail, error"
+
+
+def test_a_record_with_an_unknown_verdict_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "run.jsonl"
+    writer = RunWriter(path, HEADER)
+    writer.add(INCIDENT)
+    writer.close()
+    lines = path.read_text().splitlines()
+    lines[1] = lines[1].replace('"verdict": "', '"verdict": "PASSED-', 1)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError, match=r"run.jsonl:2: malformed case line: verdict must be"):
+        read_run(path)
