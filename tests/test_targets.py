@@ -367,6 +367,20 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/slow":  # never answers: the client has given up by then
             self.server.release.wait(2)
             return
+        if self.path == "/trickle":  # a byte at a time, never quite silent, never done
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            for _ in range(40):
+                if self.server.release.wait(0.05):
+                    return
+                try:
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                except OSError:
+                    return
+            return
         if self.path == "/wait":
             self.send_response(503)
             self.send_header("Retry-After", "7")
@@ -558,3 +572,10 @@ def test_connection_refused_is_transient() -> None:
     with pytest.raises(TargetError) as caught:
         build("http", f"http://127.0.0.1:{port}/").call({}, case=make_case(), timeout_s=2)
     assert caught.value.transient
+
+
+def test_http_slow_trickle_is_cut_off_at_the_timeout(server: Server) -> None:
+    # the server would finish its 40 bytes after 2 s; without the deadline the call succeeds
+    with pytest.raises(TargetError) as caught:
+        build("http", server.url("/trickle")).call({}, case=make_case(), timeout_s=0.5)
+    assert caught.value.reason == "timed out after 0.5 s" and caught.value.transient
