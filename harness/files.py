@@ -20,3 +20,31 @@ def write_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def read_text(file: Path, *, limit: int, kind: str, shown: Path | None = None) -> str:
+    """A UTF-8 text file (a BOM allowed) of at most ``limit`` bytes.
+
+    Every problem (missing, a folder, unreadable, too large, not UTF-8) raises
+    :class:`~harness.errors.InputError` naming the file as ``shown`` (default: ``file``), with
+    the line of a byte that is not UTF-8. ``kind`` names what was expected ("a YAML file").
+    """
+    from harness.errors import InputError
+
+    path = shown or file
+    try:
+        size = file.stat().st_size
+        if size > limit:
+            raise InputError(f"file too large: {size} bytes, at most {limit}", path=path)
+        raw = file.read_bytes()
+    except FileNotFoundError:
+        raise InputError("file not found", path=path) from None
+    except IsADirectoryError:
+        raise InputError(f"expected {kind}, found a folder", path=path) from None
+    except OSError as exc:
+        raise InputError(f"cannot read file: {exc.strerror}", path=path) from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise InputError(f"not UTF-8 text (byte {exc.start})", path=path, line=line) from None

@@ -21,6 +21,7 @@ import yaml
 from harness import checks, schema, targets
 from harness.digest import sha256_json, sha256_text
 from harness.errors import CheckParamError, InputError
+from harness.files import read_text
 from harness.model import (
     TIMELINE_STEPS,
     CallPolicy,
@@ -164,22 +165,7 @@ def read_yaml(file: Path, *, shown: Path | None = None) -> tuple[Any, str]:
     :class:`InputError` naming the file and, where there is one, the line.
     """
     path = shown or file
-    try:
-        size = file.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise InputError(f"file too large: {size} bytes, at most {MAX_FILE_BYTES}", path=path)
-        raw = file.read_bytes()
-    except FileNotFoundError:
-        raise InputError("file not found", path=path) from None
-    except IsADirectoryError:
-        raise InputError("expected a YAML file, found a folder", path=path) from None
-    except OSError as exc:
-        raise InputError(f"cannot read file: {exc.strerror}", path=path) from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise InputError(f"not UTF-8 text (byte {exc.start})", path=path, line=line) from None
+    text = read_text(file, limit=MAX_FILE_BYTES, kind="a YAML file", shown=shown)
     if "\x00" in text:
         line = text[: text.index("\x00")].count("\n") + 1
         raise InputError("not a text file (contains a NUL byte)", path=path, line=line)

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import InputError
+from harness.files import read_text
 from harness.model import EVIDENCE_FIELDS
 
 FORMATS = ("otel", "openinference", "langsmith", "langfuse")
@@ -111,22 +112,7 @@ def read_json(path: Path) -> Any:
 
     A JSON Lines file of OTLP objects reads as one object with all their ``resourceSpans``.
     """
-    try:
-        size = path.stat().st_size
-        if size > MAX_TRACE_BYTES:
-            raise InputError(f"file too large: {size} bytes, at most {MAX_TRACE_BYTES}", path=path)
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError("file not found", path=path) from None
-    except IsADirectoryError:
-        raise InputError("expected a trace file, found a folder", path=path) from None
-    except OSError as exc:
-        raise InputError(f"cannot read file: {exc.strerror}", path=path) from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise InputError(f"not UTF-8 text (byte {exc.start})", path=path, line=line) from None
+    text = read_text(path, limit=MAX_TRACE_BYTES, kind="a trace file")
     if not text.strip():
         raise InputError("file is empty; expected a JSON trace export", path=path, line=1)
     try:
