@@ -1,0 +1,92 @@
+"""Data flows one way: a module imports only what stands to its left, and the heavy or
+special-purpose libraries stay in the one module that owns them."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "harness"
+
+# YAML -> model -> targets and checks -> runner -> records -> compare -> gate -> reports ->
+# sign-off -> the pytest plugin -> the command line. Equal ranks may not import each other.
+RANKS = {
+    "harness": 0, "harness.errors": 0, "harness.digest": 0,
+    "harness.files": 1, "harness.model": 1,
+    "harness.schema": 2,
+    "harness.checks": 3, "harness.targets": 3, "harness.explain": 3,
+    "harness.loader": 4, "harness.runner": 4, "harness.redact": 4,
+    "harness.records": 5, "harness.severity": 5, "harness.traces": 5,
+    "harness.compare": 6, "harness.registry_check": 6, "harness.signoff": 6,
+    "harness.drafting": 6, "harness.intake": 6,
+    "harness.gate": 7, "harness.metrics": 7,
+    "harness.report": 8,
+    "harness.plugin": 9,
+    "harness.cli": 10, "harness.bench": 10, "harness.__main__": 11,
+}
+OWNERS = {  # library -> the modules allowed to import it
+    "pytest": {"harness.plugin", "harness.cli", "harness.bench"},
+    "_pytest": set(),
+    "pandas": {"harness.metrics"},
+    "jinja2": {"harness.report.html", "harness.metrics"},
+    "cryptography": {"harness.signoff"},
+}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def rank(name: str) -> int:
+    while name not in RANKS:
+        name = name.rsplit(".", 1)[0]
+    return RANKS[name]
+
+
+def group(name: str) -> str:
+    """Modules of one subpackage (checks, targets, report, example) may import each other."""
+    parts = name.split(".")
+    return ".".join(parts[:2])
+
+
+def imports(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            if node.module == "harness":
+                found.update(f"harness.{alias.name}" for alias in node.names)
+    return found
+
+
+MODULES = sorted(PACKAGE.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", MODULES, ids=[module_name(p) for p in MODULES])
+def test_imports_flow_one_way(path):
+    me = module_name(path)
+    for target in imports(path):
+        if not target.startswith("harness") or group(target) == group(me):
+            continue
+        assert not target.startswith("harness.example"), f"{me} imports the bundled example"
+        assert rank(target) < rank(me), f"{me} (rank {rank(me)}) imports {target} " \
+                                        f"(rank {rank(target)})"
+
+
+@pytest.mark.parametrize("path", MODULES, ids=[module_name(p) for p in MODULES])
+def test_libraries_stay_with_their_owner(path):
+    me = module_name(path)
+    for target in imports(path):
+        library = target.split(".")[0]
+        if library in OWNERS:
+            assert me in OWNERS[library], f"{me} imports {library}"
+
+
+def test_the_bundled_example_depends_on_nothing_of_the_harness():
+    for path in (PACKAGE / "example").rglob("*.py"):
+        assert not any(t.startswith("harness") for t in imports(path) if t != "harness.example")
