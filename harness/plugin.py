@@ -252,6 +252,7 @@ class CaseItem(pytest.Item):
             calls = [self.binding.call(self.case) for _ in range(self.case.trials)]
         else:
             calls = [future.result() for future in futures]
+            del self.stash[CALLS_KEY]  # the raw responses go once judged
         trials = tuple(runner.evaluate(self.case, call, i + 1) for i, call in enumerate(calls))
         result = runner.judge(self.case, trials)
         if not self.config.getoption("harness_no_redact", False):
@@ -405,6 +406,7 @@ class Recorder:
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> None:
         if call.when == "call" and self.writer is not None and RESULT_KEY in item.stash:
             self.writer.add(item.stash[RESULT_KEY])
+            del item.stash[RESULT_KEY]  # written: 10,000 results need not stay in memory
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Under pytest-xdist, results arrive with the workers' reports."""

@@ -16,7 +16,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import IO, Any
 
@@ -98,9 +98,12 @@ def _line(kind: str, body: Mapping[str, Any]) -> str:
 
 def result_to_dict(result: CaseResult) -> dict[str, Any]:
     """The JSON form of a case result, as stored on its record line."""
-    body = asdict(result)
+    body = {name: getattr(result, name) for name in _RESULT_FIELDS}
     body["trials"] = [_trial_to_dict(trial) for trial in result.trials]
     return body
+
+
+_RESULT_FIELDS = tuple(f.name for f in fields(CaseResult) if f.name != "trials")
 
 
 def _trial_to_dict(trial: Trial) -> dict[str, Any]:
