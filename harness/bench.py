@@ -1,0 +1,686 @@
+"""The performance benchmark: what the harness costs on top of the floor it cannot go below.
+
+``python -m harness.bench`` generates every input in a temporary folder, measures each figure
+next to its floor in the same run (alternating the two, best of ``--repeats``), and prints a
+table: the measured value, the floor, their ratio, the target and PASS or MISS.
+
+1. Per-case overhead: N generated cases (three checks each) against an in-process ``python``
+   target, run through pytest with the harness plugin and a run record, against plain pytest
+   running the same checks as N parametrized tests on the same inputs (without the harness
+   plugin loaded, ``-p no:harness``).
+2. Slow target: cases against a local HTTP server that answers after ``--latency`` seconds,
+   with ``harness run --concurrency C``, against the ideal N x latency / C.
+3. Compare, gate and render the HTML report of two generated runs, against parsing the two
+   run records.
+4. Peak memory of the largest per-case run against plain pytest's; ``harness --help`` against
+   a bare ``python -c "import argparse"``.
+
+Every measured process runs inside its own small ``python -c`` wrapper that times it and reads
+its peak resident set size and CPU time with ``getrusage(RUSAGE_CHILDREN)``: the wrapper has no
+other child, so the figures are that process's own (POSIX only). Measured processes run with
+bytecode caching on, as on a developer's machine. The benchmark is a report, not a test: it
+exits 0 whatever the ratios, and 1 only when a measured process fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from harness.model import CaseResult, CheckOutcome, TargetResponse, Trial
+from harness.records import RunHeader, RunWriter, read_run
+
+DEFAULTS = {"cases": (1000, 10000), "slow_cases": 1000, "report_cases": 10000, "repeats": 3,
+            "help_repeats": 10}
+QUICK = {"cases": (100,), "slow_cases": 50, "report_cases": 200, "repeats": 1,
+         "help_repeats": 3}
+TARGETS = {"overhead": 1.2, "slow": 1.15, "report": 5.0, "memory": 1.5, "help": 3.0}
+CHANGED_EVERY = 50
+"""One case in this many changes verdict between the two generated runs (2%)."""
+
+WRAPPER = """
+import json, resource, subprocess, sys, time
+started = time.perf_counter()
+code = subprocess.call(sys.argv[2:])
+wall = time.perf_counter() - started
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+kib = usage.ru_maxrss // 1024 if sys.platform == "darwin" else usage.ru_maxrss
+with open(sys.argv[1], "w") as out:
+    json.dump({"code": code, "wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime,
+               "max_rss_kib": kib}, out)
+"""
+"""Runs one command, then writes its exit code, wall time, CPU time and peak RSS (KiB)."""
+
+WORKFLOW = '''
+"""The workflow under benchmark: a trivial, deterministic reply."""
+
+
+def respond(request):
+    return {"output": reply(request), "metadata": {"prompt_version": "bench"}}
+
+
+def reply(request):
+    return (f"Order {request['order']} for {request['name']} has shipped and will arrive "
+            "within 3 business days.")
+'''
+
+PLAIN_TEST = '''
+"""The same cases as plain parametrized pytest tests: same inputs, target and assertions."""
+
+import re
+
+import pytest
+from bench_wf import respond
+
+CASES = {cases!r}
+
+
+@pytest.mark.parametrize(("request_", "text", "pattern", "low", "high"),
+                         [case[1:] for case in CASES], ids=[case[0] for case in CASES])
+def test_case(request_, text, pattern, low, high):
+    output = respond(request_)["output"]
+    assert text in output
+    assert re.search(pattern, output) is None
+    assert low <= len(output) <= high
+'''
+
+FORBIDDEN = r"refund(ed)? \$\d+"
+LENGTH = (20, 400)
+
+
+class BenchError(Exception):
+    """A measured process failed: its figure would mean nothing."""
+
+
+@dataclass(frozen=True)
+class Measure:
+    """One measured process (or call): wall time, CPU time and peak resident set size."""
+
+    wall_s: float
+    max_rss_kib: int
+    cpu_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One row of the table: a measured value against its floor, judged by a target ratio.
+    ``key`` names it in the verdict line."""
+
+    key: str
+    name: str
+    measured: float
+    floor: float
+    floor_label: str
+    target: float
+    unit: str = "s"
+    notes: tuple[str, ...] = ()
+
+    @property
+    def ratio(self) -> float:
+        return self.measured / self.floor if self.floor > 0 else float("inf")
+
+    @property
+    def passed(self) -> bool:
+        return self.ratio <= self.target
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How big the benchmark's inputs are."""
+
+    cases: tuple[int, ...]
+    slow_cases: int
+    report_cases: int
+    repeats: int
+    help_repeats: int
+    latency_s: float
+    concurrency: int
+
+
+# --- measuring ------------------------------------------------------------------------------
+
+
+def _environment() -> dict[str, str]:
+    """This environment, less what would make the runs unlike a developer's: pytest options
+    from outside, and disabled bytecode caching (which would recompile every module on every
+    run; with caching, the first repeat warms the caches and the best of the rest counts)."""
+    env = dict(os.environ)
+    for name in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS", "PYTEST_DISABLE_PLUGIN_AUTOLOAD",
+                 "PYTHONDONTWRITEBYTECODE"):
+        env.pop(name, None)
+    return env
+
+
+def measure(command: Sequence[str], *, cwd: Path, log: Path) -> Measure:
+    """Run ``command`` in its own wrapper; its output goes to ``log``. A failure raises."""
+    with tempfile.NamedTemporaryFile("r", suffix=".json", dir=cwd, delete=False) as out:
+        report = Path(out.name)
+    try:
+        with log.open("w", encoding="utf-8") as sink:
+            subprocess.run([sys.executable, "-c", WRAPPER, str(report), *command], cwd=cwd,
+                           stdout=sink, stderr=subprocess.STDOUT, env=_environment(),
+                           check=True)
+        data = json.loads(report.read_text(encoding="utf-8"))
+    finally:
+        report.unlink(missing_ok=True)
+    if data["code"] != 0:
+        tail = log.read_text(encoding="utf-8", errors="replace")[-2000:]
+        problem = (f"exit code {data['code']} from: {shlex.join(command)} (in {cwd})\n"
+                   f"{tail}")
+        raise BenchError(problem)
+    return Measure(wall_s=data["wall_s"], max_rss_kib=data["max_rss_kib"], cpu_s=data["cpu_s"])
+
+
+def alternate(first: Callable[[int], Measure], second: Callable[[int], Measure], repeats: int,
+              *, label: str) -> tuple[list[Measure], list[Measure]]:
+    """Run ``first`` and ``second`` in turn, ``repeats`` times; each gets the repeat number."""
+    ones, twos = [], []
+    for number in range(repeats):
+        _progress(f"{label}: repeat {number + 1}/{repeats}")
+        ones.append(first(number))
+        twos.append(second(number))
+    return ones, twos
+
+
+def best(measures: Sequence[Measure]) -> Measure:
+    """The lowest of each quantity seen (each is noise only upwards)."""
+    return Measure(wall_s=min(m.wall_s for m in measures),
+                   max_rss_kib=min(m.max_rss_kib for m in measures),
+                   cpu_s=min(m.cpu_s for m in measures))
+
+
+def timed(work: Callable[[], object]) -> Measure:
+    """Wall time of an in-process call."""
+    started = time.perf_counter()
+    work()
+    return Measure(wall_s=time.perf_counter() - started, max_rss_kib=0)
+
+
+def _progress(text: str) -> None:
+    print(f"[bench] {text}", file=sys.stderr, flush=True)
+
+
+# --- generated inputs -------------------------------------------------------------------------
+
+
+def case_yaml(number: int) -> str:
+    """A generated case: an order-status request and three checks."""
+    return (f"id: C{number:05d}\n"
+            f"title: Order status reply {number}\n"
+            f"input: {{order: A-{number:05d}, name: Customer {number}}}\n"
+            "expect:\n"
+            f"  - contains: \"A-{number:05d}\"\n"
+            f"  - not_regex: '{FORBIDDEN}'\n"
+            f"  - length: {{min: {LENGTH[0]}, max: {LENGTH[1]}}}\n")
+
+
+def case_input(number: int) -> dict[str, str]:
+    return {"order": f"A-{number:05d}", "name": f"Customer {number}"}
+
+
+def write_cases(root: Path, folder: str, count: int) -> None:
+    target = root / "cases" / folder
+    target.mkdir(parents=True, exist_ok=True)
+    for number in range(1, count + 1):
+        (target / f"C{number:05d}.yaml").write_text(case_yaml(number), encoding="utf-8")
+
+
+def write_suite(root: Path, name: str, folder: str, target: str) -> Path:
+    """A suite of the cases in ``cases/folder`` with one target (YAML flow text)."""
+    path = root / "suites" / f"{name}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"name: {name}\ncases:\n  - cases/{folder}/*.yaml\n"
+                    f"targets:\n  bench: {target}\n", encoding="utf-8")
+    return path
+
+
+def write_project(root: Path) -> None:
+    """The workflow module and a pytest.ini that pins the root of every run."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "bench_wf.py").write_text(WORKFLOW.lstrip(), encoding="utf-8")
+    (root / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
+
+
+def write_plain_module(root: Path, count: int) -> Path:
+    cases = [(f"C{n:05d}", case_input(n), f"A-{n:05d}", FORBIDDEN, *LENGTH)
+             for n in range(1, count + 1)]
+    path = root / f"test_plain_{count}.py"
+    path.write_text(PLAIN_TEST.lstrip().format(cases=cases), encoding="utf-8")
+    return path
+
+
+# --- figure 1 and 4: per-case overhead and peak memory ----------------------------------------
+
+
+def per_case(root: Path, count: int, repeats: int) -> tuple[Measure, Measure]:
+    """Best harness pytest run and best plain pytest run of ``count`` cases."""
+    folder = f"fast-{count}"
+    write_cases(root, folder, count)
+    suite = write_suite(root, folder, folder, "{python: 'bench_wf:respond'}")
+    plain = write_plain_module(root, count)
+    logs = root / "logs"
+    logs.mkdir(exist_ok=True)
+
+    def harness(number: int) -> Measure:
+        record = root / "runs" / f"{folder}-{number}.jsonl"
+        return measure([sys.executable, "-m", "pytest", str(suite.relative_to(root)),
+                        "--harness-target", "bench", "-p", "no:cacheprovider", "-q",
+                        "--harness-record", str(record)],
+                       cwd=root, log=logs / f"{folder}-harness-{number}.log")
+
+    def floor(number: int) -> Measure:
+        return measure([sys.executable, "-m", "pytest", plain.name, "-p", "no:cacheprovider",
+                        "-p", "no:harness", "-q"],
+                       cwd=root, log=logs / f"{folder}-plain-{number}.log")
+
+    ones, twos = alternate(harness, floor, repeats, label=f"per-case overhead, {count} cases")
+    return best(ones), best(twos)
+
+
+# --- figure 2: slow target ----------------------------------------------------------------------
+
+
+class _SlowServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024  # a burst of concurrent connects must not overflow the backlog
+    latency_s = 0.1
+
+
+class _SlowHandler(BaseHTTPRequestHandler):
+    """Answers every POST after the server's latency, with the workflow's reply as JSON."""
+
+    server: _SlowServer
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        request = json.loads(self.rfile.read(length) or b"{}")
+        time.sleep(self.server.latency_s)
+        text = (f"Order {request.get('order')} for {request.get('name')} has shipped and will "
+                "arrive within 3 business days.")
+        body = json.dumps({"output": text}).encode("utf-8")
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+@contextmanager
+def slow_server(latency_s: float) -> Iterator[str]:
+    """A local HTTP server answering after ``latency_s``; yields its URL."""
+    server = _SlowServer(("127.0.0.1", 0), _SlowHandler)
+    server.latency_s = latency_s
+    thread = threading.Thread(target=server.serve_forever, name="bench-http", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/respond"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def direct_calls(url: str, count: int, concurrency: int) -> Measure:
+    """The same POSTs from a bare thread pool, without the harness: the server's own floor."""
+    def post(number: int) -> None:
+        data = json.dumps(case_input(number)).encode("utf-8")
+        request = urllib.request.Request(url, data=data, method="POST",
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            answer.read()
+
+    def work() -> None:
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            list(pool.map(post, range(1, count + 1)))
+
+    return timed(work)
+
+
+def slow_target(root: Path, sizes: Sizes) -> tuple[Measure, Measure, Measure]:
+    """Best ``harness run`` of the slow cases, of one case, and of a bare client."""
+    write_cases(root, "slow", sizes.slow_cases)
+    write_cases(root, "one", 1)
+    logs = root / "logs"
+    logs.mkdir(exist_ok=True)
+    with slow_server(sizes.latency_s) as url:
+        target = f"{{http: '{url}'}}"
+        slow_suite = write_suite(root, "slow", "slow", target)
+        one_suite = write_suite(root, "one", "one", target)
+
+        def run(suite: Path, number: int) -> Measure:
+            record = root / "runs" / f"{suite.stem}-{number}.jsonl"
+            return measure([sys.executable, "-m", "harness", "run",
+                            str(suite.relative_to(root)), "--target", "bench", "--out",
+                            str(record), "--concurrency", str(sizes.concurrency)],
+                           cwd=root, log=logs / f"{suite.stem}-{number}.log")
+
+        slows, ones = alternate(lambda n: run(slow_suite, n), lambda n: run(one_suite, n),
+                                sizes.repeats, label=f"slow target, {sizes.slow_cases} cases")
+        direct = best([direct_calls(url, sizes.slow_cases, sizes.concurrency)
+                       for _ in range(sizes.repeats)])
+    return best(slows), best(ones), direct
+
+
+# --- figure 3: compare and render ---------------------------------------------------------------
+
+
+def generated_runs(folder: Path, count: int) -> tuple[Path, Path]:
+    """Two run records of ``count`` cases, as the harness writes them: one case in
+    CHANGED_EVERY changes verdict (half regress, half are fixed) and output."""
+    paths = []
+    for side in ("baseline", "candidate"):
+        header = RunHeader(run_id=f"bench-{side}", suite="bench", suite_digest="0" * 64,
+                           target=side, target_kind="python", target_digest="1" * 64,
+                           started_at="2026-03-10T09:00:00Z", suite_path="suites/bench.yaml")
+        path = folder / f"{side}.jsonl"
+        writer = RunWriter(path, header)
+        for number in range(1, count + 1):
+            writer.add(_generated_result(number, candidate=side == "candidate"))
+        writer.close()
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+def _generated_result(number: int, *, candidate: bool) -> CaseResult:
+    changes = number % CHANGED_EVERY == 0
+    regresses = changes and number % (2 * CHANGED_EVERY) == 0
+    passes = not changes or (candidate != regresses)
+    order = f"A-{number:05d}"
+    amount = f"{(number % 400) + 9.99:.2f}"
+    if passes:
+        output = (f"Order {order} for Customer {number} is eligible for a refund of ${amount} "
+                  "under the 30-day policy. I have started the refund; it reaches your card "
+                  "within 5 business days. Is there anything else I can help with?")
+    else:
+        output = (f"Order {order} for Customer {number} qualifies for a full refund of "
+                  f"${amount} under our 60-day policy, so I refunded ${amount} right away "
+                  "without waiting for a manager. Anything else I can do for you today?")
+    tools = [{"name": "lookup_order", "args": {"order_id": order},
+              "result": {"status": "delivered", "amount": float(amount)}},
+             {"name": "issue_refund", "args": {"order_id": order, "amount": float(amount)},
+              "result": {"ok": True}}]
+    if not passes:
+        tools.append({"name": "update_record", "args": {"order_id": order, "flag": "refunded"},
+                      "result": {"ok": True}})
+    response = TargetResponse.parse({
+        "output": output, "tool_calls": tools,
+        "sources": [{"id": "KB-12", "title": "Refund policy", "url": "https://kb/refunds",
+                     "updated_at": "2026-01-05"}],
+        "metadata": {"prompt_version": "v14", "model_route": "primary"},
+    })
+    checks = (
+        CheckOutcome(kind="contains", verdict="pass", reason=f"found {order!r}",
+                     expected=order, obtained=order, evidence={"match": order}, line=6),
+        CheckOutcome(kind="not_contains", verdict="pass" if passes else "fail",
+                     reason="no forbidden text" if passes else "found '60-day'",
+                     expected=["60-day"], obtained=None if passes else "60-day",
+                     evidence={} if passes else {"match": "60-day", "at": 62}, line=7),
+        CheckOutcome(kind="length", verdict="pass", reason=f"{len(output)} chars",
+                     score=float(len(output)), expected={"max": 600}, obtained=len(output),
+                     line=8),
+    )
+    verdict = "pass" if passes else "fail"
+    incident = number % 10 == 0
+    trial = Trial(index=1, verdict=verdict, checks=checks, response=response, duration_s=0.012)
+    return CaseResult(
+        case_id=f"C{number:05d}", verdict=verdict, trials=(trial,),
+        pass_rate=1.0 if passes else 0.0, min_pass_rate=1.0,
+        path=f"cases/bench/C{number:05d}.yaml", line=1, workflow="bench",
+        title=f"Refund request {number}", input=case_input(number), incident=incident,
+        category="policy" if incident else None, severity="sev3" if incident else None,
+        owner="dana.okafor" if incident else None, case_digest=f"{number:064x}",
+        duration_s=0.012,
+    )
+
+
+def compare_and_render(root: Path, count: int, repeats: int) -> tuple[Measure, Measure, int]:
+    """Best compare + decide + render_html, best read_run of both records, and the HTML's
+    size in bytes."""
+    from harness.compare import compare
+    from harness.gate import GatePolicy, decide
+    from harness.report.html import render_html
+
+    folder = root / "report"
+    folder.mkdir(parents=True, exist_ok=True)
+    _progress(f"generating two run records of {count} cases")
+    baseline_path, candidate_path = generated_runs(folder, count)
+    runs = (read_run(baseline_path), read_run(candidate_path))
+    size = 0
+
+    def report(_: int) -> Measure:
+        nonlocal size
+
+        def work() -> None:
+            nonlocal size
+            comparison = compare(*runs)
+            policy = GatePolicy()
+            decision = decide(comparison, policy)
+            html = render_html(comparison, decision, policy=policy,
+                               generated_at="2026-03-10T10:00:00Z")
+            size = len(html.encode("utf-8"))
+
+        return timed(work)
+
+    def parse(_: int) -> Measure:
+        return timed(lambda: (read_run(baseline_path), read_run(candidate_path)))
+
+    reports, parses = alternate(report, parse, repeats, label=f"compare + render, {count} cases")
+    return best(reports), best(parses), size
+
+
+# --- figure 4: start-up -------------------------------------------------------------------------
+
+
+def help_startup(root: Path, repeats: int) -> tuple[Measure, Measure]:
+    """Best ``harness --help`` and best bare ``python -c "import argparse"``."""
+    logs = root / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    helps, floors = alternate(
+        lambda n: measure([sys.executable, "-m", "harness", "--help"], cwd=root,
+                          log=logs / "help.log"),
+        lambda n: measure([sys.executable, "-c", "import argparse"], cwd=root,
+                          log=logs / "argparse.log"),
+        repeats, label="harness --help")
+    return best(helps), best(floors)
+
+
+# --- the report ---------------------------------------------------------------------------------
+
+
+def run_figures(root: Path, sizes: Sizes) -> list[Figure]:
+    """Generate the inputs under ``root``, measure every figure, return the rows."""
+    write_project(root)
+    figures = []
+    runs = {}
+    for count in sizes.cases:
+        runs[count] = harness, plain = per_case(root, count, sizes.repeats)
+        figures.append(Figure(
+            f"per-case overhead at {count:,}", f"1. per-case overhead, {count:,} cases",
+            harness.wall_s, plain.wall_s, "plain pytest", TARGETS["overhead"],
+            notes=(f"per case: harness {harness.wall_s / count * 1e3:.2f} ms, plain "
+                   f"{plain.wall_s / count * 1e3:.2f} ms; CPU time: harness "
+                   f"{harness.cpu_s:.2f} s, plain {plain.cpu_s:.2f} s",)))
+    slow, one, direct = slow_target(root, sizes)
+    ideal = sizes.slow_cases * sizes.latency_s / sizes.concurrency
+    figures.append(Figure(
+        "slow target", f"2. slow target, {sizes.slow_cases:,} cases x {sizes.latency_s:g} s, "
+        f"concurrency {sizes.concurrency}", slow.wall_s, ideal, "ideal N x lat / C",
+        TARGETS["slow"],
+        notes=(f"harness start-up, a run of 1 case: {one.wall_s:.2f} s (informational)",
+               f"bare client, same calls, {sizes.concurrency} threads: {direct.wall_s:.2f} s "
+               "(informational)")))
+    rendered, parsed, size = compare_and_render(root, sizes.report_cases, sizes.repeats)
+    figures.append(Figure(
+        "report", f"3. compare + gate + HTML report, 2 x {sizes.report_cases:,} cases",
+        rendered.wall_s, parsed.wall_s, "read_run x 2", TARGETS["report"],
+        notes=(f"report size: {size / 1e6:.1f} MB",)))
+    largest = max(sizes.cases)
+    harness, plain = runs[largest]
+    figures.append(Figure(
+        "memory", f"4a. peak memory, {largest:,}-case run", harness.max_rss_kib / 1024,
+        plain.max_rss_kib / 1024, "plain pytest", TARGETS["memory"], unit="MiB",
+        notes=("max RSS of the pytest process, from getrusage(RUSAGE_CHILDREN) in a wrapper "
+               "that has no other child",)))
+    helped, bare = help_startup(root, sizes.help_repeats)
+    figures.append(Figure(
+        "--help", f"4b. harness --help (best of {sizes.help_repeats})", helped.wall_s, bare.wall_s,
+        "python -c 'import argparse'", TARGETS["help"]))
+    return figures
+
+
+def _value(amount: float, unit: str) -> str:
+    return f"{amount:.1f} MiB" if unit == "MiB" else f"{amount:.3f} s"
+
+
+def render_table(figures: Sequence[Figure]) -> str:
+    """The figures as a fixed-width table, each followed by its informational lines."""
+    width = max(len(f.name) for f in figures)
+    floor_width = max(len(f"{_value(f.floor, f.unit)} ({f.floor_label})") for f in figures)
+    header = (f"{'figure':<{width}}  {'measured':>11}  {'floor / baseline':<{floor_width}}  "
+              f"{'ratio':>7}  {'target':>7}  result")
+    lines = [header, "-" * len(header)]
+    for f in figures:
+        floor = f"{_value(f.floor, f.unit)} ({f.floor_label})"
+        lines.append(f"{f.name:<{width}}  {_value(f.measured, f.unit):>11}  "
+                     f"{floor:<{floor_width}}  {f.ratio:>6.2f}x  {f'<={f.target:g}x':>7}  "
+                     f"{'PASS' if f.passed else 'MISS'}")
+        lines += [f"    {note}" for note in f.notes]
+    return "\n".join(lines)
+
+
+def verdict(figures: Sequence[Figure]) -> str:
+    """One line: how many targets were met, and each miss by how much."""
+    missed = [f for f in figures if not f.passed]
+    met = f"{len(figures) - len(missed)} of {len(figures)} targets met"
+    if not missed:
+        return f"verdict: {met}"
+    over = "; ".join(f"{f.key} {f.ratio:.2f}x > {f.target:g}x" for f in missed)
+    return f"verdict: {met}; MISS {over}"
+
+
+def machine() -> str:
+    return (f"machine: {os.cpu_count()} cores, Python {platform.python_version()} "
+            f"({platform.python_implementation()}), {platform.system()} {platform.machine()}")
+
+
+# --- the command --------------------------------------------------------------------------------
+
+
+def _sizes_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        values = ()
+    if not values or min(values) < 1:
+        problem = f"expected a comma-separated list of case counts, found {text!r}"
+        raise argparse.ArgumentTypeError(problem)
+    return values
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected seconds, at least 0, found {text!r}")
+    return value
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, found {text!r}")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    cli = argparse.ArgumentParser(
+        prog="python -m harness.bench",
+        description="Measure the harness against its floors (plain pytest, the ideal slow-target "
+                    "time, parsing run records, a bare interpreter) and print a table. Always "
+                    "exits 0 unless a measured process fails.")
+    cli.add_argument("--cases", type=_sizes_list, metavar="N[,N...]",
+                     help="case counts of the per-case overhead figure (default 1000,10000); "
+                          "the largest also gives the memory figure")
+    cli.add_argument("--slow-cases", type=_positive, metavar="N",
+                     help="cases against the slow HTTP target (default 1000)")
+    cli.add_argument("--latency", type=_seconds, default=0.1, metavar="S",
+                     help="the slow target's answer time in seconds (default 0.1)")
+    cli.add_argument("--concurrency", type=_positive, default=50, metavar="N",
+                     help="harness run --concurrency for the slow target (default 50)")
+    cli.add_argument("--report-cases", type=_positive, metavar="N",
+                     help="cases in each run compared and rendered (default 10000)")
+    cli.add_argument("--repeats", type=_positive, metavar="R",
+                     help="repeats of each pair; the best counts (default 3)")
+    cli.add_argument("--help-repeats", type=_positive, metavar="R",
+                     help="repeats of the harness --help pair (default 10)")
+    cli.add_argument("--quick", action="store_true",
+                     help="small sizes and one repeat, for a fast check of the machinery")
+    cli.add_argument("--workdir", type=Path, metavar="DIR",
+                     help="generate the inputs here and keep them (default: a temporary "
+                          "folder, removed afterwards)")
+    return cli
+
+
+def resolve_sizes(args: argparse.Namespace) -> Sizes:
+    """Options given win; the rest come from --quick's sizes or the defaults."""
+    base = QUICK if args.quick else DEFAULTS
+    given = {name: getattr(args, name) for name in base if getattr(args, name) is not None}
+    return Sizes(**{**base, **given}, latency_s=args.latency, concurrency=args.concurrency)
+
+
+def reproduce(sizes: Sizes) -> str:
+    """The command that reproduces the table."""
+    return shlex.join([
+        "python", "-m", "harness.bench", "--cases", ",".join(map(str, sizes.cases)),
+        "--slow-cases", str(sizes.slow_cases), "--latency", f"{sizes.latency_s:g}",
+        "--concurrency", str(sizes.concurrency), "--report-cases", str(sizes.report_cases),
+        "--repeats", str(sizes.repeats), "--help-repeats", str(sizes.help_repeats),
+    ])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark and print its table; 0 always, 1 when a measured process fails."""
+    args = parser().parse_args(argv)
+    sizes = resolve_sizes(args)
+    try:
+        if args.workdir is not None:
+            figures = run_figures(args.workdir.resolve(), sizes)
+        else:
+            with tempfile.TemporaryDirectory(prefix="harness-bench-") as folder:
+                figures = run_figures(Path(folder), sizes)
+    except BenchError as exc:
+        print(f"error: a measured process failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"reproduce: {reproduce(sizes)}")
+    print(machine())
+    print()
+    print(render_table(figures))
+    print()
+    print(verdict(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

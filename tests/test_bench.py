@@ -1,0 +1,191 @@
+"""The benchmark's machinery: a quick run prints every figure; measuring and inputs are right.
+
+No timing target is asserted here: the benchmark is a report, and this machine's speed is not
+the product's.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+
+from harness import bench
+from harness.compare import Transition, compare
+from harness.records import read_run
+
+NUMBER = r"\d+\.\d+"
+ROW = r"\s+{measured}\s+{floor}\s+\d+\.\d\dx\s+<={target}x\s+(PASS|MISS)$"
+
+
+def row(name: str, *, unit: str, floor_label: str, target: str) -> re.Pattern[str]:
+    value = rf"{NUMBER} {unit}"
+    pattern = re.escape(name) + ROW.format(
+        measured=value, floor=rf"{value} \({re.escape(floor_label)}\)", target=target)
+    return re.compile(pattern, re.MULTILINE)
+
+
+def test_quick_run_prints_every_figure_and_writes_real_runs(tmp_path):
+    work = tmp_path / "work"
+    done = subprocess.run(
+        [sys.executable, "-m", "harness.bench", "--quick", "--help-repeats", "2",
+         "--workdir", str(work)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    first, second = out.splitlines()[:2]
+    assert first == ("reproduce: python -m harness.bench --cases 100 --slow-cases 50 "
+                     "--latency 0.1 --concurrency 50 --report-cases 200 --repeats 1 "
+                     "--help-repeats 2")
+    assert re.fullmatch(r"machine: \d+ cores, Python 3\.\d+\.\d+ \(\w+\), .+", second)
+    rows = [
+        row("1. per-case overhead, 100 cases", unit="s", floor_label="plain pytest",
+            target="1.2"),
+        row("2. slow target, 50 cases x 0.1 s, concurrency 50", unit="s",
+            floor_label="ideal N x lat / C", target="1.15"),
+        row("3. compare + gate + HTML report, 2 x 200 cases", unit="s",
+            floor_label="read_run x 2", target="5"),
+        row("4a. peak memory, 100-case run", unit="MiB", floor_label="plain pytest",
+            target="1.5"),
+        row("4b. harness --help (best of 2)", unit="s",
+            floor_label="python -c 'import argparse'", target="3"),
+    ]
+    results = []
+    for pattern in rows:
+        found = pattern.search(out)
+        assert found, f"no row matching {pattern.pattern!r} in:\n{out}"
+        results.append(found.group(1))
+    assert re.search(rf"harness start-up, a run of 1 case: {NUMBER} s \(informational\)", out)
+    assert re.search(rf"bare client, same calls, 50 threads: {NUMBER} s", out)
+    assert re.search(rf"report size: {NUMBER} MB", out)
+    assert re.search(rf"per case: harness \d+\.\d\d ms, plain \d+\.\d\d ms; CPU time: "
+                     rf"harness {NUMBER} s, plain {NUMBER} s", out)
+    verdict = out.strip().splitlines()[-1]
+    met = results.count("PASS")
+    assert verdict.startswith(f"verdict: {met} of 5 targets met")
+    assert verdict.count(" > ") == results.count("MISS")
+    # the harness runs wrote their run records: the figure includes record writing
+    record = read_run(work / "runs" / "fast-100-0.jsonl")
+    assert record.complete and len(record.results) == 100
+    assert {r.verdict for r in record.results} == {"pass"}
+    assert len(read_run(work / "runs" / "slow-0.jsonl").results) == 50
+
+
+def test_measure_reports_the_peak_memory_of_the_measured_process_alone(tmp_path):
+    small = bench.measure([sys.executable, "-c", "pass"], cwd=tmp_path, log=tmp_path / "a.log")
+    big = bench.measure([sys.executable, "-c", "x = bytearray(200 * 1024 * 1024); x[-1] = 1"],
+                        cwd=tmp_path, log=tmp_path / "b.log")
+    assert big.max_rss_kib >= 200 * 1024
+    assert small.max_rss_kib < 100 * 1024
+    assert small.wall_s > 0
+    assert list(tmp_path.glob("*.json")) == []  # the wrapper's report is cleaned up
+
+
+def test_a_failing_measured_process_is_an_error_naming_it_and_its_output(tmp_path):
+    command = [sys.executable, "-c", "import sys; print('collection failed here'); sys.exit(3)"]
+    with pytest.raises(bench.BenchError) as caught:
+        bench.measure(command, cwd=tmp_path, log=tmp_path / "run.log")
+    message = str(caught.value)
+    assert message.startswith(f"exit code 3 from: {sys.executable} -c ")
+    assert "collection failed here" in message
+
+
+def test_main_reports_a_failed_measurement_and_exits_1(tmp_path, capsys, monkeypatch):
+    def failing(root, sizes):
+        raise bench.BenchError("exit code 4 from: pytest suites/x.yaml")
+
+    monkeypatch.setattr(bench, "run_figures", failing)
+    assert bench.main(["--quick", "--workdir", str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == ("error: a measured process failed: exit code 4 from: pytest "
+                            "suites/x.yaml\n")
+
+
+def test_ratio_and_verdict_judge_each_figure_by_its_target():
+    at_target = bench.Figure("a", "1. a", measured=2.4, floor=2.0, floor_label="f", target=1.2)
+    over = bench.Figure("b", "2. b", measured=2.5, floor=2.0, floor_label="f", target=1.2)
+    assert at_target.ratio == pytest.approx(1.2) and at_target.passed
+    assert over.ratio == pytest.approx(1.25) and not over.passed
+    assert bench.verdict([at_target]) == "verdict: 1 of 1 targets met"
+    assert bench.verdict([at_target, over]) == "verdict: 1 of 2 targets met; MISS b 1.25x > 1.2x"
+    table = bench.render_table([at_target, over]).splitlines()
+    assert table[2].endswith("1.20x   <=1.2x  PASS")
+    assert table[3].endswith("1.25x   <=1.2x  MISS")
+
+
+def test_generated_runs_change_two_percent_of_verdicts(tmp_path):
+    baseline, candidate = bench.generated_runs(tmp_path, 200)
+    comparison = compare(read_run(baseline), read_run(candidate))
+    counts = comparison.counts()
+    assert counts[Transition.REGRESSED] == 2
+    assert counts[Transition.FIXED] == 2
+    assert counts[Transition.STILL_PASSING] == 196
+    result = read_run(candidate).results[0]
+    assert 150 <= len(result.trials[0].response.output) <= 250
+    assert len(result.trials[0].checks) == 3
+    assert [c.name for c in result.trials[0].response.tool_calls] == ["lookup_order",
+                                                                      "issue_refund"]
+
+
+def test_generated_case_and_plain_module_agree(tmp_path):
+    from harness.loader import load_case
+
+    path = tmp_path / "cases" / "w" / "C00007.yaml"
+    path.parent.mkdir(parents=True)
+    path.write_text(bench.case_yaml(7), encoding="utf-8")
+    case = load_case(path)
+    assert case.input == bench.case_input(7) == {"order": "A-00007", "name": "Customer 7"}
+    assert [e.kind for e in case.expect] == ["contains", "not_regex", "length"]
+    module = bench.write_plain_module(tmp_path, 7).read_text(encoding="utf-8")
+    assert "('C00007', {'order': 'A-00007', 'name': 'Customer 7'}, 'A-00007'" in module
+
+
+def test_slow_server_answers_after_its_latency_with_the_reply(tmp_path):
+    with bench.slow_server(0.05) as url:
+        request = urllib.request.Request(url, data=json.dumps(bench.case_input(3)).encode(),
+                                         method="POST")
+        measured = bench.timed(lambda: urllib.request.urlopen(request, timeout=10).read())
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            body = json.loads(answer.read())
+    assert measured.wall_s >= 0.05
+    assert body == {"output": "Order A-00003 for Customer 3 has shipped and will arrive "
+                              "within 3 business days."}
+
+
+def test_quick_sizes_give_way_to_options_given():
+    args = bench.parser().parse_args(["--quick", "--cases", "10,20", "--repeats", "2"])
+    sizes = bench.resolve_sizes(args)
+    assert sizes.cases == (10, 20) and sizes.repeats == 2
+    assert sizes.slow_cases == bench.QUICK["slow_cases"]
+    assert bench.resolve_sizes(bench.parser().parse_args([])).cases == (1000, 10000)
+
+
+@pytest.mark.parametrize(("option", "given", "message"), [
+    ("--cases", "1,x", "expected a comma-separated list of case counts, found '1,x'"),
+    ("--cases", "0", "expected a comma-separated list of case counts, found '0'"),
+    ("--cases", "", "expected a comma-separated list of case counts, found ''"),
+    ("--repeats", "0", "expected a whole number of at least 1, found '0'"),
+    ("--latency", "-0.1", "expected seconds, at least 0, found '-0.1'"),
+    ("--latency", "nan", "expected seconds, at least 0, found 'nan'"),
+])
+def test_bad_sizes_are_a_usage_error(option, given, message, capsys):
+    with pytest.raises(SystemExit) as caught:
+        bench.parser().parse_args([option, given])
+    assert caught.value.code == 2
+    assert f"argument {option}: {message}" in capsys.readouterr().err
+
+
+def test_workflow_module_matches_the_plain_test_target(tmp_path):
+    bench.write_project(tmp_path)
+    namespace: dict[str, object] = {}
+    exec((tmp_path / "bench_wf.py").read_text(encoding="utf-8"), namespace)
+    reply = namespace["respond"](bench.case_input(12))  # type: ignore[operator]
+    assert reply["output"] == ("Order A-00012 for Customer 12 has shipped and will arrive "
+                               "within 3 business days.")
+    assert (tmp_path / "pytest.ini").read_text(encoding="utf-8") == "[pytest]\n"
