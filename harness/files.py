@@ -32,6 +32,8 @@ def read_text(file: Path, *, limit: int, kind: str, shown: Path | None = None) -
     from harness.errors import InputError
 
     path = shown or file
+    if file.is_dir():
+        raise InputError(f"expected {kind}, found a folder", path=path)
     try:
         size = file.stat().st_size
         if size > limit:
@@ -39,8 +41,6 @@ def read_text(file: Path, *, limit: int, kind: str, shown: Path | None = None) -
         raw = file.read_bytes()
     except FileNotFoundError:
         raise InputError("file not found", path=path) from None
-    except IsADirectoryError:
-        raise InputError(f"expected {kind}, found a folder", path=path) from None
     except OSError as exc:
         raise InputError(f"cannot read file: {exc.strerror}", path=path) from None
     try:
