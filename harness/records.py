@@ -104,6 +104,7 @@ def result_to_dict(result: CaseResult) -> dict[str, Any]:
 
 
 _RESULT_FIELDS = tuple(f.name for f in fields(CaseResult) if f.name != "trials")
+_CHECK_FIELDS = tuple(f.name for f in fields(CheckOutcome))
 
 
 def _trial_to_dict(trial: Trial) -> dict[str, Any]:
@@ -114,7 +115,8 @@ def _trial_to_dict(trial: Trial) -> dict[str, Any]:
         "attempts": trial.attempts,
         "error": trial.error,
         "response": trial.response.to_dict() if trial.response else None,
-        "checks": [asdict(check) for check in trial.checks],
+        "checks": [{name: getattr(check, name) for name in _CHECK_FIELDS}
+                   for check in trial.checks],
     }
 
 
