@@ -422,7 +422,7 @@ def _compare(args: argparse.Namespace) -> int:
              "baseline_pass_rate": c.baseline.pass_rate if c.baseline else None,
              "candidate_pass_rate": c.candidate.pass_rate if c.candidate else None,
              "candidate_interval": c.candidate_interval, "similarity": c.similarity,
-             "check_changes": [vars_of(change) for change in c.check_changes],
+             "check_changes": [_change_as_dict(change) for change in c.check_changes],
              "structured_diffs": c.structured_diffs}
             for c in comparison.cases
         ]
@@ -448,7 +448,7 @@ def _compare(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def vars_of(change: CheckChange) -> dict[str, object]:
+def _change_as_dict(change: CheckChange) -> dict[str, object]:
     return {"kind": change.kind, "line": change.line, "baseline": change.baseline,
             "candidate": change.candidate, "reason": change.reason}
 

@@ -297,3 +297,23 @@ def test_light_commands_do_not_import_heavy_modules(command):
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                           timeout=60, check=False)
     assert "HEAVY []" in done.stderr, done.stderr
+
+
+def test_compare_prints_transitions_changed_checks_and_json(tmp_path):
+    for target in ("post-fix", "next-release"):
+        assert harness("run", BUNDLED, "-t", target, "--out", str(tmp_path / f"{target}.jsonl"),
+                       cwd=tmp_path).returncode in (0, 1)
+    text = harness("compare", "post-fix.jsonl", "next-release.jsonl", cwd=tmp_path)
+    assert text.returncode == 0
+    assert "INC-2026-017" in text.stdout and "regressed" in text.stdout
+    assert "approval_required (line" in text.stdout and "pass -> fail" in text.stdout
+    assert text.stdout.rstrip().endswith("1 regressed, 18 still_passing")
+    data = json.loads(harness("compare", "post-fix.jsonl", "next-release.jsonl", "--format",
+                              "json", cwd=tmp_path).stdout)
+    assert data["counts"]["regressed"] == 1
+    (case,) = [c for c in data["cases"] if c["transition"] == "regressed"]
+    assert case["case_id"] == "INC-2026-017" and case["incident"]
+    assert {c["kind"] for c in case["check_changes"]} >= {"approval_required"}
+    assert "tool_calls" in case["structured_diffs"]
+    bad = harness("compare", "post-fix.jsonl", "missing.jsonl", cwd=tmp_path)
+    assert bad.returncode == 2 and "missing.jsonl: run record not found" in bad.stderr
