@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from harness.compare import CheckChange
-    from harness.gate import Decision, GatePolicy
+    from harness.gate import Decision
     from harness.model import Suite, TargetSpec
     from harness.records import RunRecord
 
@@ -386,16 +386,6 @@ def _merge(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _policy(suite_path: Path | None) -> tuple[GatePolicy, str]:
-    from harness import loader
-    from harness.gate import GatePolicy
-
-    if suite_path is None:
-        return GatePolicy(), "defaults"
-    suite = loader.load_suite(suite_path)
-    return GatePolicy.from_section(suite.gate), str(suite_path)
-
-
 def _print_decision(decision: Decision) -> None:
     print(f"decision: {decision.outcome}")
     for reason in decision.reasons:
@@ -463,28 +453,23 @@ def _signoff_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _gate(args: argparse.Namespace) -> int:
+    from harness import loader
     from harness.compare import compare
-    from harness.gate import decide
+    from harness.gate import GatePolicy, decide
     from harness.records import read_run
 
-    policy, source = _policy(args.suite)
+    suite = loader.load_suite(args.suite) if args.suite else None
+    gate_section = suite.gate if suite else {}
     baseline, candidate = read_run(args.baseline), read_run(args.candidate)
-    decision = decide(compare(baseline, candidate), policy)
+    decision = decide(compare(baseline, candidate), GatePolicy.from_section(gate_section))
     if args.require_signoff:
-        root = args.suite.resolve().parent.parent if args.suite else Path.cwd()
-        gate_section = _gate_section(args.suite)
+        root = suite.root if suite else Path.cwd()
         decision = _with_signoffs(decision, candidate.path, gate_section,
                                   ledger=args.ledger or Path("reports") / "signoffs.jsonl",
                                   reviewers=args.reviewers or root / "reviewers.yaml")
-    print(f"policy: {source}")
+    print(f"policy: {args.suite or 'defaults'}")
     _print_decision(decision)
     return EXIT_OK if decision.allowed else EXIT_FAILED
-
-
-def _gate_section(suite_path: Path | None) -> Mapping[str, object]:
-    from harness import loader
-
-    return loader.load_suite(suite_path).gate if suite_path else {}
 
 
 def _with_signoffs(decision: Decision, candidate_run: Path, gate_section: Mapping[str, object],

@@ -189,7 +189,7 @@ def read_yaml(file: Path, *, shown: Path | None = None) -> tuple[Any, str]:
         raise InputError("file is empty; expected a mapping of fields", path=path, line=1)
     if not isinstance(data, Mapping):
         raise InputError(f"expected a mapping of fields at the top level, found "
-                         f"{schema._describe(data)}", path=path, line=getattr(data, "line", 1))
+                         f"{schema.describe(data)}", path=path, line=getattr(data, "line", 1))
     return data, text
 
 
@@ -207,7 +207,7 @@ def _validate(node: schema.Node, data: Any, path: Path, text: str) -> Any:
 
 def _build_expectation(entry: Any, where: str, line: int | None) -> Expectation:
     if not isinstance(entry, Mapping) or len(entry) != 1:
-        found = f"{len(entry)} keys" if isinstance(entry, Mapping) else schema._describe(entry)
+        found = f"{len(entry)} keys" if isinstance(entry, Mapping) else schema.describe(entry)
         raise schema.Invalid(
             f"expected a one-key mapping 'kind: params' (e.g. '- contains: refund'), "
             f"found {found}",
@@ -339,7 +339,7 @@ def _build_target(entry: Any, where: str, line: int | None) -> TargetSpec:
     if not isinstance(entry, Mapping):
         raise schema.Invalid(
             f"expected a mapping with one adapter ({', '.join(targets.ADAPTERS)}), "
-            f"found {schema._describe(entry)}", field=where, line=line,
+            f"found {schema.describe(entry)}", field=where, line=line,
         )
     line = getattr(entry, "line", line)
     kinds = [key for key in entry if key in targets.ADAPTERS]
@@ -377,7 +377,8 @@ def suite_root(path: Path) -> Path:
     return parent.parent if parent.name == "suites" else parent
 
 
-def _relative(path: Path, root: Path) -> str:
+def display_path(path: Path, root: Path) -> str:
+    """How errors and records name a file: relative to the project folder when inside it."""
     try:
         return str(path.relative_to(root))
     except ValueError:
@@ -404,7 +405,7 @@ def load_suite(path: Path) -> Suite:
     if str(root) not in sys.path:  # the project's own modules (python targets and checks)
         sys.path.insert(0, str(root))
     cases = tuple(
-        load_case(file, defaults=defaults, display=_relative(file, root)) for file in files
+        load_case(file, defaults=defaults, display=display_path(file, root)) for file in files
     )
     check_unique(cases)
     digest = sha256_json({

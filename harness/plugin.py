@@ -312,7 +312,8 @@ class CaseFile(_YamlFile):
         name = self.config.getoption("harness_target")
         root = loader.cases_root(self.path)
         if name in (None, REPLAY) and not self.config.getoption("harness_suite"):
-            case = loader.load_case(self.path, display=_relative(self.path, root))
+            shown = loader.display_path(self.path.resolve(), root)
+            case = loader.load_case(self.path, display=shown)
             spec = TargetSpec(name=REPLAY, kind="replay", main=True)
             suite = Suite(name=case.workflow, path=self.path, root=root, cases=(case,),
                           targets={REPLAY: spec}, digest=case.digest)
@@ -334,13 +335,6 @@ class CaseFile(_YamlFile):
                 return suite
         problem = f"no suite in {root / 'suites'} includes this case; pass --harness-suite"
         raise InputError(problem, path=self.path)
-
-
-def _relative(path: Path, root: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(root))
-    except ValueError:
-        return str(path)
 
 
 class Recorder:

@@ -33,7 +33,8 @@ def line_of(container: Any, key: Any, default: int | None) -> int | None:
     return default
 
 
-def _describe(value: Any) -> str:
+def describe(value: Any) -> str:
+    """How an error message names what it found: "a string ('x')", "a list", ..."""
     if value is None:
         return "nothing (null)"
     if isinstance(value, bool):
@@ -50,7 +51,8 @@ def _describe(value: Any) -> str:
     return type(value).__name__
 
 
-def _join(parent: str, key: Any) -> str:
+def join_path(parent: str, key: Any) -> str:
+    """A field path one step deeper: ``timeline`` + ``detected``, ``expect`` + ``0``."""
     if isinstance(key, int):
         return f"{parent}[{key}]"
     return f"{parent}.{key}" if parent else str(key)
@@ -84,7 +86,7 @@ class Text(Node):
             value = str(value)
         if not isinstance(value, str):
             expected = "one of " + ", ".join(self.choices) if self.choices else "a string"
-            raise Invalid(f"expected {expected}, found {_describe(value)}", field=where, line=line)
+            raise Invalid(f"expected {expected}, found {describe(value)}", field=where, line=line)
         if self.choices and value not in self.choices:
             hint = difflib.get_close_matches(value, self.choices, n=1)
             tip = f" (did you mean {hint[0]!r}?)" if hint else ""
@@ -113,7 +115,7 @@ class Number(Node):
         kinds = int if self.integer else int | float
         if isinstance(value, bool) or not isinstance(value, kinds):
             expected = "a whole number" if self.integer else "a number"
-            raise Invalid(f"expected {expected}, found {_describe(value)}", field=where, line=line)
+            raise Invalid(f"expected {expected}, found {describe(value)}", field=where, line=line)
         if self.minimum is not None and value < self.minimum:
             problem = f"expected at least {self.minimum}, found {value}"
             raise Invalid(problem, field=where, line=line)
@@ -137,7 +139,7 @@ class Flag(Node):
 
     def check(self, value: Any, where: str, line: int | None) -> Any:
         if not isinstance(value, bool):
-            problem = f"expected true or false, found {_describe(value)}"
+            problem = f"expected true or false, found {describe(value)}"
             raise Invalid(problem, field=where, line=line)
         return value
 
@@ -157,7 +159,7 @@ class Timestamp(Node):
             "an ISO 8601 date-time (e.g. 2026-03-02T08:15:00Z)"
         )
         if not isinstance(value, str):
-            raise Invalid(f"expected {expected}, found {_describe(value)}", field=where, line=line)
+            raise Invalid(f"expected {expected}, found {describe(value)}", field=where, line=line)
         try:
             if self.date_only:
                 return dt.date.fromisoformat(value)
@@ -192,7 +194,7 @@ class ListOf(Node):
         if self.allow_single and not isinstance(value, list):
             value = [value]
         if not isinstance(value, list):
-            raise Invalid(f"expected a list, found {_describe(value)}", field=where, line=line)
+            raise Invalid(f"expected a list, found {describe(value)}", field=where, line=line)
         if len(value) < self.min_items:
             raise Invalid(
                 f"expected at least {self.min_items} item(s), found {len(value)}",
@@ -200,7 +202,7 @@ class ListOf(Node):
                 line=line,
             )
         return [
-            self.item.check(item, _join(where, i), line_of(value, i, line))
+            self.item.check(item, join_path(where, i), line_of(value, i, line))
             for i, item in enumerate(value)
         ]
 
@@ -224,12 +226,12 @@ class Record(Node):
 
     def check(self, value: Any, where: str, line: int | None) -> Any:
         if not isinstance(value, Mapping):
-            raise Invalid(f"expected a mapping, found {_describe(value)}", field=where, line=line)
+            raise Invalid(f"expected a mapping, found {describe(value)}", field=where, line=line)
         line = getattr(value, "line", line)
         for key in value:
             if not isinstance(key, str):
                 raise Invalid(
-                    f"keys must be strings, found {_describe(key)}",
+                    f"keys must be strings, found {describe(key)}",
                     field=where or "(top level)",
                     line=line_of(value, key, line),
                 )
@@ -237,7 +239,7 @@ class Record(Node):
         if missing:
             raise Invalid(
                 f"missing required field {missing[0]!r}",
-                field=_join(where, missing[0]),
+                field=join_path(where, missing[0]),
                 line=line,
             )
         checked: dict[str, Any] = {}
@@ -249,10 +251,10 @@ class Record(Node):
                 tip = f" (did you mean {hint[0]!r}?)" if hint else ""
                 raise Invalid(
                     f"unknown field {key!r}{tip}; expected one of {', '.join(self.fields)}",
-                    field=_join(where, key),
+                    field=join_path(where, key),
                     line=key_line,
                 )
-            checked[key] = node.check(item, _join(where, key), key_line)
+            checked[key] = node.check(item, join_path(where, key), key_line)
         return checked
 
     def json_schema(self) -> dict[str, Any]:

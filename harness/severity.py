@@ -182,7 +182,7 @@ class ImpactFacts:
         category = fields.get("category")
         near_miss = fields.get("near_miss", False)
         if not isinstance(near_miss, bool):
-            problem = f"expected true or false, found {schema._describe(near_miss)}"
+            problem = f"expected true or false, found {schema.describe(near_miss)}"
             raise InputError(problem, path=path, line=schema.line_of(fields, "near_miss", None),
                              field="near_miss")
 
@@ -191,7 +191,7 @@ class ImpactFacts:
             if value is None:
                 return default
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                problem = f"expected a whole number >= 0, found {schema._describe(value)}"
+                problem = f"expected a whole number >= 0, found {schema.describe(value)}"
                 raise InputError(problem, path=path, line=schema.line_of(impact, key, None),
                                  field=f"impact.{key}")
             return value
@@ -201,7 +201,7 @@ class ImpactFacts:
             if value is None:
                 return default
             if not isinstance(value, bool):
-                problem = f"expected true or false, found {schema._describe(value)}"
+                problem = f"expected true or false, found {schema.describe(value)}"
                 raise InputError(problem, path=path, line=schema.line_of(impact, key, None),
                                  field=f"impact.{key}")
             return value
@@ -209,7 +209,7 @@ class ImpactFacts:
         classes = impact.get("data_classes")
         if classes is not None and (not isinstance(classes, list | tuple) or not all(
                 isinstance(c, str) for c in classes)):
-            problem = f"expected a list of data classes, found {schema._describe(classes)}"
+            problem = f"expected a list of data classes, found {schema.describe(classes)}"
             raise InputError(problem, path=path, line=schema.line_of(impact, "data_classes", None),
                              field="impact.data_classes")
         data_classes = None if classes is None else tuple(classes)
@@ -431,7 +431,7 @@ def _test(fact: str, op: str, value: Any, where: str, line: int | None) -> Test:
 
 def _condition(value: Any, where: str, line: int | None) -> tuple[Test, ...]:
     if not isinstance(value, Mapping) or not value:
-        found = "an empty mapping" if isinstance(value, Mapping) else schema._describe(value)
+        found = "an empty mapping" if isinstance(value, Mapping) else schema.describe(value)
         problem = (f"expected a mapping of facts to tests (e.g. {{customer_data: true}}), "
                    f"found {found}")
         raise schema.Invalid(problem, field=where, line=line)

@@ -200,7 +200,7 @@ class Reviewer:
 
 def _check_key(value: Any, where: str, line: int | None) -> tuple[str, Ed25519PublicKey]:
     if not isinstance(value, str):
-        problem = f"expected an OpenSSH public key line, found {schema._describe(value)}"
+        problem = f"expected an OpenSSH public key line, found {schema.describe(value)}"
         raise schema.Invalid(problem, field=where, line=line)
     try:
         public_key = parse_public_key(value)
@@ -449,28 +449,28 @@ def _take(data: Mapping[str, Any], keys: Sequence[str], path: Path,
           where: str) -> dict[str, Any]:
     """The mapping's ``keys``, all present and none other; values still unchecked."""
     if not isinstance(data, Mapping):
-        raise _manifest_error(f"expected an object, found {schema._describe(data)}", path,
+        raise _manifest_error(f"expected an object, found {schema.describe(data)}", path,
                               where or "(top level)")
     unknown = [key for key in data if key not in keys]
     if unknown:
         problem = f"unknown field {unknown[0]!r}; expected {', '.join(keys)}"
-        raise _manifest_error(problem, path, schema._join(where, unknown[0]))
+        raise _manifest_error(problem, path, schema.join_path(where, unknown[0]))
     missing = [key for key in keys if key not in data]
     if missing:
-        raise _manifest_error("missing required field", path, schema._join(where, missing[0]))
+        raise _manifest_error("missing required field", path, schema.join_path(where, missing[0]))
     return dict(data)
 
 
 def _text(value: Any, path: Path, where: str) -> str:
     if not isinstance(value, str) or not value:
-        raise _manifest_error(f"expected a non-empty string, found {schema._describe(value)}",
+        raise _manifest_error(f"expected a non-empty string, found {schema.describe(value)}",
                               path, where)
     return value
 
 
 def _digest(value: Any, path: Path, where: str) -> str:
     if not isinstance(value, str) or not _HEX64.fullmatch(value):
-        problem = f"expected a SHA-256 (64 lowercase hex digits), found {schema._describe(value)}"
+        problem = f"expected a SHA-256 (64 lowercase hex digits), found {schema.describe(value)}"
         raise _manifest_error(problem, path, where)
     return value
 
@@ -488,7 +488,7 @@ def _incident_ref(value: Any, path: Path, where: str) -> IncidentRef:
     authors = fields["fix_authors"]
     if not isinstance(authors, list):
         raise _manifest_error(f"expected a list of reviewer ids, found "
-                              f"{schema._describe(authors)}", path, f"{where}.fix_authors")
+                              f"{schema.describe(authors)}", path, f"{where}.fix_authors")
     return IncidentRef(
         id=_text(fields["id"], path, f"{where}.id"),
         category=_text(fields["category"], path, f"{where}.category"),
@@ -501,7 +501,7 @@ def _incident_ref(value: Any, path: Path, where: str) -> IncidentRef:
 
 def _list(value: Any, path: Path, where: str) -> list[Any]:
     if not isinstance(value, list):
-        raise _manifest_error(f"expected a list, found {schema._describe(value)}", path, where)
+        raise _manifest_error(f"expected a list, found {schema.describe(value)}", path, where)
     return value
 
 
@@ -524,7 +524,7 @@ def load_manifest(path: Path) -> Manifest:
         raise _manifest_error(f"expected {FORMAT_VERSION}, found {fields['version']!r}", path,
                               "version")
     if fields["decision"] not in GATE_DECISIONS:
-        problem = f"expected RESTORE or BLOCK, found {schema._describe(fields['decision'])}"
+        problem = f"expected RESTORE or BLOCK, found {schema.describe(fields['decision'])}"
         raise _manifest_error(problem, path, "decision")
     report = _text(fields["report"], path, "report")
     if Path(report).name != report:
@@ -533,7 +533,7 @@ def load_manifest(path: Path) -> Manifest:
     reasons = _list(fields["reasons"], path, "reasons")
     for index, reason in enumerate(reasons):
         if not isinstance(reason, Mapping):
-            raise _manifest_error(f"expected an object, found {schema._describe(reason)}",
+            raise _manifest_error(f"expected an object, found {schema.describe(reason)}",
                                   path, f"reasons[{index}]")
     return Manifest(
         path=path,
@@ -836,7 +836,7 @@ def _parse_line(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
     except ValueError as exc:  # JSONDecodeError or a repeated key
         return None, f"malformed line: {exc}"
     if not isinstance(record, dict):
-        return None, f"malformed line: expected a JSON object, found {schema._describe(record)}"
+        return None, f"malformed line: expected a JSON object, found {schema.describe(record)}"
     return record, None
 
 

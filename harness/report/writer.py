@@ -87,7 +87,7 @@ def _manifest(comparison: Comparison, decision: Decision, suite: Suite, written:
 def _render(comparison: Comparison, decision: Decision, policy: GatePolicy, written: Written, *,
             generated_at: str, signoffs: Sequence[Mapping[str, Any]],
             chain_head: Mapping[str, Any] | None) -> tuple[str, str]:
-    """The HTML and its body digest, and write the Markdown and JUnit beside it."""
+    """The HTML and the SHA-256 of its body (everything but the sign-off section)."""
     from harness.signoff import report_body_sha256
 
     html = render_html(_portable(comparison, written.html.parent), decision, policy=policy,
