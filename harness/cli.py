@@ -475,26 +475,30 @@ def _gate(args: argparse.Namespace) -> int:
 def _with_signoffs(decision: Decision, candidate_run: Path, gate_section: Mapping[str, object],
                    *, ledger: Path, reviewers: Path) -> Decision:
     """The decision, blocked unless the ledger verifies and approves the candidate run."""
-    from harness import signoff
+    from harness.digest import sha256_file
     from harness.gate import require_signoff
+    from harness.report.manifest import load_manifest
+    from harness.signoff.keys import load_reviewers
+    from harness.signoff.ledger import verify
+    from harness.signoff.policy import SignoffPolicy, approvals
 
     findings: list[str] = []
     if not ledger.exists():
         findings.append(f"no sign-off ledger at {ledger}")
         return require_signoff(decision, findings)
-    verification = signoff.verify(ledger, signoff.load_reviewers(reviewers))
+    verification = verify(ledger, load_reviewers(reviewers))
     if not verification.valid:
         findings += [f"ledger does not verify: {problem}" for problem in verification.problems]
         return require_signoff(decision, findings)
-    run_sha = signoff.file_sha256(candidate_run)
+    run_sha = sha256_file(candidate_run)
     bound = [r for r in verification.records if r["candidate_run_sha256"] == run_sha]
     if not bound:
         findings.append("no sign-off of a report on this candidate run")
         return require_signoff(decision, findings)
     base = ledger.parent
-    manifest = signoff.load_manifest(base / bound[-1]["manifest"])
-    policy = signoff.SignoffPolicy.from_gate(gate_section)
-    approved, missing = signoff.approvals(verification.records, manifest, policy)
+    manifest = load_manifest(base / bound[-1]["manifest"])
+    policy = SignoffPolicy.from_gate(gate_section)
+    approved, missing = approvals(verification.records, manifest, policy)
     return require_signoff(decision, [] if approved else missing)
 
 
@@ -560,17 +564,21 @@ def _validate(args: argparse.Namespace) -> int:
 def _signoff(args: argparse.Namespace) -> int:
     import os
 
-    from harness import loader, signoff
+    from harness import loader
     from harness.compare import compare
     from harness.errors import InputError
     from harness.gate import GatePolicy, decide
     from harness.records import read_run
+    from harness.report.manifest import load_manifest
     from harness.report.writer import rerender
+    from harness.signoff.keys import load_private_key, load_reviewers
+    from harness.signoff.ledger import sign, verify
+    from harness.signoff.policy import SignoffPolicy, approvals
 
     manifest_path = args.report.resolve().with_suffix(".json")
-    manifest = signoff.load_manifest(manifest_path)
+    manifest = load_manifest(manifest_path)
     suite = loader.load_suite(manifest.path.parent / manifest.suite_path)
-    reviewers = signoff.load_reviewers(args.reviewers or suite.root / "reviewers.yaml")
+    reviewers = load_reviewers(args.reviewers or suite.root / "reviewers.yaml")
     if args.reviewer not in reviewers:
         raise InputError(f"reviewer {args.reviewer!r} is not pinned; pinned: "
                          f"{', '.join(reviewers) or 'none'}", field="--reviewer")
@@ -586,7 +594,7 @@ def _signoff(args: argparse.Namespace) -> int:
                          "choose one with --role", field="--role")
     meaning = args.meaning or ("approved" if args.decision == "approve" else "reviewed")
     ledger = args.ledger or args.report.parent / "signoffs.jsonl"
-    policy = signoff.SignoffPolicy.from_gate(suite.gate, path=suite.path)
+    policy = SignoffPolicy.from_gate(suite.gate, path=suite.path)
     folder = manifest.path.parent
     comparison = compare(read_run(manifest.baseline_run.resolve(folder)),
                          read_run(manifest.candidate_run.resolve(folder)))
@@ -595,13 +603,13 @@ def _signoff(args: argparse.Namespace) -> int:
     # Refuse before signing when the report could not be re-rendered with the sign-off.
     rerender(comparison, decision, policy=gate_policy, manifest=manifest, signoffs=(),
              chain_head=None, dry_run=True)
-    record = signoff.sign(
+    record = sign(
         manifest_path=manifest_path, reviewer=reviewer,
-        private_key=signoff.load_private_key(key_path), role=role, decision=args.decision,
+        private_key=load_private_key(key_path), role=role, decision=args.decision,
         meaning=meaning, comment=args.comment, ledger_path=ledger, policy=policy,
         reviewers=reviewers,
     )
-    verification = signoff.verify(ledger, reviewers)
+    verification = verify(ledger, reviewers)
     bound = [r for r in verification.records if r["manifest_sha256"] == manifest.sha256]
     shown = [{**r, "verified": True} for r in bound]
     rerender(comparison, decision, policy=gate_policy, manifest=manifest, signoffs=shown,
@@ -610,16 +618,17 @@ def _signoff(args: argparse.Namespace) -> int:
           f"{record['decision']} / {record['meaning']}")
     print(f"ledger: {ledger} ({verification.head['count']} records, head "
           f"{verification.head['last_hash']})")
-    approved, missing = signoff.approvals(verification.records, manifest, policy)
+    approved, missing = approvals(verification.records, manifest, policy)
     print("restoration: approved by every required role" if approved
           else f"restoration still needs: {'; '.join(missing)}")
     return EXIT_OK
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from harness import signoff
+    from harness.signoff.keys import load_reviewers
+    from harness.signoff.ledger import verify
 
-    verification = signoff.verify(args.ledger, signoff.load_reviewers(args.reviewers),
+    verification = verify(args.ledger, load_reviewers(args.reviewers),
                                   reports=args.reports)
     for problem in verification.problems:
         print(f"INVALID {problem}")
@@ -630,9 +639,9 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _keygen(args: argparse.Namespace) -> int:
-    from harness import signoff
+    from harness.signoff.keys import keygen
 
-    public = signoff.keygen(args.path, comment=args.comment)
+    public = keygen(args.path, comment=args.comment)
     print(f"private key: {args.path} (keep it out of every repository)")
     print("public key, to pin in reviewers.yaml:")
     print(public)

@@ -11,7 +11,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "harness"
 
 # YAML -> model -> targets and checks -> runner -> records -> compare -> gate -> reports ->
-# sign-off -> the pytest plugin -> the command line. Equal ranks may not import each other.
+# sign-off (above the report it signs) -> the pytest plugin -> the command line. Equal ranks
+# may not import each other.
 RANKS = {
     "harness": 0, "harness.errors": 0, "harness.digest": 0,
     "harness.files": 1, "harness.model": 1,
@@ -19,19 +20,20 @@ RANKS = {
     "harness.checks": 3, "harness.targets": 3, "harness.explain": 3,
     "harness.loader": 4, "harness.runner": 4, "harness.redact": 4,
     "harness.records": 5, "harness.severity": 5, "harness.traces": 5,
-    "harness.compare": 6, "harness.registry_check": 6, "harness.signoff": 6,
+    "harness.compare": 6, "harness.registry_check": 6,
     "harness.drafting": 6, "harness.intake": 6,
     "harness.gate": 7, "harness.metrics": 7,
     "harness.report": 8,
-    "harness.plugin": 9,
-    "harness.cli": 10, "harness.bench": 10, "harness.__main__": 11,
+    "harness.signoff": 9,
+    "harness.plugin": 10,
+    "harness.cli": 11, "harness.bench": 11, "harness.__main__": 12,
 }
 OWNERS = {  # library -> the modules allowed to import it
     "pytest": {"harness.plugin", "harness.cli", "harness.bench"},
     "_pytest": set(),
     "pandas": {"harness.metrics"},
     "jinja2": {"harness.report.html", "harness.metrics"},
-    "cryptography": {"harness.signoff"},
+    "cryptography": {"harness.signoff.keys", "harness.signoff.ledger"},
 }
 
 

@@ -20,27 +20,21 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from harness import signoff
 from harness.digest import canonical_json, sha256_text
 from harness.errors import InputError
-from harness.signoff import (
+from harness.report.body import (
     SIGNOFF_BEGIN,
     SIGNOFF_END,
     ZERO_HASH,
-    SignoffPolicy,
-    approvals,
     chain_head_meta,
-    keygen,
-    load_manifest,
-    load_private_key,
-    load_reviewers,
     read_chain_head,
-    record_hash,
     report_body_sha256,
-    sign,
-    signed_payload,
-    verify,
 )
+from harness.report.manifest import load_manifest
+from harness.signoff import keys, ledger
+from harness.signoff.keys import keygen, load_private_key, load_reviewers
+from harness.signoff.ledger import record_hash, sign, signed_payload, verify
+from harness.signoff.policy import SignoffPolicy, approvals
 
 NOW = dt.datetime(2026, 3, 10, 12, 0, tzinfo=dt.UTC)
 HAS_BCRYPT = importlib.util.find_spec("bcrypt") is not None
@@ -75,7 +69,7 @@ class World:
     reports: Path
 
     @property
-    def reviewers(self) -> dict[str, signoff.Reviewer]:
+    def reviewers(self) -> dict[str, keys.Reviewer]:
         return load_reviewers(self.reviewers_path)
 
     @property
@@ -99,7 +93,7 @@ class World:
 
     def sign(self, reviewer_id: str, *, key: str | None = None, role: str = "workflow_owner",
              decision: str = "approve", meaning: str = "approved", comment: str = "",
-             reviewers: dict[str, signoff.Reviewer] | None = None,
+             reviewers: dict[str, keys.Reviewer] | None = None,
              manifest: Path | None = None) -> dict[str, Any]:
         reviewers = reviewers or self.reviewers
         return sign(manifest_path=manifest or self.manifest, reviewer=reviewers[reviewer_id],
@@ -114,7 +108,7 @@ class World:
         self.ledger.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n"
                                        for r in records), "utf-8")
 
-    def verify(self, **options: Any) -> signoff.Verification:
+    def verify(self, **options: Any) -> ledger.Verification:
         return verify(self.ledger, self.reviewers, **options)
 
 
@@ -472,7 +466,7 @@ def test_signoff_policy_errors_name_the_field(section, where):
 def test_sign_appends_signed_chained_records(world):
     first = world.sign("dana", comment="fix verified on staging")
     second = world.sign("sam", role="security")
-    assert list(first) == list(signoff.RECORD_FIELDS)
+    assert list(first) == list(ledger.RECORD_FIELDS)
     manifest = load_manifest(world.manifest)
     assert first | {"signature": "", "hash": ""} == {
         "version": 1, "seq": 1, "reviewer": "dana", "name": "Dana Okafor",
@@ -572,7 +566,7 @@ def test_another_reviewers_private_key_is_refused(world):
 def test_a_reviewer_not_pinned_in_the_file_is_refused(world):
     reviewers = world.reviewers
     dana = reviewers["dana"]
-    impostor = signoff.Reviewer(id="dana", name=dana.name, roles=("workflow_owner", "security"),
+    impostor = keys.Reviewer(id="dana", name=dana.name, roles=("workflow_owner", "security"),
                                 key=dana.key, fingerprint=dana.fingerprint,
                                 public_key=dana.public_key)
     with pytest.raises(InputError, match="'dana' is not pinned in the reviewers file as given"):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,11 +21,11 @@ from harness.files import write_atomic
 from harness.gate import Decision, GatePolicy
 from harness.model import Suite
 from harness.records import RunRecord, utc_now
+from harness.report.body import report_body_sha256
 from harness.report.html import render_html
 from harness.report.junit import render_junit
+from harness.report.manifest import build_manifest, relative_path
 from harness.report.markdown import render_markdown
-
-MANIFEST_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,51 +44,10 @@ def paths_for(folder: Path, suite: str, run_id: str) -> Written:
                    stem.with_suffix(".json"))
 
 
-def _relative(path: Path, folder: Path) -> str:
-    return os.path.relpath(path.resolve(), folder.resolve())
-
-
-def _manifest(comparison: Comparison, decision: Decision, suite: Suite, written: Written, *,
-              body_sha256: str, generated_at: str) -> dict[str, Any]:
-    from harness.signoff import file_sha256
-
-    folder = written.manifest.parent
-    fix_authors = {
-        case.id: list(case.incident.fix.get("authors", ()))
-        for case in suite.cases if case.incident is not None
-    }
-
-    def run(record: Any) -> dict[str, str]:
-        return {"path": _relative(record.path, folder), "sha256": file_sha256(record.path),
-                "run_id": record.header.run_id, "target": record.header.target}
-
-    return {
-        "version": MANIFEST_VERSION,
-        "suite": suite.name,
-        "suite_path": _relative(suite.path, folder),
-        "suite_digest": comparison.candidate.header.suite_digest,
-        "baseline_run": run(comparison.baseline),
-        "candidate_run": run(comparison.candidate),
-        "decision": decision.outcome,
-        "reasons": [{"rule": r.rule, "case_id": r.case_id, "message": r.message,
-                     "owner": r.owner} for r in decision.reasons],
-        "incidents": [
-            {"id": c.case_id, "category": c.latest.category, "severity": c.latest.severity,
-             "owner": c.latest.owner, "fix_authors": fix_authors.get(c.case_id, [])}
-            for c in comparison.cases if c.incident
-        ],
-        "report": written.html.name,
-        "report_body_sha256": body_sha256,
-        "generated_at": generated_at,
-    }
-
-
 def _render(comparison: Comparison, decision: Decision, policy: GatePolicy, written: Written, *,
             generated_at: str, signoffs: Sequence[Mapping[str, Any]],
             chain_head: Mapping[str, Any] | None) -> tuple[str, str]:
     """The HTML and the SHA-256 of its body (everything but the sign-off section)."""
-    from harness.signoff import report_body_sha256
-
     html = render_html(_portable(comparison, written.html.parent), decision, policy=policy,
                        generated_at=generated_at, signoffs=signoffs, chain_head=chain_head)
     return html, report_body_sha256(html)
@@ -99,7 +57,7 @@ def _portable(comparison: Comparison, folder: Path) -> Comparison:
     """The comparison with run record paths relative to the report's folder, so the report
     reads (and hashes) the same wherever the project is checked out."""
     def moved(record: RunRecord) -> RunRecord:
-        return dataclasses.replace(record, path=Path(_relative(record.path, folder)))
+        return dataclasses.replace(record, path=Path(relative_path(record.path, folder)))
 
     return dataclasses.replace(comparison, baseline=moved(comparison.baseline),
                                candidate=moved(comparison.candidate))
@@ -121,8 +79,8 @@ def write_reports(comparison: Comparison, decision: Decision, *, policy: GatePol
     generated_at = utc_now()
     html, body = _render(comparison, decision, policy, written, generated_at=generated_at,
                          signoffs=(), chain_head=None)
-    manifest = _manifest(comparison, decision, suite, written, body_sha256=body,
-                         generated_at=generated_at)
+    manifest = build_manifest(comparison, decision, suite, written.manifest, report=written.html,
+                              body_sha256=body, generated_at=generated_at)
     write_atomic(written.html, html)
     write_atomic(written.manifest, json.dumps(manifest, indent=2) + "\n")
     _write_summaries(comparison, decision, written, body_sha256=body, chain_head=None)
