@@ -296,11 +296,14 @@ def _execute(suite: Suite, spec: TargetSpec, *, out: Path | None, pytest_args: S
     """Run ``suite`` against ``spec`` through pytest; returns the exit code and record path."""
     import pytest
 
-    from harness import plugin, targets
+    from harness import loader, plugin, targets
     from harness.errors import InputError
     from harness.records import RunHeader, git_commit, new_run_id, utc_now
 
-    targets.build(spec, suite.root)  # import errors and bad options are bad input: exit 2 now
+    # The project's code is imported here, by the code that runs it, and nowhere else: import
+    # errors and bad options are bad input (exit 2) before the first call.
+    targets.build(spec, suite.root)
+    loader.import_project_code(suite.cases, suite.root)
     if concurrency < 1:
         raise InputError(f"expected at least 1, found {concurrency}", field="--concurrency")
     options = ["--harness-concurrency", str(concurrency)]
@@ -453,6 +456,9 @@ def _signoff_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _gate(args: argparse.Namespace) -> int:
+    isolated = _isolated(args.argv)
+    if isolated is not None:
+        return isolated
     from harness import loader
     from harness.compare import compare
     from harness.gate import GatePolicy, decide
@@ -502,20 +508,19 @@ def _with_signoffs(decision: Decision, candidate_run: Path, gate_section: Mappin
     return require_signoff(decision, [] if approved else missing)
 
 
-def _obtain_run(suite: Suite, reference: str, args: argparse.Namespace
-                ) -> tuple[int, RunRecord | None]:
-    """A run record: read it when ``reference`` is a .jsonl file, else run that target."""
+def _run_file(suite: Suite, reference: str, args: argparse.Namespace) -> tuple[int, Path | None]:
+    """A run record's path: ``reference`` itself when it is a .jsonl file, else a new run of
+    that target (None, with the exit code, when the run could not be made)."""
     from harness import loader
-    from harness.records import read_run
 
     if reference not in suite.targets and reference.endswith(".jsonl"):
-        return EXIT_OK, read_run(Path(reference))
+        return EXIT_OK, Path(reference)
     code, path = _execute(suite, loader.choose_target(suite, reference), out=None,
                           pytest_args=(), quiet=True, concurrency=args.concurrency,
                           redact=not args.no_redact)
     if code not in (EXIT_OK, EXIT_FAILED):
         return code, None
-    return EXIT_OK, read_run(path)
+    return EXIT_OK, path
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -523,8 +528,13 @@ def _validate(args: argparse.Namespace) -> int:
     from harness.compare import compare
     from harness.errors import InputError
     from harness.gate import GatePolicy, decide
+    from harness.records import read_run
     from harness.report.writer import paths_for, write_reports
 
+    if all(str(ref or "").endswith(".jsonl") for ref in (args.baseline, args.candidate)):
+        isolated = _isolated(args.argv)  # nothing to run: decide in a clean process at once
+        if isolated is not None:
+            return isolated
     suite = loader.load_suite(args.suite)
     baseline_ref = args.baseline or suite.gate.get("baseline")
     candidate_ref = args.candidate or suite.gate.get("candidate")
@@ -533,12 +543,20 @@ def _validate(args: argparse.Namespace) -> int:
                    "TARGET_OR_RUN_FILE (or gate.baseline and gate.candidate); targets: "
                    f"{', '.join(suite.targets)}")
         raise InputError(problem, path=suite.path, field="gate")
-    code, baseline = _obtain_run(suite, baseline_ref, args)
-    if baseline is None:
+    code, baseline_path = _run_file(suite, baseline_ref, args)
+    if baseline_path is None:
         return code
-    code, candidate = _obtain_run(suite, candidate_ref, args)
-    if candidate is None:
+    code, candidate_path = _run_file(suite, candidate_ref, args)
+    if candidate_path is None:
         return code
+    ran = (baseline_path, candidate_path) != (Path(baseline_ref), Path(candidate_ref))
+    # Targets that ran in this process may have changed it: the decision is made in a fresh
+    # one, from the records alone.
+    isolated = _isolated([*args.argv, "--baseline", str(baseline_path.absolute()),
+                          "--candidate", str(candidate_path.absolute())], fresh=ran)
+    if isolated is not None:
+        return isolated
+    baseline, candidate = read_run(baseline_path), read_run(candidate_path)
     policy = GatePolicy.from_section(suite.gate)
     comparison = compare(baseline, candidate)
     decision = decide(comparison, policy)
@@ -562,6 +580,9 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _signoff(args: argparse.Namespace) -> int:
+    isolated = _isolated(args.argv)
+    if isolated is not None:
+        return isolated
     import os
 
     from harness import loader
@@ -625,6 +646,9 @@ def _signoff(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    isolated = _isolated(args.argv)
+    if isolated is not None:
+        return isolated
     from harness.signoff.keys import load_reviewers
     from harness.signoff.ledger import verify
 
@@ -751,6 +775,48 @@ def _schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+_ISOLATED_MAIN = """\
+import sys
+home = sys.argv.pop(1)
+try:
+    import harness
+except ImportError:
+    sys.path.append(home)
+    import harness
+from pathlib import Path
+found = str(Path(harness.__file__).resolve().parent.parent)
+if found != home:
+    print(f"error: the isolated interpreter imports harness from {found}, not {home}",
+          file=sys.stderr)
+    sys.exit(2)
+from harness.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _isolated(argv: Sequence[str], *, fresh: bool = False) -> int | None:
+    """Run ``harness ARGV`` in a fresh, isolated interpreter, unless this one is isolated (and
+    ``fresh`` does not insist on a new one).
+
+    Returns the child's exit code, or None when this interpreter should go on. A decision
+    (gate, validate, verify, sign-off) is made by a process that has imported nothing of the
+    project: ``python -I`` puts neither the working folder nor PYTHONPATH on
+    ``sys.path``, so a ``deepdiff.py`` beside the suite cannot stand in for the library, and
+    a target or check that patched the harness in memory during a run patched another process.
+    """
+    if sys.flags.isolated and not fresh:
+        return None
+    import subprocess
+
+    import harness
+
+    home = str(Path(harness.__file__).resolve().parent.parent)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    command = [sys.executable, "-I", "-c", _ISOLATED_MAIN, home, *argv]
+    return subprocess.run(command, check=False).returncode
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``harness`` command; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -760,6 +826,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv, passthrough = argv[:at], argv[at + 1:]
     args = _parser().parse_args(argv)
     args.passthrough = passthrough
+    args.argv = argv
     from harness.errors import HarnessError
 
     try:

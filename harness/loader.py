@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import glob
 import itertools
-import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import yaml
 
 from harness import checks, schema, targets
+from harness.checks.custom import PythonCheck
 from harness.digest import sha256_json, sha256_text
 from harness.errors import CheckParamError, InputError
 from harness.files import read_text
@@ -386,7 +386,11 @@ def display_path(path: Path, root: Path) -> str:
 
 
 def load_suite(path: Path) -> Suite:
-    """Load a suite file and every case it includes; all errors are :class:`InputError`."""
+    """Load a suite file and every case it includes; all errors are :class:`InputError`.
+
+    Nothing of the project's code is imported: a ``python:`` check is only named here (see
+    :func:`import_project_code`), and a ``python:`` target only when the run builds it.
+    """
     data, text = read_yaml(path)
     fields = _validate(SUITE_SCHEMA, data, path, text)
     root = suite_root(path)
@@ -402,8 +406,6 @@ def load_suite(path: Path) -> Suite:
         raise InputError(f"no target named {defaults['target']!r}; targets: {', '.join(specs)}",
                          path=path, line=line, field="defaults.target")
     files = _expand_globs(fields["cases"], data["cases"], root, path, data.lines.get("cases"))
-    if str(root) not in sys.path:  # the project's own modules (python targets and checks)
-        sys.path.insert(0, str(root))
     cases = tuple(
         load_case(file, defaults=defaults, display=display_path(file, root)) for file in files
     )
@@ -423,6 +425,25 @@ def load_suite(path: Path) -> Suite:
         defaults=defaults,
         digest=digest,
     )
+
+
+def import_project_code(cases: Iterable[Case], root: Path) -> None:
+    """Import the functions the cases' ``python:`` checks name, appending ``root`` to
+    ``sys.path``; a bad reference is an :class:`InputError` at the check's line.
+
+    Only the code that runs checks calls this, so that a reference that does not import is bad
+    input before the first target call rather than an ``error`` outcome of every case.
+    """
+    for case in cases:
+        for index, expectation in enumerate(case.expect):
+            if not isinstance(expectation.check, PythonCheck):
+                continue
+            try:
+                expectation.check.load(root)
+            except CheckParamError as exc:
+                field = f"expect[{index}].python.{exc.param}"
+                raise InputError(exc.problem, path=case.path, line=expectation.line,
+                                 field=field) from None
 
 
 def choose_target(suite: Suite, name: str | None) -> TargetSpec:

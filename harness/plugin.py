@@ -302,6 +302,7 @@ class SuiteFile(_YamlFile):
         preloaded = self.config.stash.get(PRELOADED_KEY, {})
         suite = preloaded.get(self.path.resolve()) or loader.load_suite(self.path)
         spec = loader.choose_target(suite, self.config.getoption("harness_target"))
+        loader.import_project_code(suite.cases, suite.root)
         yield from self._items(suite, spec, suite.cases)
 
 
@@ -317,12 +318,14 @@ class CaseFile(_YamlFile):
             spec = TargetSpec(name=REPLAY, kind="replay", main=True)
             suite = Suite(name=case.workflow, path=self.path, root=root, cases=(case,),
                           targets={REPLAY: spec}, digest=case.digest)
+            loader.import_project_code(suite.cases, root)
             yield from self._items(suite, spec, suite.cases)
             return
         suite = self._find_suite(root)
         spec = loader.choose_target(suite, name)
         mine = tuple(case for case in suite.cases if (suite.root / case.path).resolve()
                      == self.path.resolve())
+        loader.import_project_code(mine, suite.root)
         yield from self._items(suite, spec, mine)
 
     def _find_suite(self, root: Path) -> Suite:

@@ -245,6 +245,8 @@ def check_registry(root: Path, *, run_targets: bool = True) -> list[Finding]:
     """
     loaded = _load_files(root / "cases")
     suites = load_suites(root)
+    # Replaying and running cases runs their python checks: this is the project's code.
+    loader.import_project_code((case for _, case in loaded), root)
     findings = [
         *_duplicates(loaded),
         *_drafts(loaded),

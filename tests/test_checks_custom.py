@@ -10,7 +10,7 @@ from conftest import case_with_check, write
 
 from harness import checks
 from harness.errors import InputError
-from harness.loader import load_case
+from harness.loader import import_project_code, load_case, load_suite
 from harness.model import Case, Expectation, TargetResponse
 
 CASE = Case(id="C1", path=Path("c.yaml"), line=1, workflow="w", title=None, input="x", expect=())
@@ -31,6 +31,8 @@ def pair(response, case):
 
 def wrong(response, case):
     return 42
+
+VALUE = 3
 '''
 
 
@@ -67,17 +69,49 @@ def test_a_function_returning_something_else_is_an_error_outcome(custom_module):
     assert "returned int" in outcome.reason and outcome.line == 7
 
 
-@pytest.mark.parametrize(("reference", "problem"), [
-    ("no_colon", "expected 'package.module:function'"),
-    ("no_such_module_xyz:f", "cannot import module 'no_such_module_xyz'"),
-    ("team_checks:missing", "module 'team_checks' has no attribute 'missing'"),
-])
-def test_bad_references_fail_at_load(tmp_path, custom_module, reference, problem):
+def test_a_malformed_reference_fails_at_load(tmp_path):
     folder = tmp_path / "cases"
     folder.mkdir()
     with pytest.raises(InputError) as caught:
-        load_case(case_with_check(folder, f'python: "{reference}"'))
+        load_case(case_with_check(folder, 'python: "no_colon"'))
+    assert "C1.yaml:4: expect[0].python.function: expected 'package.module:function'" \
+        in str(caught.value)
+
+
+@pytest.mark.parametrize(("reference", "problem"), [
+    ("no_such_module_xyz:f", "cannot import module 'no_such_module_xyz'"),
+    ("team_checks:missing", "module 'team_checks' has no attribute 'missing'"),
+    ("team_checks:VALUE", "'team_checks:VALUE' is not callable"),
+])
+def test_bad_references_fail_before_anything_runs(tmp_path, custom_module, reference, problem):
+    folder = tmp_path / "cases"
+    folder.mkdir()
+    case = load_case(case_with_check(folder, f'python: "{reference}"'))  # nothing imported yet
+    with pytest.raises(InputError) as caught:
+        import_project_code([case], tmp_path)
     assert "C1.yaml:4: expect[0].python.function: " + problem in str(caught.value)
+
+
+def test_reading_a_suite_imports_none_of_the_project_code(tmp_path, monkeypatch):
+    """A suite is read to decide and to sign off: that must not run the project's code. The
+    code runs only when checks run, with the project folder appended to sys.path, not first."""
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    marker = tmp_path / "imported"
+    write(tmp_path / "side_effect_checks.py",
+          f"from pathlib import Path\nPath({str(marker)!r}).write_text('ran')\n"
+          "def check(response, case):\n    return True\n")
+    write(tmp_path / "suites" / "s.yaml",
+          "name: s\ncases: [cases/*.yaml]\ntargets: {replay: {replay: true}}\n")
+    case_with_check(tmp_path / "cases", 'python: "side_effect_checks:check"')
+    try:
+        suite = load_suite(tmp_path / "suites" / "s.yaml")
+        assert not marker.exists() and str(tmp_path) not in sys.path
+        assert "side_effect_checks" not in sys.modules
+        import_project_code(suite.cases, suite.root)
+        assert marker.read_text() == "ran"
+        assert sys.path[-1] == str(tmp_path)  # appended: it cannot shadow an installed library
+    finally:
+        sys.modules.pop("side_effect_checks", None)
 
 
 def test_params_must_be_a_mapping(tmp_path, custom_module):

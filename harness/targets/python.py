@@ -1,15 +1,13 @@
 """The ``python`` target: call a function of the workflow in this process.
 
 ``python: "package.module:callable"`` is called as ``callable(input, **params)``. The suite's
-root folder is put on ``sys.path`` so that a project's own modules import. With a timeout the
+root folder is appended to ``sys.path`` so that a project's own modules import. With a timeout the
 call runs in a daemon thread; a call that overruns is abandoned (Python cannot stop a thread),
 recorded as an error, and the run goes on.
 """
 
 from __future__ import annotations
 
-import importlib
-import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -17,36 +15,19 @@ from typing import Any
 
 from harness.errors import InputError, TargetError
 from harness.model import Case, TargetResponse, TargetSpec
+from harness.project import ReferenceProblem, import_reference
 from harness.schema import AnyValue, Record, Text
 from harness.targets import Adapter, register
 
 
 def resolve(reference: str, root: Path, *, spec: TargetSpec | None = None) -> Callable[..., Any]:
-    """Import ``module:attribute`` (dotted attributes allowed); an error names the target."""
-    module_name, _, attribute = reference.partition(":")
-    where = {"path": spec.path, "line": spec.line} if spec else {}
-    field = f"targets.{spec.name}.python" if spec else "python"
-    if not module_name or not attribute:
-        raise InputError(f"expected 'package.module:callable', found {reference!r}",
-                         field=field, **where)
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
+    """Import ``module:attribute`` from the project; an error names the target."""
     try:
-        obj: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise InputError(f"cannot import module {module_name!r}: {exc}", field=field,
-                         **where) from None
-    except Exception as exc:  # a module that fails while importing is bad input too
-        problem = f"importing module {module_name!r} raised {type(exc).__name__}: {exc}"
-        raise InputError(problem, field=field, **where) from None
-    for part in attribute.split("."):
-        if not hasattr(obj, part):
-            raise InputError(f"module {module_name!r} has no attribute {attribute!r}",
-                             field=field, **where)
-        obj = getattr(obj, part)
-    if not callable(obj):
-        raise InputError(f"{reference!r} is not callable", field=field, **where)
-    return obj
+        return import_reference(reference, root=root)
+    except ReferenceProblem as exc:
+        where = {"path": spec.path, "line": spec.line} if spec else {}
+        field = f"targets.{spec.name}.python" if spec else "python"
+        raise InputError(str(exc), field=field, **where) from None
 
 
 class PythonTarget:
