@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
 
     from harness.compare import CheckChange
     from harness.gate import Decision
@@ -23,6 +22,8 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_AWAITING = 3
+SIGNOFF_MISSING = "signoff_missing"  # harness.gate's, without importing it for --help
 EXIT_INTERRUPTED = 130
 CATEGORY_ORDER = ("output_quality", "data_exposure", "automation_error", "policy", "retrieval",
                   "human_review", None)
@@ -35,7 +36,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="harness",
         description="Turn closed AI-workflow incidents into regression cases, run them against "
                     "the workflow, and decide whether it is safe to restore or deploy.",
-        epilog="Exit codes: 0 success, 1 failing cases (or a blocked gate), 2 bad input.",
+        epilog="Exit codes: 0 success, 1 failing cases (or a blocked gate), 2 bad input, "
+               "3 awaiting sign-off.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -89,15 +91,22 @@ def _parser() -> argparse.ArgumentParser:
     compare.set_defaults(handler=_compare)
 
     gate = commands.add_parser(
-        "gate", help="decide RESTORE or BLOCK from two run records",
-        description="Compare two runs and apply the gate policy. Exit 0 RESTORE (allow), "
-                    "1 BLOCK, 2 bad input. Prints every reason with its case and owner.",
+        "gate", help="decide RESTORE, AWAITING SIGN-OFF or BLOCK from two run records",
+        description="Compare two runs and apply the gate policy: the policy recorded in the "
+                    "validation manifest of these runs (found under reports/), else the "
+                    "suite's, else the defaults. Where the policy requires sign-off, the "
+                    "signed approvals decide too. Exit 0 RESTORE (allow), 1 BLOCK, 2 bad "
+                    "input, 3 AWAITING SIGN-OFF. Prints every reason with its case and owner.",
     )
     gate.add_argument("baseline", type=Path, metavar="BASELINE_RUN")
     gate.add_argument("candidate", type=Path, metavar="CANDIDATE_RUN")
     gate.add_argument("--suite", type=Path, metavar="SUITE",
-                      help="read the gate policy from this suite's gate section "
-                           "(default: the safe defaults)")
+                      help="the suite the candidate ran (its digest must match the run's); "
+                           "its gate section is the policy unless a validation manifest "
+                           "of these runs is found")
+    gate.add_argument("--manifest", type=Path, metavar="PATH",
+                      help="the validation manifest of these runs, whose recorded policy "
+                           "applies (default: found under reports/)")
     _signoff_options(gate)
     gate.set_defaults(handler=_gate)
 
@@ -105,7 +114,8 @@ def _parser() -> argparse.ArgumentParser:
         "validate", help="run, compare, gate and write the reports (the main job)",
         description="Run what needs running, compare the candidate with the baseline, apply "
                     "the gate, and write the HTML report, a Markdown summary and JUnit XML. "
-                    "Exit 0 RESTORE, 1 BLOCK, 2 bad input.",
+                    "Exit 0 RESTORE, 1 BLOCK, 2 bad input, 3 AWAITING SIGN-OFF (the tests "
+                    "pass; the suite's policy needs approvals not yet signed).",
     )
     validate.add_argument("suite", type=Path, metavar="SUITE")
     validate.add_argument("--baseline", metavar="TARGET_OR_RUN_FILE",
@@ -147,21 +157,32 @@ def _parser() -> argparse.ArgumentParser:
                          help="your private key (default: $HARNESS_SIGNING_KEY)")
     signoff.add_argument("--reviewers", type=Path, metavar="PATH",
                          help="pinned reviewers (default: reviewers.yaml beside suites/)")
+    signoff.add_argument("--case", action="append", metavar="ID",
+                         help="with --meaning risk_accepted: a case whose risk is accepted "
+                              "(a weakened or retired incident case the gate blocks on); "
+                              "repeat for several")
     signoff.add_argument("--ledger", type=Path, metavar="PATH",
-                         help="the ledger (default: signoffs.jsonl beside the report)")
+                         help="the ledger (default: the report's own, "
+                              "REPORT.signoffs.jsonl beside it)")
     signoff.set_defaults(handler=_signoff)
 
     verify = commands.add_parser(
-        "verify", help="verify the sign-off ledger, its signatures and the signed files",
-        description="Check the ledger's hash chain, every signature against the pinned keys, "
-                    "that the signed reports and run records still match their digests, and "
-                    "that the ledger still holds the head each given report pins. Exit 0 "
-                    "valid, 1 invalid (naming what and where), 2 bad input.",
+        "verify", help="verify reports against their sign-off ledgers",
+        description="For each report (default: every validation report under reports/): "
+                    "check its ledger's hash chain and every signature against the pinned "
+                    "keys, that the report and run records still match what was signed, that "
+                    "the ledger still holds the record the report pins, and that the report's "
+                    "decision banner and sign-off section are exactly what the ledger says. "
+                    "Exit 0 valid, 1 invalid (naming what and where), 2 bad input.",
     )
     verify.add_argument("reports", nargs="*", type=Path, metavar="REPORT",
-                        help="signed reports whose pinned ledger head to check")
-    verify.add_argument("--ledger", type=Path, default=Path("reports/signoffs.jsonl"),
-                        metavar="PATH", help="default: reports/signoffs.jsonl")
+                        help="reports to check against their ledgers (default: every "
+                             "validation report in --reports-dir)")
+    verify.add_argument("--ledger", type=Path, metavar="PATH",
+                        help="check this ledger (and the reports against it) instead of each "
+                             "report's own ledger")
+    verify.add_argument("--reports-dir", type=Path, default=Path("reports"), metavar="DIR",
+                        help="where reports and ledgers are found (default: reports)")
     verify.add_argument("--reviewers", type=Path, default=Path("reviewers.yaml"),
                         metavar="PATH", help="default: reviewers.yaml")
     verify.set_defaults(handler=_verify)
@@ -392,12 +413,20 @@ def _merge(args: argparse.Namespace) -> int:
 def _print_decision(decision: Decision) -> None:
     print(f"decision: {decision.outcome}")
     for reason in decision.reasons:
-        label = "BLOCK" if reason.blocking else "note "
+        label = ("await" if reason.rule == SIGNOFF_MISSING else "BLOCK") if reason.blocking \
+            else "note "
         who = f"{reason.case_id}: " if reason.case_id else ""
         owner = f" (owner {reason.owner})" if reason.owner else ""
         print(f"  {label} {who}[{reason.rule}] {reason.message}{owner}")
     if decision.owners():
         print(f"owners to notify: {', '.join(decision.owners())}")
+
+
+def _exit_code(decision: Decision) -> int:
+    """0 RESTORE, 3 AWAITING SIGN-OFF, 1 BLOCK."""
+    if decision.allowed:
+        return EXIT_OK
+    return EXIT_AWAITING if decision.awaiting else EXIT_FAILED
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -448,9 +477,10 @@ def _change_as_dict(change: CheckChange) -> dict[str, object]:
 
 def _signoff_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--require-signoff", action="store_true",
-                        help="allow only with valid approvals from every required role")
+                        help="require sign-off even where the suite's policy does not (its "
+                             "default roles); a suite with a sign-off policy always requires it")
     parser.add_argument("--ledger", type=Path, metavar="PATH",
-                        help="sign-off ledger (default: signoffs.jsonl in the reports folder)")
+                        help="sign-off ledger (default: the validation report's own)")
     parser.add_argument("--reviewers", type=Path, metavar="PATH",
                         help="pinned reviewers (default: reviewers.yaml beside suites/)")
 
@@ -461,51 +491,76 @@ def _gate(args: argparse.Namespace) -> int:
         return isolated
     from harness import loader
     from harness.compare import compare
+    from harness.digest import sha256_file
+    from harness.errors import InputError
     from harness.gate import GatePolicy, decide
     from harness.records import read_run
+    from harness.report.manifest import find_manifest, load_manifest
+    from harness.signoff.ledger import ledger_for
+    from harness.signoff.policy import SignoffPolicy
+    from harness.signoff.status import awaiting, stand
 
-    suite = loader.load_suite(args.suite) if args.suite else None
-    gate_section = suite.gate if suite else {}
     baseline, candidate = read_run(args.baseline), read_run(args.candidate)
-    decision = decide(compare(baseline, candidate), GatePolicy.from_section(gate_section))
-    if args.require_signoff:
-        root = suite.root if suite else Path.cwd()
-        decision = _with_signoffs(decision, candidate.path, gate_section,
-                                  ledger=args.ledger or Path("reports") / "signoffs.jsonl",
-                                  reviewers=args.reviewers or root / "reviewers.yaml")
-    print(f"policy: {args.suite or 'defaults'}")
+    suite = loader.load_suite(args.suite) if args.suite else None
+    if suite is not None and suite.digest != candidate.header.suite_digest:
+        problem = (f"the candidate run was made with another version of this suite or its cases "
+                   f"(the run's suite digest is {candidate.header.suite_digest}, the suite's "
+                   f"is {suite.digest}): gate it with the suite it ran, or run it again")
+        raise InputError(problem, path=args.suite, field="--suite")
+    folders = [suite.root / "reports"] if suite else []
+    folders += [Path("reports"), candidate.path.parent.parent]
+    manifest = load_manifest(args.manifest) if args.manifest else find_manifest(
+        folders, baseline_sha256=sha256_file(baseline.path),
+        candidate_sha256=sha256_file(candidate.path))
+    if manifest is not None and suite is not None and manifest.suite_digest != suite.digest:
+        problem = (f"the suite is not the one validated in {manifest.path} (validated suite "
+                   f"digest {manifest.suite_digest}, this suite's {suite.digest})")
+        raise InputError(problem, path=args.suite, field="--suite")
+    if suite is None and manifest is None:
+        suite = _suite_of_run(candidate)
+    if manifest is not None and manifest.gate_policy is not None:
+        source = f"the validation manifest {manifest.path}"
+        gate_policy = manifest.gate_policy
+        policy = SignoffPolicy.of_manifest(manifest, required=args.require_signoff)
+    elif suite is not None:
+        source = f"the suite {suite.path}"
+        gate_policy = GatePolicy.from_section(suite.gate)
+        policy = SignoffPolicy.of_suite(suite, required=args.require_signoff)
+    else:
+        source = "defaults (no validation manifest or suite found for the candidate run)"
+        gate_policy = GatePolicy()
+        policy = SignoffPolicy() if args.require_signoff else None
+    comparison = compare(baseline, candidate)
+    decision = decide(comparison, gate_policy)
+    if policy is not None and manifest is None:
+        why = ("no validation report of this candidate against this baseline was found (looked "
+               f"in {', '.join(str(f) for f in dict.fromkeys(folders))}; --manifest names one): "
+               "run harness validate and have it signed off")
+        incidents = [(c.case_id, c.latest.category) for c in comparison.cases if c.incident]
+        decision = awaiting(decision, policy, incidents, why=why)
+    elif policy is not None and manifest is not None:
+        root = suite.root if suite else loader.suite_root(manifest.path.parent /
+                                                          manifest.suite_path)
+        decision = stand(manifest, policy=policy, tests=decision,
+                         ledger=args.ledger or ledger_for(manifest),
+                         reviewers=args.reviewers or root / "reviewers.yaml").decision
+    print(f"policy: {source}")
     _print_decision(decision)
-    return EXIT_OK if decision.allowed else EXIT_FAILED
+    return _exit_code(decision)
 
 
-def _with_signoffs(decision: Decision, candidate_run: Path, gate_section: Mapping[str, object],
-                   *, ledger: Path, reviewers: Path) -> Decision:
-    """The decision, blocked unless the ledger verifies and approves the candidate run."""
-    from harness.digest import sha256_file
-    from harness.gate import require_signoff
-    from harness.report.manifest import load_manifest
-    from harness.signoff.keys import load_reviewers
-    from harness.signoff.ledger import verify
-    from harness.signoff.policy import SignoffPolicy, approvals
+def _suite_of_run(run: RunRecord) -> Suite | None:
+    """The suite a run names in its header, when it is still there and unchanged."""
+    from harness import loader
+    from harness.errors import InputError
 
-    findings: list[str] = []
-    if not ledger.exists():
-        findings.append(f"no sign-off ledger at {ledger}")
-        return require_signoff(decision, findings)
-    verification = verify(ledger, load_reviewers(reviewers))
-    if not verification.valid:
-        findings += [f"ledger does not verify: {problem}" for problem in verification.problems]
-        return require_signoff(decision, findings)
-    run_sha = sha256_file(candidate_run)
-    bound = [r for r in verification.records if r["candidate_run_sha256"] == run_sha]
-    if not bound:
-        findings.append("no sign-off of a report on this candidate run")
-        return require_signoff(decision, findings)
-    base = ledger.parent
-    manifest = load_manifest(base / bound[-1]["manifest"])
-    policy = SignoffPolicy.from_gate(gate_section)
-    approved, missing = approvals(verification.records, manifest, policy)
-    return require_signoff(decision, [] if approved else missing)
+    if not run.header.suite_path or not Path(run.header.suite_path).is_file():
+        return None
+    try:
+        suite = loader.load_suite(Path(run.header.suite_path))
+    except InputError:
+        return None
+    return suite if suite.digest == run.header.suite_digest else None
 
 
 def _run_file(suite: Suite, reference: str, args: argparse.Namespace) -> tuple[int, Path | None]:
@@ -526,10 +581,17 @@ def _run_file(suite: Suite, reference: str, args: argparse.Namespace) -> tuple[i
 def _validate(args: argparse.Namespace) -> int:
     from harness import loader
     from harness.compare import compare
+    from harness.digest import sha256_file
     from harness.errors import InputError
     from harness.gate import GatePolicy, decide
     from harness.records import read_run
+    from harness.report.body import ZERO_HASH
+    from harness.report.manifest import load_manifest
+    from harness.report.status import Status
     from harness.report.writer import paths_for, write_reports
+    from harness.signoff.ledger import ledger_for
+    from harness.signoff.policy import SignoffPolicy
+    from harness.signoff.status import awaiting, stand
 
     if all(str(ref or "").endswith(".jsonl") for ref in (args.baseline, args.candidate)):
         isolated = _isolated(args.argv)  # nothing to run: decide in a clean process at once
@@ -557,26 +619,50 @@ def _validate(args: argparse.Namespace) -> int:
     if isolated is not None:
         return isolated
     baseline, candidate = read_run(baseline_path), read_run(candidate_path)
-    policy = GatePolicy.from_section(suite.gate)
+    if suite.digest != candidate.header.suite_digest:
+        problem = (f"the candidate run was made with another version of this suite or its cases "
+                   f"(the run's suite digest is {candidate.header.suite_digest}, the suite's "
+                   f"is {suite.digest}): run the candidate again")
+        raise InputError(problem, path=candidate_path, field="suite_digest")
+    gate_policy = GatePolicy.from_section(suite.gate)
     comparison = compare(baseline, candidate)
-    decision = decide(comparison, policy)
+    tests = decide(comparison, gate_policy)
     folder = args.out_dir or suite.root / "reports"
-    existing = paths_for(folder, suite.name, candidate.header.run_id)
-    if existing.manifest.exists():
-        written = existing  # validated before (and perhaps signed): the report is kept
+    written = paths_for(folder, suite.name, candidate.header.run_id)
+    if written.manifest.exists():  # validated before (and perhaps signed): the report is kept
+        manifest = load_manifest(written.manifest)
+        if manifest.baseline_run.sha256 != sha256_file(baseline.path):
+            problem = (f"a validation report of this candidate against another baseline run "
+                       f"({manifest.baseline_run.path}) already exists and is kept as it is; "
+                       f"its sign-offs are about that comparison, not this one")
+            raise InputError(problem, path=written.manifest)
+        policy = (SignoffPolicy.of_manifest(manifest, required=args.require_signoff)
+                  if manifest.version >= 2
+                  else SignoffPolicy.of_suite(suite, required=args.require_signoff))
     else:
-        written = write_reports(comparison, decision, policy=policy, suite=suite, folder=folder)
-    if args.require_signoff:
-        decision = _with_signoffs(decision, candidate.path, suite.gate,
-                                  ledger=args.ledger or folder / "signoffs.jsonl",
-                                  reviewers=args.reviewers or suite.root / "reviewers.yaml")
+        policy = SignoffPolicy.of_suite(suite, required=args.require_signoff)
+        incidents = [(c.case_id, c.latest.category) for c in comparison.cases if c.incident]
+        first = Status(awaiting(tests, policy, incidents), signoff_required=policy is not None,
+                       head=(0, ZERO_HASH))
+        write_reports(comparison, tests, status=first, policy=gate_policy,
+                      required_roles=policy.to_roles() if policy else None, suite=suite,
+                      folder=folder)
+        manifest = load_manifest(written.manifest)
+    decision = tests
+    if policy is not None:
+        decision = stand(manifest, policy=policy, tests=tests,
+                         ledger=args.ledger or ledger_for(manifest),
+                         reviewers=args.reviewers or suite.root / "reviewers.yaml").decision
     counts = ", ".join(f"{n} {t.value}" for t, n in comparison.counts().items() if n)
     print(f"{baseline.header.target} -> {candidate.header.target}: {counts}")
     _print_decision(decision)
+    if decision.awaiting:
+        print(f"next: each required role signs the report (harness signoff {written.html} "
+              f"--reviewer ID --decision approve), then run this again")
     print(f"report: {written.html}")
     print(f"summary: {written.markdown}")
     print(f"junit: {written.junit}")
-    return EXIT_OK if decision.allowed else EXIT_FAILED
+    return _exit_code(decision)
 
 
 def _signoff(args: argparse.Namespace) -> int:
@@ -588,18 +674,22 @@ def _signoff(args: argparse.Namespace) -> int:
     from harness import loader
     from harness.compare import compare
     from harness.errors import InputError
-    from harness.gate import GatePolicy, decide
     from harness.records import read_run
     from harness.report.manifest import load_manifest
-    from harness.report.writer import rerender
+    from harness.report.writer import refresh_reports
     from harness.signoff.keys import load_private_key, load_reviewers
-    from harness.signoff.ledger import sign, verify
-    from harness.signoff.policy import SignoffPolicy, approvals
+    from harness.signoff.ledger import ledger_for, sign
+    from harness.signoff.policy import SignoffPolicy
+    from harness.signoff.status import stand
 
-    manifest_path = args.report.resolve().with_suffix(".json")
-    manifest = load_manifest(manifest_path)
-    suite = loader.load_suite(manifest.path.parent / manifest.suite_path)
-    reviewers = load_reviewers(args.reviewers or suite.root / "reviewers.yaml")
+    manifest = load_manifest(args.report.resolve().with_suffix(".json"))
+    suite_path = manifest.path.parent / manifest.suite_path
+    root = loader.suite_root(suite_path)
+    if manifest.version >= 2:  # the policy travels with the validation
+        policy = SignoffPolicy.of_manifest(manifest)
+    else:  # a version 1 manifest did not record it: the suite's, as it was then
+        policy = SignoffPolicy.of_suite(loader.load_suite(suite_path), required=True)
+    reviewers = load_reviewers(args.reviewers or root / "reviewers.yaml")
     if args.reviewer not in reviewers:
         raise InputError(f"reviewer {args.reviewer!r} is not pinned; pinned: "
                          f"{', '.join(reviewers) or 'none'}", field="--reviewer")
@@ -614,34 +704,36 @@ def _signoff(args: argparse.Namespace) -> int:
         raise InputError(f"{reviewer.id} holds several roles ({', '.join(reviewer.roles)}): "
                          "choose one with --role", field="--role")
     meaning = args.meaning or ("approved" if args.decision == "approve" else "reviewed")
-    ledger = args.ledger or args.report.parent / "signoffs.jsonl"
-    policy = SignoffPolicy.from_gate(suite.gate, path=suite.path)
+    ledger = args.ledger or ledger_for(manifest)
     folder = manifest.path.parent
     comparison = compare(read_run(manifest.baseline_run.resolve(folder)),
                          read_run(manifest.candidate_run.resolve(folder)))
-    gate_policy = GatePolicy.from_section(suite.gate)
-    decision = decide(comparison, gate_policy)
-    # Refuse before signing when the report could not be re-rendered with the sign-off.
-    rerender(comparison, decision, policy=gate_policy, manifest=manifest, signoffs=(),
-             chain_head=None, dry_run=True)
+    before = stand(manifest, policy=policy, ledger=ledger, reviewers=reviewers)
+    if before.report_problems:  # e.g. the ledger lost the record the report pins
+        problem = (f"{before.report_problems[0]}; refusing to sign a validation whose ledger "
+                   f"and report disagree (run harness verify)")
+        raise InputError(problem, path=ledger)
+    # Refuse before signing when the report could not be refreshed with the sign-off.
+    refresh_reports(manifest, comparison, before.status, dry_run=True)
     record = sign(
-        manifest_path=manifest_path, reviewer=reviewer,
+        manifest_path=manifest.path, reviewer=reviewer,
         private_key=load_private_key(key_path), role=role, decision=args.decision,
-        meaning=meaning, comment=args.comment, ledger_path=ledger, policy=policy,
-        reviewers=reviewers,
+        meaning=meaning, comment=args.comment, ledger_path=ledger,
+        policy=policy or SignoffPolicy(), reviewers=reviewers, cases=args.case or (),
     )
-    verification = verify(ledger, reviewers)
-    bound = [r for r in verification.records if r["manifest_sha256"] == manifest.sha256]
-    shown = [{**r, "verified": True} for r in bound]
-    rerender(comparison, decision, policy=gate_policy, manifest=manifest, signoffs=shown,
-             chain_head=verification.head)
+    after = stand(manifest, policy=policy, ledger=ledger, reviewers=reviewers)
+    refresh_reports(manifest, comparison, after.status)
+    decision = stand(manifest, policy=policy, ledger=ledger, reviewers=reviewers,
+                     verification=after.verification).decision
     print(f"signed: record {record['seq']} by {record['reviewer']} ({record['role']}), "
           f"{record['decision']} / {record['meaning']}")
-    print(f"ledger: {ledger} ({verification.head['count']} records, head "
-          f"{verification.head['last_hash']})")
-    approved, missing = approvals(verification.records, manifest, policy)
-    print("restoration: approved by every required role" if approved
-          else f"restoration still needs: {'; '.join(missing)}")
+    print(f"ledger: {ledger} ({record['seq']} records, head {record['hash']})")
+    print(f"decision now: {decision.outcome}")
+    if decision.allowed and policy is not None:
+        print("restoration: approved by every required role")
+    elif not decision.allowed:
+        still = [reason.message for reason in decision.blocking]
+        print(f"restoration still needs: {'; '.join(still)}")
     return EXIT_OK
 
 
@@ -649,17 +741,46 @@ def _verify(args: argparse.Namespace) -> int:
     isolated = _isolated(args.argv)
     if isolated is not None:
         return isolated
+    from harness.errors import InputError
+    from harness.report.manifest import load_manifest
     from harness.signoff.keys import load_reviewers
-    from harness.signoff.ledger import verify
+    from harness.signoff.ledger import LEGACY_LEDGER, Verification, ledger_for, verify
+    from harness.signoff.status import report_problems
 
-    verification = verify(args.ledger, load_reviewers(args.reviewers),
-                                  reports=args.reports)
-    for problem in verification.problems:
+    reviewers = load_reviewers(args.reviewers)
+    reports = list(args.reports)
+    if not reports and args.ledger is None:
+        reports = sorted(args.reports_dir.glob("validation-*.html"))
+    checked: dict[Path, Verification] = {}
+    problems: list[str] = []
+
+    def ledger_checked(path: Path) -> Verification | None:
+        if path.resolve() not in checked and path.exists():
+            checked[path.resolve()] = verify(path, reviewers)
+            problems.extend(checked[path.resolve()].problems)
+        return checked.get(path.resolve())
+
+    if args.ledger is not None:
+        if not args.ledger.exists():
+            raise InputError("ledger not found", path=args.ledger)
+        ledger_checked(args.ledger)
+    for report in reports:
+        manifest = load_manifest(report.with_suffix(".json"))
+        ledger = args.ledger or ledger_for(manifest)
+        problems.extend(report_problems(manifest, ledger=ledger, reviewers=reviewers,
+                                        verification=ledger_checked(ledger)))
+    if not reports and args.ledger is None:
+        for ledger in sorted(args.reports_dir.glob(f"*{LEGACY_LEDGER}")):
+            ledger_checked(ledger)
+    for problem in problems:
         print(f"INVALID {problem}")
-    head = verification.head
-    state = "valid" if verification.valid else "invalid"
-    print(f"ledger {args.ledger}: {state}, {head['count']} record(s), head {head['last_hash']}")
-    return EXIT_OK if verification.valid else EXIT_FAILED
+    for path, verification in checked.items():
+        head = verification.head
+        state = "valid" if verification.valid else "invalid"
+        print(f"ledger {path}: {state}, {head['count']} record(s), head {head['last_hash']}")
+    state = "valid" if not problems else "INVALID"
+    print(f"{state}: {len(reports)} report(s), {len(checked)} ledger(s) checked")
+    return EXIT_OK if not problems else EXIT_FAILED
 
 
 def _keygen(args: argparse.Namespace) -> int:

@@ -1,7 +1,9 @@
-"""The gate: a comparison and a policy -> RESTORE or BLOCK, with every reason.
+"""The gate: a comparison and a policy -> RESTORE, AWAITING SIGN-OFF or BLOCK, with every reason.
 
 The gate never averages: one regressed case blocks however many others were fixed. It is a pure
-function of its inputs, so the same two runs and policy always give the same decision.
+function of its inputs, so the same two runs, policy and sign-offs always give the same
+decision. :func:`decide` judges the runs; :func:`with_signoffs` adds what reviewers signed,
+when the suite's policy requires sign-off.
 
 Rules (each blocking unless stated):
 
@@ -15,18 +17,32 @@ Rules (each blocking unless stated):
 - a case whose trials disagree (``flaky``), unless the policy's ``settle_trials`` says how many
   trials settle it and the case ran at least that many: then its verdict decides;
 - a candidate run that did not finish, or that has no cases.
+
+With sign-off required (:func:`with_signoffs`):
+
+- a reason of a :data:`LIFTABLE` rule about a case whose risk a reviewer accepted in a signed
+  ``risk_accepted`` sign-off naming it becomes a note; nothing else is ever lifted;
+- the runs blocking, a ledger that cannot be trusted, or a reviewer's standing reject: BLOCK;
+- otherwise a required role without an approval, or no readable sign-offs: AWAITING SIGN-OFF;
+- otherwise RESTORE.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from harness.compare import CaseComparison, Comparison, Transition
 from harness.model import CATEGORIES, SEVERITIES
 
-Outcome = Literal["RESTORE", "BLOCK"]
+Outcome = Literal["RESTORE", "AWAITING SIGN-OFF", "BLOCK"]
+OUTCOMES: tuple[Outcome, ...] = ("RESTORE", "AWAITING SIGN-OFF", "BLOCK")
+AWAITING: Outcome = "AWAITING SIGN-OFF"
+LIFTABLE = frozenset({"weakened", "strictness_unknown", "settled_below_full", "retired"})
+"""Rules a reviewer's signed risk acceptance can lift for the case it names. A regression, an
+error or a still-failing incident is never among them."""
+SIGNOFF_MISSING = "signoff_missing"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +61,14 @@ class GatePolicy:
             categories=frozenset(section.get("categories", CATEGORIES)),
             settle_trials=section.get("settle_trials"),
         )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The policy as a ``gate`` section reads, for :meth:`from_section` to read back."""
+        return {"severities": [s for s in SEVERITIES if s in self.severities]
+                + sorted(self.severities - set(SEVERITIES)),
+                "categories": [c for c in CATEGORIES if c in self.categories]
+                + sorted(self.categories - set(CATEGORIES)),
+                "settle_trials": self.settle_trials}
 
     def in_scope(self, case: CaseComparison) -> bool:
         """Whether the policy's filters keep this incident case. A severity or category the
@@ -80,6 +104,10 @@ class Decision:
     @property
     def allowed(self) -> bool:
         return self.outcome == "RESTORE"
+
+    @property
+    def awaiting(self) -> bool:
+        return self.outcome == AWAITING
 
     @property
     def blocking(self) -> tuple[Reason, ...]:
@@ -174,11 +202,64 @@ def decide(comparison: Comparison, policy: GatePolicy | None = None) -> Decision
     return Decision(outcome=outcome, reasons=tuple(reasons))
 
 
-def require_signoff(decision: Decision, findings: list[str]) -> Decision:
-    """The decision with a blocking reason for each missing or rejected sign-off."""
-    if not findings:
-        note = Reason("signoff", "approved by every required role", blocking=False)
-        return Decision(decision.outcome, (*decision.reasons, note))
-    reasons = [*decision.reasons,
-               *(Reason("signoff_required", finding, blocking=True) for finding in findings)]
-    return Decision("BLOCK", tuple(reasons))
+@dataclass(frozen=True, slots=True)
+class Signoffs:
+    """What the verified sign-offs of one validation say, as the gate needs it.
+
+    ``required`` maps each required role to why it is required ("every validation",
+    "data_exposure: INC-2026-011"); ``approved`` each role to the reviewers whose approval in it
+    stands; ``rejected`` the standing rejects as (reviewer, role, time); ``accepted`` each case
+    id to the reviewers who accepted its risk; ``untrusted`` why the ledger cannot be trusted
+    (it blocks); ``unavailable`` why no sign-off could be read at all (it waits).
+    """
+
+    required: Mapping[str, str]
+    approved: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    rejected: tuple[tuple[str, str, str], ...] = ()
+    accepted: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    untrusted: tuple[str, ...] = ()
+    unavailable: tuple[str, ...] = ()
+
+    @property
+    def missing(self) -> list[str]:
+        """The required roles nobody approved in, in policy order."""
+        return [role for role in self.required if not self.approved.get(role)]
+
+
+def _outcome(reasons: list[Reason]) -> Outcome:
+    blocking = [reason for reason in reasons if reason.blocking]
+    if any(reason.rule != SIGNOFF_MISSING for reason in blocking):
+        return "BLOCK"
+    return AWAITING if blocking else "RESTORE"
+
+
+def with_signoffs(decision: Decision, signoffs: Signoffs) -> Decision:
+    """The decision once sign-off is required: see the module's rules.
+
+    ``decision`` is the gate on the runs (:func:`decide`); it is never made more permissive
+    except by lifting, for a case a reviewer accepted, a reason of a :data:`LIFTABLE` rule.
+    """
+    reasons: list[Reason] = []
+    for reason in decision.reasons:
+        accepted = signoffs.accepted.get(reason.case_id or "")
+        if reason.blocking and reason.rule in LIFTABLE and accepted:
+            message = f"{reason.message} (risk accepted by {', '.join(accepted)})"
+            reason = replace(reason, message=message, blocking=False)
+        reasons.append(reason)
+    reasons += [Reason("signoff_invalid", problem, blocking=True)
+                for problem in signoffs.untrusted]
+    reasons += [Reason("signoff_rejected", f"rejected by {reviewer} ({role}, {time})",
+                       blocking=True)
+                for reviewer, role, time in signoffs.rejected]
+    reasons += [Reason(SIGNOFF_MISSING, problem, blocking=True)
+                for problem in signoffs.unavailable]
+    reasons += [Reason(SIGNOFF_MISSING, f"no approval in role {role} (required for "
+                                        f"{signoffs.required[role]})", blocking=True)
+                for role in signoffs.missing]
+    if not any(reason.blocking for reason in reasons):
+        approvals = "; ".join(f"{role}: {', '.join(signoffs.approved[role])}"
+                              for role in signoffs.required)
+        reasons.append(Reason("signoff", f"approved by every required role ({approvals})",
+                              blocking=False))
+    reasons.sort(key=lambda r: (not r.blocking, r.rule == SIGNOFF_MISSING, r.case_id or ""))
+    return Decision(outcome=_outcome(reasons), reasons=tuple(reasons))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -124,3 +127,40 @@ def make_run(*results: CaseResult, suite: str = "s", complete: bool = True) -> R
                        target_digest="y", started_at="2026-03-10T00:00:00Z")
     return RunRecord(path=Path("run.jsonl"), header=header, results=results,
                      end={"counts": {}} if complete else None)
+
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE_REVIEWERS = (("priya.raman", "workflow_owner"), ("noor.haddad", "security"),
+                     ("li.wei", "workflow_owner"))
+"""The bundled example's reviewers; li.wei authored the fix of INC-2026-017."""
+
+
+def run_harness(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The ``harness`` command as a user runs it, in ``cwd``."""
+    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=cwd, text=True,
+                          capture_output=True, timeout=300, check=False)
+
+
+def copy_example(root: Path) -> Path:
+    """The bundled example's cases and suites in ``root``."""
+    shutil.copytree(REPO / "cases", root / "cases")
+    shutil.copytree(REPO / "suites", root / "suites")
+    return root
+
+
+def pin_reviewers(keys: Path, project: Path,
+                  people: tuple[tuple[str, str], ...] = EXAMPLE_REVIEWERS) -> dict[str, Path]:
+    """A key for each (reviewer, role) under ``keys``, pinned in ``project``/reviewers.yaml."""
+    keys.mkdir(exist_ok=True)
+    lines = ["reviewers:"]
+    paths = {}
+    for reviewer, role in people:
+        path = keys / reviewer
+        done = run_harness("keygen", str(path), "--comment", reviewer, cwd=keys)
+        assert done.returncode == 0, done.stderr
+        public = done.stdout.strip().splitlines()[-1]
+        lines += [f"  - id: {reviewer}", f"    name: {reviewer.title()}",
+                  f"    roles: [{role}]", f'    key: "{public}"']
+        paths[reviewer] = path
+    (project / "reviewers.yaml").write_text("\n".join(lines) + "\n")
+    return paths

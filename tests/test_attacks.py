@@ -3,14 +3,16 @@ line on the bundled example. Each test is one attack; each must end refused or b
 
 from __future__ import annotations
 
-import shutil
+import json
+import re
 import subprocess
-import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import copy_example, pin_reviewers, run_harness
 
-REPO = Path(__file__).resolve().parent.parent
+SUITE = "suites/refund-assistant.yaml"
 NEXT = ("--baseline", "post-fix", "--candidate", "next-release")
 
 PATCH_THE_GATE = """\
@@ -24,17 +26,12 @@ gate._judge_case = lambda case, policy: None
 """
 
 
-def harness(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=cwd, text=True,
-                          capture_output=True, timeout=300, check=False)
+harness = run_harness
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    root = tmp_path / "project"
-    shutil.copytree(REPO / "cases", root / "cases")
-    shutil.copytree(REPO / "suites", root / "suites")
-    return root
+    return copy_example(tmp_path / "project")
 
 
 def blocked_on_the_reintroduced_incident(done: subprocess.CompletedProcess[str]) -> None:
@@ -83,3 +80,186 @@ def test_a_library_planted_in_the_project_folder_is_never_imported(project):
     assert harness("keygen", str(keys / "k"), cwd=project).returncode == 0  # cryptography
     harness("verify", cwd=project)
     assert not marker.exists()
+
+
+# --- the sign-off: three outcomes, the policy that travels, the ledger that cannot shrink ----
+
+
+@dataclass
+class Validation:
+    """The bundled restoration, validated (AWAITING SIGN-OFF), with reviewers' keys."""
+
+    project: Path
+    keys: dict[str, Path]
+    report: Path
+    pre: Path
+    post: Path
+
+    def sign(self, reviewer: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return harness("signoff", str(self.report), "--reviewer", reviewer,
+                       "--key", str(self.keys[reviewer]), *args, cwd=self.project)
+
+    def approve(self, reviewer: str, *args: str) -> None:
+        done = self.sign(reviewer, "--decision", "approve", *args)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    def gate(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return harness("gate", str(self.pre), str(self.post), *args, cwd=self.project)
+
+    def validate(self) -> subprocess.CompletedProcess[str]:
+        return harness("validate", SUITE, "--baseline", str(self.pre), "--candidate",
+                       str(self.post), cwd=self.project)
+
+    @property
+    def ledger(self) -> Path:
+        return self.report.with_name(self.report.stem + ".signoffs.jsonl")
+
+
+@pytest.fixture
+def validation(project: Path, tmp_path: Path) -> Validation:
+    keys = pin_reviewers(tmp_path / "keys", project)
+    done = harness("validate", SUITE, cwd=project)
+    assert done.returncode == 3, done.stdout + done.stderr
+    (report,) = (project / "reports").glob("validation-*.html")
+    runs = sorted((project / "reports" / "runs").glob("*.jsonl"))
+    pre = next(r for r in runs if "pre-fix" in r.name)
+    post = next(r for r in runs if "post-fix" in r.name)
+    return Validation(project, keys, report, pre, post)
+
+
+def banner(report: Path) -> str:
+    found = re.search(r'<h2 id="decision-title">([^<]*)</h2>', report.read_text())
+    assert found
+    return found.group(1)
+
+
+def restored(validation: Validation) -> Validation:
+    validation.approve("priya.raman")
+    validation.approve("noor.haddad", "--comment", "no customer data in any output")
+    assert validation.gate().returncode == 0
+    assert banner(validation.report) == "RESTORE"
+    return validation
+
+
+def test_a_suite_with_a_signoff_policy_never_restores_without_the_signoffs(validation):
+    assert banner(validation.report) == "AWAITING SIGN-OFF"
+    for done in (validation.gate(), validation.validate()):
+        assert done.returncode == 3 and "decision: AWAITING SIGN-OFF" in done.stdout
+    validation.approve("priya.raman")
+    assert validation.gate().returncode == 3  # the security role has not approved
+    assert banner(validation.report) == "AWAITING SIGN-OFF"
+
+
+def test_a_reject_turns_the_banner_and_the_gate_to_block(validation):
+    restored(validation)
+    done = validation.sign("noor.haddad", "--decision", "reject", "--comment", "EU data route")
+    assert done.returncode == 0, done.stderr
+    assert banner(validation.report) == "BLOCK"
+    assert "rejected by noor.haddad (security" in validation.report.read_text()
+    for done in (validation.gate(), validation.validate()):
+        assert done.returncode == 1 and "[signoff_rejected] rejected by noor.haddad" in \
+            done.stdout
+    assert "## ⛔ BLOCK" in validation.report.with_suffix(".md").read_text()
+
+
+@pytest.mark.parametrize("options", [(), ("--require-signoff",)])
+def test_the_gate_without_a_suite_keeps_the_roles_the_validation_recorded(validation, options):
+    validation.approve("priya.raman")
+    done = validation.gate(*options)
+    assert done.returncode == 3, done.stdout
+    assert "no approval in role security" in done.stdout
+
+
+def test_the_gate_refuses_an_edited_copy_of_the_suite(validation):
+    validation.approve("priya.raman")
+    suite = validation.project / SUITE
+    edited = suite.with_name("lenient.yaml")
+    edited.write_text(suite.read_text().replace("      data_exposure: [security]\n", ""))
+    done = validation.gate("--suite", str(edited))
+    assert done.returncode == 2, done.stdout
+    digests = re.findall(r"[0-9a-f]{64}", done.stderr)
+    assert len(set(digests)) == 2 and "Traceback" not in done.stderr
+
+
+def test_a_row_added_by_hand_to_the_signoff_section_is_found(validation):
+    validation.approve("priya.raman")
+    html = validation.report.read_text()
+    row = ("<tr><td><code>noor.haddad</code></td><td>Noor</td><td>security</td><td>approved</td>"
+           '<td><span class="d-approve">approve</span></td><td>2026-12-07T10:00:00Z</td>'
+           '<td><span class="verified">verified</span></td></tr>\n')
+    validation.report.write_text(html.replace("</tbody>", row + "</tbody>", 1))
+    done = harness("verify", str(validation.report), cwd=validation.project)
+    assert done.returncode == 1 and "the sign-off section differs" in done.stdout
+    assert validation.gate().returncode == 1
+
+
+def test_a_banner_turned_green_by_hand_is_found(validation):
+    validation.approve("priya.raman")
+    html = validation.report.read_text()
+    html = html.replace('<div class="banner-head await">', '<div class="banner-head restore">')
+    validation.report.write_text(html.replace(">AWAITING SIGN-OFF</h2>", ">RESTORE</h2>"))
+    done = harness("verify", cwd=validation.project)
+    assert done.returncode == 1 and "the decision banner differs" in done.stdout
+    assert validation.gate().returncode == 1
+
+
+def test_deleting_a_reject_from_the_ledger_is_refused(validation):
+    restored(validation)
+    assert validation.sign("noor.haddad", "--decision", "reject").returncode == 0
+    lines = validation.ledger.read_text().splitlines(keepends=True)
+    validation.ledger.write_text("".join(lines[:-1]))
+    for done in (validation.gate(), validation.gate("--require-signoff"), validation.validate(),
+                 harness("verify", cwd=validation.project)):
+        assert done.returncode == 1, done.stdout
+        assert "pins 3 sign-off(s) but the ledger has 2: the ledger was truncated" in done.stdout
+    refused = validation.sign("priya.raman", "--decision", "approve")
+    assert refused.returncode == 2 and "the ledger was truncated" in refused.stderr
+
+
+def test_deleting_the_reject_and_editing_the_pinned_head_is_refused(validation):
+    restored(validation)
+    lines = validation.ledger.read_text().splitlines(keepends=True)
+    head = json.loads(lines[-1])
+    assert validation.sign("noor.haddad", "--decision", "reject").returncode == 0
+    validation.ledger.write_text("".join(lines))
+    html = validation.report.read_text()
+    html = re.sub(r'content="3:[0-9a-f]{64}"', f'content="2:{head["hash"]}"', html)
+    validation.report.write_text(html)
+    for done in (validation.gate(), validation.validate(),
+                 harness("verify", cwd=validation.project)):
+        assert done.returncode == 1, done.stdout
+
+
+def test_a_fix_author_cannot_approve(validation):
+    done = validation.sign("li.wei", "--decision", "approve")
+    assert done.returncode == 2 and "li.wei authored the fix of INC-2026-017" in done.stderr
+    assert not validation.ledger.exists()
+
+
+@pytest.mark.parametrize("meaning", [(), ("--meaning", "risk_accepted", "--comment", "ship it")])
+def test_approving_a_blocked_validation_is_refused(project, tmp_path, meaning):
+    keys = pin_reviewers(tmp_path / "keys", project)
+    assert harness("validate", SUITE, *NEXT, cwd=project).returncode == 1
+    (report,) = (project / "reports").glob("validation-*.html")
+    done = harness("signoff", str(report), "--reviewer", "priya.raman", "--decision", "approve",
+                   "--key", str(keys["priya.raman"]), *meaning, cwd=project)
+    assert done.returncode == 2, done.stdout
+    assert "the gate blocks on INC-2026-017 (regressed" in done.stderr
+    assert banner(report) == "BLOCK"
+
+
+def test_an_approval_replayed_onto_another_candidate_counts_for_nothing(validation):
+    restored(validation)
+    again = harness("run", SUITE, "-t", "post-fix", cwd=validation.project)
+    assert again.returncode == 0
+    other = max((validation.project / "reports" / "runs").glob("*post-fix*.jsonl"),
+                key=lambda p: p.stat().st_mtime)
+    assert harness("validate", SUITE, "--baseline", str(validation.pre), "--candidate",
+                   str(other), cwd=validation.project).returncode == 3
+    (report,) = [r for r in (validation.project / "reports").glob("validation-*.html")
+                 if r != validation.report]
+    replayed = report.with_name(report.stem + ".signoffs.jsonl")
+    replayed.write_bytes(validation.ledger.read_bytes())
+    gate = harness("gate", str(validation.pre), str(other), cwd=validation.project)
+    assert gate.returncode == 3, gate.stdout  # the approvals are bound to the other report
+    assert banner(report) == "AWAITING SIGN-OFF"

@@ -31,7 +31,8 @@ from harness.model import (
 )
 from harness.records import RunHeader, RunRecord, read_run
 from harness.report import render_html
-from harness.report.html import environment
+from harness.report.html import environment, render_derived
+from harness.report.status import SignoffEntry, SignoffPolicyView, Status
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITE = Path("suites") / "refund-assistant.yaml"
@@ -154,10 +155,13 @@ def hostile_report() -> str:
     )
     comparison = compare(baseline, candidate)
     decision = decide(comparison)
-    signoffs = [{"reviewer": HOSTILE, "name": HOSTILE, "role": HOSTILE, "meaning": HOSTILE,
-                 "decision": HOSTILE, "time": HOSTILE, "verified": "yes"}]
+    entry = SignoffEntry(reviewer=HOSTILE, name=HOSTILE, role=HOSTILE, meaning=HOSTILE,
+                         decision=HOSTILE, time=HOSTILE, comment=HOSTILE, cases=(HOSTILE,))
+    status = Status(decision, signoff_required=True, entries=(entry,), head=(3, HOSTILE))
+    policy = SignoffPolicyView(required_roles={"default": (HOSTILE,), HOSTILE: (HOSTILE,)},
+                               incidents={HOSTILE: (HOSTILE,)}, fix_authors={HOSTILE: (HOSTILE,)})
     return render_html(comparison, decision, policy=GatePolicy(), generated_at=HOSTILE,
-                       signoffs=signoffs, chain_head={"count": HOSTILE, "last_hash": HOSTILE})
+                       status=status, signoff_policy=policy)
 
 
 # --- reading the document -------------------------------------------------------------------
@@ -252,9 +256,9 @@ def test_restore_report_shows_the_decision_and_that_nothing_blocks(restore):
     assert decision.outcome == "RESTORE"
     assert page.startswith("<!DOCTYPE html>")
     assert '<h2 id="decision-title">RESTORE</h2>' in page
-    assert 'class="banner restore"' in page
+    assert 'class="banner-head restore"' in page
     assert "The candidate may be restored or deployed" in page
-    assert "Blocking reasons" not in page
+    assert "blocking reasons" not in page
     assert "6 fixed" in page
 
 
@@ -262,7 +266,7 @@ def test_block_report_names_every_reason_with_case_and_owner(block):
     _, decision, page = block
     assert decision.outcome == "BLOCK"
     assert '<h2 id="decision-title">BLOCK</h2>' in page
-    assert 'class="banner block"' in page
+    assert 'class="banner-head block"' in page
     text = html.unescape(page)
     banner = text.split('id="summary"')[0]
     assert decision.reasons
@@ -286,7 +290,7 @@ def test_blocking_reasons_come_before_notes(block):
     page = render_html(comparison, Decision("BLOCK", (note, stop)), policy=GatePolicy(),
                        generated_at=GENERATED_AT)
     assert page.index("the blocking reason itself") < page.index("a baseline note")
-    assert page.index("Blocking reasons (1)") < page.index("Notes (1)")
+    assert page.index("blocking reasons (1)") < page.index("Notes (1)")
 
 
 def test_incident_cases_come_before_baseline_cases(block):
@@ -481,46 +485,75 @@ def test_unsigned_report_says_so_and_shows_the_command(restore):
             in html.unescape(signoff))
 
 
+ENTRIES = (
+    SignoffEntry(reviewer="li.wei", name="Li Wei", role="workflow_owner", meaning="approved",
+                 decision="approve", time="2026-05-04T10:00:00Z"),
+    SignoffEntry(reviewer="noor.haddad", name="Noor Haddad", role="security",
+                 meaning="risk_accepted", decision="approve", time="2026-05-04T10:05:00Z",
+                 comment="only the check's wording changed", cases=("INC-2026-011",)),
+)
+
+
 def test_signoffs_and_chain_head_are_listed(records):
-    signoffs = [
-        {"reviewer": "li.wei", "name": "Li Wei", "role": "service owner",
-         "meaning": "reviewed the evidence", "decision": "approve",
-         "time": "2026-05-04T10:00:00Z", "verified": True},
-        {"reviewer": "ops.bot", "name": "Ops", "role": "automation", "meaning": "forged",
-         "decision": "reject", "time": "2026-05-04T10:05:00Z", "verified": False},
-    ]
-    _, _, page = example_report(records, "pre-fix", "post-fix", signoffs=signoffs,
-                                chain_head={"count": 2, "last_hash": "ab" * 32})
+    comparison = compare(records["pre-fix"], records["post-fix"])
+    status = Status(decide(comparison), signoff_required=True, entries=ENTRIES,
+                    head=(2, "ab" * 32))
+    _, _, page = example_report(records, "pre-fix", "post-fix", status=status)
     signoff = page.split('id="signoff"')[1]
     assert "Not signed off" not in signoff
-    for entry in signoffs:
-        for key in ("reviewer", "name", "role", "meaning", "decision", "time"):
-            assert str(entry[key]) in signoff
-    assert signoff.count('class="verified">verified') == 1
-    assert signoff.count('class="unverified">NOT verified') == 1
-    assert "ab" * 32 in signoff and "Sign-offs in the chain" in signoff
+    for entry in ENTRIES:
+        for value in (entry.reviewer, entry.name, entry.role, entry.meaning, entry.decision,
+                      entry.time):
+            assert value in signoff
+    assert "only the check&#39;s wording changed" in signoff and "INC-2026-011" in signoff
+    assert signoff.count('class="verified">verified') == 2
+    assert "ab" * 32 in signoff and "Last record of this report" in signoff
 
 
-def test_signoff_section_is_marked_and_pins_the_chain_head(records):
-    """The sign-off section sits between the markers that leave it out of the signed digest,
-    and pins the ledger's head; the rest of the page does not depend on the sign-offs."""
-    from harness.report import body as signoff
+def test_the_banner_and_the_signoff_section_are_derived_and_outside_the_signed_body(records):
+    """Both derived parts sit between their markers, left out of the signed digest; they hold
+    exactly what render_derived gives, and the rest of the page does not depend on them."""
+    from harness.gate import SIGNOFF_MISSING
+    from harness.report import body
+
+    comparison = compare(records["pre-fix"], records["post-fix"])
+    tests = decide(comparison)
+    waiting = Decision("AWAITING SIGN-OFF", (Reason(SIGNOFF_MISSING, "no approval in role "
+                                                                      "security", True),))
     plain = example_report(records, "pre-fix", "post-fix")[2]
-    signed = example_report(
-        records, "pre-fix", "post-fix",
-        signoffs=[{"reviewer": "li.wei", "name": "Li Wei", "role": "workflow_owner",
-                   "meaning": "approved", "decision": "approve", "time": GENERATED_AT,
-                   "verified": True}],
-        chain_head={"count": 1, "last_hash": "c" * 64},
-    )[2]
-    assert signoff.report_body_sha256(plain) == signoff.report_body_sha256(signed)
-    assert signoff.read_chain_head(signed) == (1, "c" * 64)
+    pages = {}
+    for name, status in {
+        "restore": Status(tests, signoff_required=True, entries=ENTRIES, head=(2, "c" * 64)),
+        "awaiting": Status(waiting, signoff_required=True, head=(0, "0" * 64)),
+        "rejected": Status(Decision("BLOCK", (Reason("signoff_rejected", "rejected by noor",
+                                                     True),)), signoff_required=True),
+    }.items():
+        page = example_report(records, "pre-fix", "post-fix", status=status)[2]
+        assert body.derived_parts(page) == render_derived(status)
+        assert body.report_body_sha256(page) == body.report_body_sha256(plain)
+        pages[name] = page
+    assert body.read_chain_head(pages["restore"]) == (2, "c" * 64)
+    assert '<div class="banner-head await">' in pages["awaiting"]
+    assert "AWAITING SIGN-OFF" in pages["awaiting"].split('id="summary"')[0]
+    assert '<div class="banner-head block">' in pages["rejected"]
+    assert "rejected by noor" in pages["rejected"].split('id="summary"')[0]
     with pytest.raises(ValueError):
-        signoff.read_chain_head(plain)  # nothing pinned without a chain head
-    unreadable = example_report(records, "pre-fix", "post-fix",
-                                chain_head={"count": 2, "last_hash": None})[2]
-    assert 'name="harness-chain-head"' not in unreadable
-    assert signoff.report_body_sha256(hostile_report())  # payloads cannot fake a marker
+        body.read_chain_head(plain)  # nothing pinned without a chain head
+    assert body.report_body_sha256(hostile_report())  # payloads cannot fake a marker
+
+
+def test_the_signoff_policy_is_shown_with_roles_categories_and_fix_authors(records):
+    view = SignoffPolicyView(required_roles={"default": ("workflow_owner",),
+                                             "data_exposure": ("security",)},
+                             incidents={"data_exposure": ("INC-2026-011",)},
+                             fix_authors={"li.wei": ("INC-2026-017",)})
+    page = example_report(records, "pre-fix", "post-fix", signoff_policy=view)[2]
+    policy = html.unescape(page.split("<h3>Sign-off policy</h3>")[1].split("harness:signoff")[0])
+    assert "Every validation" in policy and "workflow_owner" in policy
+    assert "data_exposure incidents: INC-2026-011" in policy and "security" in policy
+    assert "li.wei" in policy and "authored the fix of INC-2026-017" in policy
+    unrequired = example_report(records, "pre-fix", "post-fix")[2]
+    assert "requires no sign-off" in unrequired
 
 
 def test_rendering_is_deterministic(records):

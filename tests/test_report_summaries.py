@@ -9,7 +9,7 @@ from conftest import make_run as run
 from junitparser import Failure, JUnitXml
 
 from harness.compare import compare
-from harness.gate import decide
+from harness.gate import Signoffs, decide, with_signoffs
 from harness.report.junit import render_junit
 from harness.report.markdown import escape, render_markdown
 
@@ -26,7 +26,7 @@ def blocked():
 def test_markdown_names_the_decision_reasons_owners_and_incidents():
     comparison, decision = blocked()
     text = render_markdown(comparison, decision, report_path="validation-s-r.html",
-                           report_sha256="ab" * 32, chain_head={"count": 2, "last_hash": "ff"})
+                           report_sha256="ab" * 32, chain_head=(2, "ff" * 32))
     assert text.startswith("## ⛔ BLOCK: s\n")
     assert "- **INC-1** `regressed` (policy, sev2, owner dana): incident case passed" in text
     assert "- **BASE-2** `error`:" in text
@@ -34,7 +34,7 @@ def test_markdown_names_the_decision_reasons_owners_and_incidents():
     assert "| INC-1 |  | policy | sev2 | dana | pass (100%) | fail (0%) | regressed ⚠ |" in text
     assert "| regressed | 1 |" in text and "| still_passing | 1 |" in text
     assert f"SHA-256 `{'ab' * 32}`" in text
-    assert "Sign-off ledger head: 2 record(s), last hash `ff`" in text
+    assert f"Sign-off ledger: last record 2 of this report, hash `{'ff' * 32}`" in text
 
 
 def test_markdown_escapes_titles_so_they_cannot_inject_markup():
@@ -73,3 +73,45 @@ def test_junit_has_a_run_case_when_the_run_itself_blocks_and_strips_control_char
     path.write_text(text, encoding="utf-8")
     assert {case.name for suite in JUnitXml.fromfile(str(path)) for case in suite} == {
         "C", "C\ufffd[31m\ufffd"}
+
+
+def awaiting_signoff():
+    baseline = run(result("INC-1", "fail", incident=True), result("BASE-1", "pass"))
+    candidate = run(result("INC-1", "pass", incident=True), result("BASE-1", "pass"))
+    comparison = compare(baseline, candidate)
+    signoffs = Signoffs(required={"workflow_owner": "every validation",
+                                  "security": "data_exposure: INC-1"},
+                        approved={"workflow_owner": ("priya.raman",)})
+    return comparison, with_signoffs(decide(comparison), signoffs)
+
+
+def test_summaries_say_awaiting_signoff_as_the_cli_and_banner_do(tmp_path):
+    comparison, decision = awaiting_signoff()
+    assert decision.outcome == "AWAITING SIGN-OFF"
+    text = render_markdown(comparison, decision)
+    assert text.startswith("## ⏳ AWAITING SIGN-OFF: s\n")
+    assert "### Awaiting sign-off" in text and "no approval in role security" in text
+    assert "### Blocking" not in text
+    path = tmp_path / "junit.xml"
+    path.write_text(render_junit(comparison, decision), encoding="utf-8")
+    xml = JUnitXml.fromfile(str(path))
+    (suite,) = list(xml)
+    assert suite.properties is not None
+    assert {p.name: p.value for p in suite.properties()}["decision"] == "AWAITING SIGN-OFF"
+    cases = {case.name: case for case in suite}
+    failure = cases["(sign-off)"].result[0]
+    assert failure.type == "AWAITING SIGN-OFF" and "no approval in role security" in failure.message
+    assert xml.failures == 1  # a CI server shows the deploy as not ready, never green
+
+
+def test_junit_signoff_case_passes_once_every_role_approved(tmp_path):
+    comparison, _ = awaiting_signoff()
+    approved = with_signoffs(decide(comparison), Signoffs(
+        required={"workflow_owner": "every validation"},
+        approved={"workflow_owner": ("priya.raman",)}))
+    assert approved.outcome == "RESTORE"
+    path = tmp_path / "junit.xml"
+    path.write_text(render_junit(comparison, approved), encoding="utf-8")
+    cases = {case.name: case for suite in JUnitXml.fromfile(str(path)) for case in suite}
+    assert not cases["(sign-off)"].result
+    assert render_markdown(comparison, approved).startswith("## ✅ RESTORE: s\n")

@@ -4,6 +4,7 @@ the ledger that verify must catch. Keys are generated at run time in a temporary
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import hashlib
 import importlib.util
@@ -22,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from harness.digest import canonical_json, sha256_text
 from harness.errors import InputError
+from harness.gate import with_signoffs
 from harness.report.body import (
     SIGNOFF_BEGIN,
     SIGNOFF_END,
@@ -34,7 +36,7 @@ from harness.report.manifest import load_manifest
 from harness.signoff import keys, ledger
 from harness.signoff.keys import keygen, load_private_key, load_reviewers
 from harness.signoff.ledger import record_hash, sign, signed_payload, verify
-from harness.signoff.policy import SignoffPolicy, approvals
+from harness.signoff.policy import SignoffPolicy, signoffs
 
 NOW = dt.datetime(2026, 3, 10, 12, 0, tzinfo=dt.UTC)
 HAS_BCRYPT = importlib.util.find_spec("bcrypt") is not None
@@ -94,12 +96,12 @@ class World:
     def sign(self, reviewer_id: str, *, key: str | None = None, role: str = "workflow_owner",
              decision: str = "approve", meaning: str = "approved", comment: str = "",
              reviewers: dict[str, keys.Reviewer] | None = None,
-             manifest: Path | None = None) -> dict[str, Any]:
+             manifest: Path | None = None, cases: tuple[str, ...] = ()) -> dict[str, Any]:
         reviewers = reviewers or self.reviewers
         return sign(manifest_path=manifest or self.manifest, reviewer=reviewers[reviewer_id],
                     private_key=self.key(key or reviewer_id), role=role, decision=decision,
                     meaning=meaning, comment=comment, ledger_path=self.ledger, policy=POLICY,
-                    reviewers=reviewers, now=NOW)
+                    reviewers=reviewers, cases=cases, now=NOW)
 
     def records(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.ledger.read_text("utf-8").splitlines()]
@@ -134,7 +136,7 @@ def write_reviewers(path: Path, lines: dict[str, str],
     return path
 
 
-def write_validation(reports: Path, *, decision: str = "RESTORE",
+def write_validation(reports: Path, *, decision: str = "RESTORE", rule: str = "still_failing",
                      category: str = "data_exposure", name: str = "validation-demo-r2",
                      candidate_text: str = '{"type": "header", "run_id": "r2"}\n') -> Path:
     """Runs, a report and the manifest that binds them, under ``reports``."""
@@ -158,8 +160,8 @@ def write_validation(reports: Path, *, decision: str = "RESTORE",
         "candidate_run": run(candidate, "r2", "post-fix"),
         "decision": decision,
         "reasons": [] if decision == "RESTORE" else [
-            {"rule": "still_failing", "case_id": "INC-1", "message": "still fails",
-             "owner": "dana"}],
+            {"rule": rule, "case_id": "INC-1", "message": "still fails" if rule ==
+             "still_failing" else "weakened: lost check not_contains", "owner": "dana"}],
         "incidents": [{"id": "INC-1", "category": category, "severity": "sev2",
                        "owner": "dana", "fix_authors": ["lee"]}],
         "report": f"{name}.html",
@@ -180,6 +182,14 @@ def world(tmp_path: Path) -> World:
     reports = tmp_path / "reports"
     write_validation(reports)
     return World(root=tmp_path, keys=keys, reviewers_path=reviewers_path, reports=reports)
+
+
+def approvals(records: Any, manifest: Any, policy: SignoffPolicy) -> tuple[str, list[str]]:
+    """The decision the sign-offs give on a validation whose runs passed, and why not RESTORE."""
+    decision = with_signoffs(
+        dataclasses.replace(manifest.tests, outcome="RESTORE", reasons=()),
+        signoffs(records, manifest, policy))
+    return decision.outcome, [reason.message for reason in decision.blocking]
 
 
 def problems_of(world: World, **options: Any) -> list[str]:
@@ -405,14 +415,15 @@ def test_manifest_reads_what_validate_writes(world):
 
 @pytest.mark.parametrize(("edit", "where", "message"), [
     (lambda m: m.pop("suite_digest"), "suite_digest", "missing required field"),
-    (lambda m: m.update(decision="MAYBE"), "decision", "expected RESTORE or BLOCK"),
+    (lambda m: m.update(decision="MAYBE"), "decision", "expected one of RESTORE, BLOCK"),
     (lambda m: m["candidate_run"].update(sha256="abc"), "candidate_run.sha256",
      "expected a SHA-256"),
     (lambda m: m.update(extra=1), "extra", "unknown field 'extra'"),
     (lambda m: m.update(report="../elsewhere.html"), "report", "expected a file name"),
     (lambda m: m["incidents"][0].update(fix_authors="lee"), "incidents[0].fix_authors",
      "expected a list of reviewer ids"),
-    (lambda m: m.update(version=2), "version", "expected 1, found 2"),
+    (lambda m: m.update(version=3), "version", "expected one of 1, 2, found a number (3)"),
+    (lambda m: m.update(version=2), "tests_decision", "missing required field"),
 ])
 def test_manifest_errors_name_the_field(world, edit, where, message):
     data = json.loads(world.manifest.read_text())
@@ -433,18 +444,21 @@ def test_manifest_missing_or_not_json(tmp_path):
     assert str(info.value).startswith(f"{path}:3: not JSON")
 
 
-def test_required_roles_are_the_default_plus_each_incident_category(world):
-    manifest = load_manifest(world.manifest)
-    assert SignoffPolicy().required_roles(manifest) == {"workflow_owner"}
-    assert SignoffPolicy.from_gate({}).required_roles(manifest) == {"workflow_owner"}
-    assert POLICY.required_roles(manifest) == {"security", "workflow_owner"}
-    write_validation(world.reports, category="retrieval")
-    retrieval = load_manifest(world.manifest)
-    assert POLICY.required_roles(retrieval) == {"workflow_owner"}
+def test_required_roles_are_the_default_plus_each_incident_category():
+    exposure = [("INC-1", "data_exposure"), ("BASE-1", None)]
+    assert SignoffPolicy().required_for(exposure) == {"workflow_owner": "every validation"}
+    assert SignoffPolicy.from_gate({}).required_for(exposure) == {
+        "workflow_owner": "every validation"}
+    assert POLICY.required_for(exposure) == {
+        "workflow_owner": "every validation; data_exposure: INC-1",
+        "security": "data_exposure: INC-1"}
+    retrieval = [("INC-2", "retrieval"), ("INC-3", "retrieval")]
+    assert POLICY.required_for(retrieval) == {"workflow_owner": "every validation"}
     custom = SignoffPolicy.from_gate({"signoff": {"required_roles": {
         "default": ["release_manager"], "retrieval": ["content_owner"]}}})
-    assert custom.required_roles(retrieval) == {"release_manager", "content_owner"}
-    assert custom.required_roles(manifest) == {"release_manager"}
+    assert custom.required_for(retrieval) == {"release_manager": "every validation",
+                                              "content_owner": "retrieval: INC-2, INC-3"}
+    assert custom.required_for(exposure) == {"release_manager": "every validation"}
 
 
 @pytest.mark.parametrize(("section", "where"), [
@@ -469,9 +483,9 @@ def test_sign_appends_signed_chained_records(world):
     assert list(first) == list(ledger.RECORD_FIELDS)
     manifest = load_manifest(world.manifest)
     assert first | {"signature": "", "hash": ""} == {
-        "version": 1, "seq": 1, "reviewer": "dana", "name": "Dana Okafor",
+        "version": 2, "seq": 1, "reviewer": "dana", "name": "Dana Okafor",
         "role": "workflow_owner", "meaning": "approved", "decision": "approve",
-        "time": "2026-03-10T12:00:00Z", "comment": "fix verified on staging",
+        "time": "2026-03-10T12:00:00Z", "comment": "fix verified on staging", "cases": [],
         "manifest": "validation-demo-r2.json", "manifest_sha256": manifest.sha256,
         "report_body_sha256": manifest.report_body_sha256,
         "baseline_run_sha256": manifest.baseline_run.sha256,
@@ -513,21 +527,41 @@ def refused(world: World, reviewer_id: str, **options: Any) -> InputError:
     return info.value
 
 
-@pytest.mark.parametrize("meaning", ["approved", "reviewed"])
-def test_approving_a_blocked_validation_needs_an_accepted_risk(world, meaning):
+@pytest.mark.parametrize("meaning", ["approved", "reviewed", "risk_accepted"])
+def test_approving_a_validation_blocked_by_a_still_failing_incident_is_refused(world, meaning):
     write_validation(world.reports, decision="BLOCK")
     err = refused(world, "dana", meaning=meaning, comment="looks fine")
-    assert err.field == "meaning"
-    assert "the gate decided BLOCK: an approval must have meaning risk_accepted" in str(err)
-
-
-def test_accepting_the_risk_of_a_blocked_validation_with_a_reason_is_allowed(world):
-    write_validation(world.reports, decision="BLOCK")
+    assert (err.field, err.problem) == (
+        "decision", "the gate blocks on INC-1 (still_failing: still fails); that cannot be "
+                    "approved, only fixed (or rejected)")
+    err = refused(world, "dana", meaning="risk_accepted", comment="accept", cases=("INC-1",))
+    assert err.field == "cases" and "no reason of the gate a reviewer can accept" in err.problem
     assert world.sign("dana", decision="reject", meaning="reviewed")["decision"] == "reject"
-    record = world.sign("dana", meaning="risk_accepted",
-                        comment="INC-1 blocks only the EU route, which stays off")
-    assert (record["gate_decision"], record["meaning"]) == ("BLOCK", "risk_accepted")
+
+
+@pytest.mark.parametrize(("meaning", "cases"), [("approved", ()), ("risk_accepted", ())])
+def test_approving_a_weakened_case_needs_its_risk_accepted_by_name(world, meaning, cases):
+    write_validation(world.reports, decision="BLOCK", rule="weakened")
+    err = refused(world, "dana", meaning=meaning, comment="looks fine", cases=cases)
+    assert err.field == "meaning"
+    assert "an approval must have meaning risk_accepted, a comment, and name the cases" in \
+        err.problem
+
+
+def test_accepting_the_risk_of_a_weakened_case_with_a_reason_is_allowed(world):
+    write_validation(world.reports, decision="BLOCK", rule="weakened")
+    assert world.sign("dana", decision="reject", meaning="reviewed")["decision"] == "reject"
+    record = world.sign("dana", meaning="risk_accepted", cases=("INC-1",),
+                        comment="INC-1's check was reworded, the incident is still covered")
+    assert (record["gate_decision"], record["meaning"], record["cases"]) == (
+        "BLOCK", "risk_accepted", ["INC-1"])
     assert world.verify().valid
+    manifest = load_manifest(world.manifest)
+    found = signoffs(world.verify().records, manifest, POLICY)
+    assert found.accepted == {"INC-1": ("dana",)}
+    lifted = with_signoffs(manifest.tests, found)
+    assert [r.rule for r in lifted.blocking] == ["signoff_missing"]  # security still to sign
+    assert "risk accepted by dana" in next(r.message for r in lifted.reasons if r.case_id)
 
 
 def test_accepting_a_risk_needs_a_comment(world):
@@ -712,12 +746,14 @@ def test_a_hand_made_record_that_breaks_the_rules_is_caught_even_with_the_right_
     result = world.verify()
     assert result.problems == (
         f"{world.ledger}:1: gate_decision does not match its manifest {world.manifest}",
-        f"{world.ledger}:1: breaks the sign-off rules: the gate decided BLOCK: an approval must "
-        "have meaning risk_accepted with a comment, not 'approved' (or reject)",
+        f"{world.ledger}:1: breaks the sign-off rules: the gate blocks on INC-1 (still_failing: "
+        "still fails); that cannot be approved, only fixed (or rejected)",
     )
     assert result.records == ()
     assert approvals([record], load_manifest(world.manifest), POLICY) == (
-        False, ["no approval in role security", "no approval in role workflow_owner"])
+        "AWAITING SIGN-OFF",
+        ["no approval in role workflow_owner (required for every validation; data_exposure: "
+         "INC-1)", "no approval in role security (required for data_exposure: INC-1)"])
 
 
 def test_a_record_by_someone_not_in_the_reviewers_file_is_caught(world):
@@ -827,23 +863,34 @@ def test_approvals_need_every_required_role(world):
     manifest = load_manifest(world.manifest)
     world.sign("dana")
     assert approvals(world.verify().records, manifest, POLICY) == (
-        False, ["no approval in role security"])
+        "AWAITING SIGN-OFF", ["no approval in role security (required for data_exposure: "
+                              "INC-1)"])
     world.sign("sam", role="security")
-    assert approvals(world.verify().records, manifest, POLICY) == (True, [])
+    assert approvals(world.verify().records, manifest, POLICY) == ("RESTORE", [])
 
 
-def test_a_later_reject_blocks_until_that_reviewer_approves(world):
+def test_a_reject_stands_until_a_later_approval_in_the_same_role(world):
     manifest = load_manifest(world.manifest)
     world.sign("dana")
     world.sign("sam", role="security")
     world.sign("lee", decision="reject", meaning="reviewed")
     assert approvals(world.verify().records, manifest, POLICY) == (
-        False, ["rejected by lee (workflow_owner, 2026-03-10T12:00:00Z)"])
+        "BLOCK", ["rejected by lee (workflow_owner, 2026-03-10T12:00:00Z)",
+                  "no approval in role workflow_owner (required for every validation; "
+                  "data_exposure: INC-1)"])
     world.sign("sam", decision="reject", meaning="reviewed", role="security")
-    ok, findings = approvals(world.verify().records, manifest, POLICY)
-    assert (ok, findings) == (False, ["no approval in role security",
-                                      "rejected by lee (workflow_owner, 2026-03-10T12:00:00Z)",
-                                      "rejected by sam (security, 2026-03-10T12:00:00Z)"])
+    outcome, findings = approvals(world.verify().records, manifest, POLICY)
+    assert outcome == "BLOCK" and len(findings) == 4
+    assert "rejected by sam (security, 2026-03-10T12:00:00Z)" in findings
+    # dana approves again in workflow_owner: lee's reject in that role is superseded;
+    # sam's in security still stands
+    world.sign("dana")
+    outcome, findings = approvals(world.verify().records, manifest, POLICY)
+    assert outcome == "BLOCK" and findings == [
+        "rejected by sam (security, 2026-03-10T12:00:00Z)",
+        "no approval in role security (required for data_exposure: INC-1)"]
+    world.sign("sam", role="security")
+    assert approvals(world.verify().records, manifest, POLICY) == ("RESTORE", [])
 
 
 def test_approvals_count_only_sign_offs_of_this_manifest(world):
@@ -853,9 +900,9 @@ def test_approvals_count_only_sign_offs_of_this_manifest(world):
                              candidate_text='{"type": "header", "run_id": "r3"}\n')
     records = world.verify().records
     assert len(records) == 2
-    assert approvals(records, load_manifest(world.manifest), POLICY) == (True, [])
-    assert approvals(records, load_manifest(other), POLICY) == (
-        False, ["no approval in role security", "no approval in role workflow_owner"])
+    assert approvals(records, load_manifest(world.manifest), POLICY) == ("RESTORE", [])
+    outcome, findings = approvals(records, load_manifest(other), POLICY)
+    assert outcome == "AWAITING SIGN-OFF" and len(findings) == 2
 
 
 # --- concurrency ----------------------------------------------------------------------------

@@ -25,11 +25,13 @@ from markupsafe import Markup, escape
 
 from harness import __version__
 from harness.compare import CaseComparison, Comparison, Transition
-from harness.gate import Decision, GatePolicy, Reason
+from harness.gate import AWAITING, LIFTABLE, SIGNOFF_MISSING, Decision, GatePolicy, Reason
 from harness.model import CATEGORIES, SEVERITIES, CaseResult, CheckOutcome, TargetResponse, Trial
 from harness.records import RunRecord
+from harness.report.status import SignoffPolicyView, Status
 
 TEMPLATE = "report.html.j2"
+DERIVED_TEMPLATE = "derived.html.j2"
 MAX_SHOWN = 20_000
 """Longest text shown for one value; the rest is counted, not shown (the run record has it)."""
 
@@ -158,19 +160,30 @@ def render_html(
     *,
     policy: GatePolicy,
     generated_at: str,
-    signoffs: Sequence[Mapping[str, Any]] = (),
-    chain_head: Mapping[str, Any] | None = None,
+    status: Status | None = None,
+    signoff_policy: SignoffPolicyView | None = None,
 ) -> str:
-    """The validation report of ``comparison`` and ``decision`` as one self-contained HTML page.
+    """The validation report of ``comparison`` as one self-contained HTML page.
 
-    ``signoffs`` are the recorded sign-offs (reviewer, name, role, meaning, decision, time,
-    verified), ``chain_head`` the head of their hash chain (count, last hash) when known.
+    ``decision`` is the gate on the runs, which the report's body shows; ``status`` what the
+    sign-off ledger derives (the decision as the sign-offs stand, the sign-offs, the ledger
+    head), which its derived parts show (default: the gate on the runs, nothing signed);
+    ``signoff_policy`` the roles that must approve, when the suite requires sign-off.
     """
     template = environment().get_template(TEMPLATE)
     csp = content_security_policy(_block(template, "style"), _block(template, "script"))
     view = build_view(comparison, decision, policy=policy, generated_at=generated_at,
-                      signoffs=signoffs, chain_head=chain_head)
+                      status=status or Status(decision, signoff_required=False),
+                      signoff_policy=signoff_policy)
     return template.render(report=view, csp=csp)
+
+
+def render_derived(status: Status) -> dict[str, str]:
+    """The derived parts of a report (see :mod:`harness.report.body`), by name: exactly what
+    the page holds between each part's markers."""
+    macros = environment().get_template(DERIVED_TEMPLATE).module
+    return {"status": str(macros.status(_status(status))),  # type: ignore[attr-defined]
+            "signoff": str(macros.signoff(_signoff(status)))}  # type: ignore[attr-defined]
 
 
 # --- the view-model -------------------------------------------------------------------------
@@ -182,8 +195,8 @@ def build_view(
     *,
     policy: GatePolicy,
     generated_at: str,
-    signoffs: Sequence[Mapping[str, Any]] = (),
-    chain_head: Mapping[str, Any] | None = None,
+    status: Status,
+    signoff_policy: SignoffPolicyView | None = None,
 ) -> dict[str, Any]:
     """Everything the template shows, as plain values, lists and mappings."""
     anchors = _anchors(case.case_id for case in comparison.cases)
@@ -202,15 +215,16 @@ def build_view(
     ]
     counts = {t.value: n for t, n in comparison.counts().items()}
     baseline, candidate = comparison.baseline.header, comparison.candidate.header
+    derived = render_derived(status)
     return {
-        "title": f"{decision.outcome} \u2014 {candidate.suite}: {baseline.target} \u2192 "
-                 f"{candidate.target}",
+        "title": f"{candidate.suite}: {baseline.target} \u2192 {candidate.target}",
         "suite": candidate.suite,
         "baseline_target": baseline.target,
         "candidate_target": candidate.target,
         "generated_at": generated_at,
         "version": __version__,
         "decision": _decision(decision, reasons, counts, comparison),
+        "derived": {name: Markup(text) for name, text in derived.items()},  # rendered, escaped
         "counts": [
             {"name": name, "label": label, "meaning": meaning, "count": counts.get(name, 0),
              "zero": not counts.get(name, 0)}
@@ -227,7 +241,7 @@ def build_view(
         ],
         "provenance": _provenance(comparison.baseline, comparison.candidate),
         "policy": _policy(policy),
-        "signoff": _signoff(signoffs, chain_head),
+        "signoff_policy": _signoff_policy(signoff_policy),
     }
 
 
@@ -248,29 +262,44 @@ def _anchors(case_ids: Iterable[str]) -> dict[str, str]:
 
 def _decision(decision: Decision, reasons: list[dict[str, Any]], counts: Mapping[str, int],
               comparison: Comparison) -> dict[str, Any]:
-    blocking = [r for r in reasons if r["blocking"]]
-    notes = [r for r in reasons if not r["blocking"]]
+    """The body's account of the gate on the runs (the banner's head is derived: _status)."""
     incidents = sum(case.incident for case in comparison.cases)
     parts = [f"{counts[name]} {TRANSITIONS[name][0].lower()}"
              for name in TRANSITIONS if counts.get(name)]
-    if decision.allowed:
+    return {
+        "summary": (f"{_plural(len(comparison.cases), 'case')} compared, "
+                    f"{incidents} of them from incidents: "
+                    + (", ".join(parts) if parts else "nothing to compare") + "."),
+        "blocking": [r for r in reasons if r["blocking"]],
+        "notes": [r for r in reasons if not r["blocking"]],
+        "owners": decision.owners(),
+    }
+
+
+OUTCOME_CSS = {"RESTORE": "restore", AWAITING: "await", "BLOCK": "block"}
+
+
+def _status(status: Status) -> dict[str, Any]:
+    """The banner's head: the decision as the sign-offs stand, and what sign-off says."""
+    decision = status.decision
+    blocking = [r for r in decision.blocking if r.rule != SIGNOFF_MISSING]
+    if decision.allowed and status.signoff_required:
+        verdict = ("Tests pass and every required role approved: the candidate may be "
+                   "restored or deployed.")
+    elif decision.allowed:
         verdict = "The candidate may be restored or deployed: nothing blocks it."
+    elif decision.awaiting:
+        verdict = ("Tests pass, but the candidate may not be restored or deployed until every "
+                   "required role approves.")
     elif len(blocking) == 1:
         verdict = "Do not restore or deploy the candidate: 1 reason blocks it."
     else:
         verdict = f"Do not restore or deploy the candidate: {len(blocking)} reasons block it."
-    return {
-        "outcome": decision.outcome,
-        "allowed": decision.allowed,
-        "css": "restore" if decision.allowed else "block",
-        "verdict": verdict,
-        "summary": (f"{_plural(len(comparison.cases), 'case')} compared, "
-                    f"{incidents} of them from incidents: "
-                    + (", ".join(parts) if parts else "nothing to compare") + "."),
-        "blocking": blocking,
-        "notes": notes,
-        "owners": decision.owners(),
-    }
+    lines = [reason.message for reason in decision.reasons
+             if reason.rule.startswith("signoff")
+             or (reason.rule in LIFTABLE and not reason.blocking)]
+    return {"outcome": decision.outcome, "css": OUTCOME_CSS.get(decision.outcome, "block"),
+            "verdict": verdict, "lines": lines}
 
 
 def _plural(n: int, word: str) -> str:
@@ -631,39 +660,46 @@ def _text(value: Any) -> str:
     return "\u2014" if value is None or value == "" else str(value)
 
 
-def _signoff(signoffs: Sequence[Mapping[str, Any]],
-             chain_head: Mapping[str, Any] | None) -> dict[str, Any]:
-    entries = []
-    for entry in signoffs:
-        decision = _text(entry.get("decision"))
-        verified = entry.get("verified") is True
-        entries.append({
-            "reviewer": _text(entry.get("reviewer")),
-            "name": _text(entry.get("name")),
-            "role": _text(entry.get("role")),
-            "meaning": _text(entry.get("meaning")),
-            "decision": decision,
-            "decision_css": decision if decision in ("approve", "reject") else "other",
-            "time": _text(entry.get("time")),
-            "verified": verified,
-        })
+def _signoff(status: Status) -> dict[str, Any]:
+    """The sign-off section's derived part: the verified sign-offs and the ledger head."""
+    entries = [{
+        "reviewer": entry.reviewer, "name": entry.name, "role": entry.role,
+        "meaning": entry.meaning, "decision": entry.decision,
+        "decision_css": entry.decision if entry.decision in ("approve", "reject") else "other",
+        "time": entry.time, "comment": entry.comment,
+        "cases": ", ".join(entry.cases),
+    } for entry in status.entries]
     head = None
-    if chain_head is not None:
-        labels = {"count": "Sign-offs in the chain", "last_hash": "Last hash", "hash": "Last hash",
-                  "head": "Last hash"}
-        head = [{"label": labels.get(str(key), str(key).replace("_", " ").capitalize()),
-                 "value": _text(value), "mono": "hash" in str(key) or key == "head"}
-                for key, value in chain_head.items()]
-    return {"entries": entries, "chain_head": head, "chain_pin": _chain_pin(chain_head),
-            "command": SIGNOFF_COMMAND}
+    if status.head is not None:
+        seq, last = status.head
+        head = [{"label": "Last record of this report", "value": str(seq), "mono": False},
+                {"label": "Its hash", "value": last, "mono": True}]
+    return {"entries": entries, "chain_head": head, "chain_pin": _chain_pin(status.head),
+            "command": SIGNOFF_COMMAND, "required": status.signoff_required}
 
 
-def _chain_pin(chain_head: Mapping[str, Any] | None) -> str | None:
-    """``COUNT:LAST_HASH`` for the tag that pins the sign-off ledger's head, when both are
-    well formed (a ledger whose last line is unreadable has no hash to pin)."""
-    if chain_head is None:
+def _signoff_policy(view: SignoffPolicyView | None) -> dict[str, Any] | None:
+    if view is None:
         return None
-    count, last = chain_head.get("count"), chain_head.get("last_hash")
-    if type(count) is not int or count < 0 or not isinstance(last, str):
+    roles = []
+    for scope, names in view.required_roles.items():
+        if scope == "default":
+            label = "Every validation"
+        else:
+            ids = view.incidents.get(scope, ())
+            covered = f": {', '.join(ids)}" if ids else " (none in this validation)"
+            label = f"{scope} incidents{covered}"
+        roles.append({"scope": label, "roles": list(names)})
+    authors = [{"reviewer": reviewer, "cases": ", ".join(cases)}
+               for reviewer, cases in sorted(view.fix_authors.items())]
+    return {"roles": roles, "fix_authors": authors}
+
+
+def _chain_pin(head: tuple[int, str] | None) -> str | None:
+    """``SEQ:HASH`` for the tag that pins the report's last ledger record, when well formed."""
+    if head is None:
         return None
-    return f"{count}:{last}" if re.fullmatch(r"[0-9a-f]{64}", last) else None
+    seq, last = head
+    if type(seq) is not int or seq < 0 or not isinstance(last, str):
+        return None
+    return f"{seq}:{last}" if re.fullmatch(r"[0-9a-f]{64}", last) else None

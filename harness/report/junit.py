@@ -1,5 +1,6 @@
 """JUnit XML of a validation, for CI servers: one test case per case, failing where the gate
-blocks on it, plus one for the run itself when the run blocks (incomplete, empty)."""
+blocks on it, plus one for the run itself when the run blocks (incomplete, empty), and one for
+the sign-off when the policy requires it, failing until every required role approved."""
 
 from __future__ import annotations
 
@@ -32,7 +33,21 @@ def render_junit(comparison: Comparison, decision: Decision) -> str:
         ET.SubElement(properties, "property", name=name, value=value)
     failures = 0
     total = 0
-    run_blockers = [r for r in by_case.get(None, []) if r.blocking]
+    run_reasons = by_case.get(None, [])
+    signoff_reasons = [r for r in run_reasons if r.rule.startswith("signoff")]
+    run_blockers = [r for r in run_reasons if r.blocking and r not in signoff_reasons]
+    if signoff_reasons:
+        total += 1
+        case = ET.SubElement(suite, "testcase", classname=f"harness.{cand.suite}",
+                             name="(sign-off)")
+        waiting = [r for r in signoff_reasons if r.blocking]
+        if waiting:
+            failures += 1
+            failure = ET.SubElement(case, "failure", message=_message(waiting),
+                                    type=decision.outcome)
+            failure.text = _message(waiting)
+        else:
+            ET.SubElement(case, "system-out").text = _message(signoff_reasons)
     if run_blockers:
         total += 1
         failures += 1

@@ -1,9 +1,12 @@
 """The validation manifest: what ``harness validate`` compared and decided, beside its report.
 
 A manifest (JSON) names the suite and its digest, both run records with their digests, the
-gate's decision and reasons, the incidents covered (with their fixes' authors), the report and
-the SHA-256 of its body. It is what a sign-off binds to. :func:`build_manifest` writes what
-:func:`load_manifest` reads.
+decision at validation and the gate's decision on the runs with every reason, the incidents
+covered (with their fixes' authors), the gate and sign-off policies that applied, the report
+and the SHA-256 of its body. It is what a sign-off binds to, and the policy travels with it: a
+later gate or verify takes the policy from here, not from a suite file that may have changed.
+:func:`build_manifest` writes what :func:`load_manifest` reads; version 1 manifests (no
+policies, reasons without ``blocking``) still load.
 """
 
 from __future__ import annotations
@@ -16,24 +19,34 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import schema
+from harness import __version__, schema
 from harness.compare import Comparison
 from harness.digest import sha256_file, sha256_text
 from harness.errors import InputError
-from harness.gate import Decision
-from harness.model import Suite
+from harness.gate import OUTCOMES, Decision, GatePolicy, Outcome, Reason
+from harness.model import CATEGORIES, Suite
 
-FORMAT_VERSION = 1
-GATE_DECISIONS = ("RESTORE", "BLOCK")
-_HEX64 = re.compile(r"[0-9a-f]{64}")
-MANIFEST_FIELDS = (
+FORMAT_VERSION = 2
+VERSIONS = (1, 2)
+_FIELDS_V1 = (
     "version", "suite", "suite_path", "suite_digest", "baseline_run", "candidate_run",
     "decision", "reasons", "incidents", "report", "report_body_sha256", "generated_at",
 )
+MANIFEST_FIELDS = (
+    "version", "suite", "suite_path", "suite_digest", "baseline_run", "candidate_run",
+    "decision", "tests_decision", "reasons", "incidents", "gate_policy", "signoff_policy",
+    "report", "report_body_sha256", "generated_at", "harness_version",
+)
 _RUN_FIELDS = ("path", "sha256", "run_id", "target")
 _INCIDENT_FIELDS = ("id", "category", "severity", "owner", "fix_authors")
-
+_REASON_TEXTS = ("rule", "message")
+_REASON_OPTIONAL = ("case_id", "title", "owner", "severity", "category")
+_V1_NOTES = frozenset({"still_failing_out_of_scope", "removed", "flaky_settled", "case_changed",
+                       "incomplete_baseline", "signoff"})
+"""The rules that were notes when version 1 manifests did not yet say which reasons block."""
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
 @dataclass(frozen=True, slots=True)
 class RunRef:
     """One run record a validation compared: where it is, its digest, id and target."""
@@ -72,16 +85,27 @@ class Manifest:
     suite_digest: str
     baseline_run: RunRef
     candidate_run: RunRef
-    decision: str
-    reasons: tuple[Mapping[str, Any], ...]
+    decision: Outcome
+    """The decision at validation, before any sign-off."""
+    tests: Decision
+    """The gate's decision on the runs alone, with every reason."""
     incidents: tuple[IncidentRef, ...]
     report: str
     report_body_sha256: str
     generated_at: str
+    gate_policy: GatePolicy | None = None
+    """None for a version 1 manifest, which did not record it."""
+    required_roles: Mapping[str, tuple[str, ...]] | None = None
+    """The sign-off policy (roles by ``default`` and by category); None when the validation
+    required no sign-off, or for a version 1 manifest, which did not record it."""
 
     @property
     def report_path(self) -> Path:
         return self.path.parent / self.report
+
+    @property
+    def reasons(self) -> tuple[Reason, ...]:
+        return self.tests.reasons
 
     def fix_authors(self) -> dict[str, list[str]]:
         """Each fix author -> the ids of the incidents whose fix they authored."""
@@ -156,8 +180,71 @@ def _list(value: Any, path: Path, where: str) -> list[Any]:
     return value
 
 
+def _reason(value: Any, path: Path, where: str, *, version: int) -> Reason:
+    if not isinstance(value, Mapping):
+        raise _manifest_error(f"expected an object, found {schema.describe(value)}", path, where)
+    texts = {name: _text(value.get(name), path, f"{where}.{name}") for name in _REASON_TEXTS}
+    optional = {}
+    for name in _REASON_OPTIONAL:
+        item = value.get(name)
+        if item is not None and not isinstance(item, str):
+            raise _manifest_error(f"expected a string or null, found {schema.describe(item)}",
+                                  path, f"{where}.{name}")
+        optional[name] = item
+    if version == 1:
+        blocking = texts["rule"] not in _V1_NOTES
+    else:
+        blocking = value.get("blocking")
+        if not isinstance(blocking, bool):
+            raise _manifest_error(f"expected true or false, found {schema.describe(blocking)}",
+                                  path, f"{where}.blocking")
+    return Reason(rule=texts["rule"], message=texts["message"], blocking=blocking, **optional)
+
+
+def _outcome(value: Any, path: Path, where: str, allowed: Sequence[str]) -> Outcome:
+    if value not in allowed:
+        problem = f"expected one of {', '.join(allowed)}, found {schema.describe(value)}"
+        raise _manifest_error(problem, path, where)
+    return value  # type: ignore[no-any-return]  # one of the Outcome literals, checked above
+
+
+def _gate_policy(value: Any, path: Path) -> GatePolicy:
+    fields = _take(value, ("severities", "categories", "settle_trials"), path, "gate_policy")
+    for name in ("severities", "categories"):
+        items = _list(fields[name], path, f"gate_policy.{name}")
+        for index, item in enumerate(items):
+            _text(item, path, f"gate_policy.{name}[{index}]")
+    settle = fields["settle_trials"]
+    if settle is not None and (isinstance(settle, bool) or not isinstance(settle, int)
+                               or settle < 1):
+        raise _manifest_error(f"expected a whole number from 1 or null, found "
+                              f"{schema.describe(settle)}", path, "gate_policy.settle_trials")
+    return GatePolicy.from_section(fields)
+
+
+def _required_roles(value: Any, path: Path) -> Mapping[str, tuple[str, ...]] | None:
+    if value is None:
+        return None
+    fields = _take(value, ("required_roles",), path, "signoff_policy")
+    roles = fields["required_roles"]
+    if not isinstance(roles, Mapping) or "default" not in roles:
+        problem = f"expected an object with default, found {schema.describe(roles)}"
+        raise _manifest_error(problem, path, "signoff_policy.required_roles")
+    required: dict[str, tuple[str, ...]] = {}
+    for scope, names in roles.items():
+        where = f"signoff_policy.required_roles.{scope}"
+        if scope != "default" and scope not in CATEGORIES:
+            raise _manifest_error(f"expected default or an incident category, found "
+                                  f"{scope!r}", path, where)
+        listed = _list(names, path, where)
+        required[scope] = tuple(_text(name, path, f"{where}[{index}]")
+                                for index, name in enumerate(listed))
+    return required
+
+
 def load_manifest(path: Path) -> Manifest:
-    """Read a validation manifest; a missing or malformed one is an InputError."""
+    """Read a validation manifest (version 1 or 2); a missing or malformed one is an
+    InputError naming the field."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -170,40 +257,62 @@ def load_manifest(path: Path) -> Manifest:
         raise InputError("the manifest is not UTF-8 text", path=path) from None
     except json.JSONDecodeError as exc:
         raise InputError(f"not JSON: {exc.msg}", path=path, line=exc.lineno) from None
-    fields = _take(data, MANIFEST_FIELDS, path, "")
-    if fields["version"] != FORMAT_VERSION:
-        raise _manifest_error(f"expected {FORMAT_VERSION}, found {fields['version']!r}", path,
-                              "version")
-    if fields["decision"] not in GATE_DECISIONS:
-        problem = f"expected RESTORE or BLOCK, found {schema.describe(fields['decision'])}"
-        raise _manifest_error(problem, path, "decision")
+    version = data.get("version") if isinstance(data, Mapping) else None
+    if version not in VERSIONS or isinstance(version, bool):
+        raise _manifest_error(f"expected one of {', '.join(map(str, VERSIONS))}, found "
+                              f"{schema.describe(version)}", path, "version")
+    fields = _take(data, _FIELDS_V1 if version == 1 else MANIFEST_FIELDS, path, "")
+    if version == 1:
+        decision = _outcome(fields["decision"], path, "decision", ("RESTORE", "BLOCK"))
+        tests_outcome = decision
+    else:
+        decision = _outcome(fields["decision"], path, "decision", OUTCOMES)
+        tests_outcome = _outcome(fields["tests_decision"], path, "tests_decision",
+                                 ("RESTORE", "BLOCK"))
+        _text(fields["harness_version"], path, "harness_version")
     report = _text(fields["report"], path, "report")
     if Path(report).name != report:
         raise _manifest_error(f"expected a file name beside the manifest, found {report!r}",
                               path, "report")
-    reasons = _list(fields["reasons"], path, "reasons")
-    for index, reason in enumerate(reasons):
-        if not isinstance(reason, Mapping):
-            raise _manifest_error(f"expected an object, found {schema.describe(reason)}",
-                                  path, f"reasons[{index}]")
+    reasons = tuple(_reason(item, path, f"reasons[{index}]", version=version)
+                    for index, item in enumerate(_list(fields["reasons"], path, "reasons")))
     return Manifest(
         path=path,
         sha256=sha256_text(raw),
-        version=FORMAT_VERSION,
+        version=version,
         suite=_text(fields["suite"], path, "suite"),
         suite_path=_text(fields["suite_path"], path, "suite_path"),
         suite_digest=_digest(fields["suite_digest"], path, "suite_digest"),
         baseline_run=_run_ref(fields["baseline_run"], path, "baseline_run"),
         candidate_run=_run_ref(fields["candidate_run"], path, "candidate_run"),
-        decision=fields["decision"],
-        reasons=tuple(reasons),
+        decision=decision,
+        tests=Decision(tests_outcome, reasons),
         incidents=tuple(_incident_ref(item, path, f"incidents[{index}]")
                         for index, item in enumerate(_list(fields["incidents"], path,
                                                            "incidents"))),
         report=report,
         report_body_sha256=_digest(fields["report_body_sha256"], path, "report_body_sha256"),
         generated_at=_text(fields["generated_at"], path, "generated_at"),
+        gate_policy=None if version == 1 else _gate_policy(fields["gate_policy"], path),
+        required_roles=None if version == 1 else _required_roles(fields["signoff_policy"],
+                                                                   path),
     )
+
+
+def find_manifest(folders: Sequence[Path], *, baseline_sha256: str, candidate_sha256: str
+                  ) -> Manifest | None:
+    """The manifest, in one of ``folders``, of a validation of exactly these two run records
+    (by digest); None when there is none. A manifest that does not load is skipped."""
+    for folder in dict.fromkeys(f.resolve() for f in folders if f.is_dir()):
+        for path in sorted(folder.glob("validation-*.json")):
+            try:
+                manifest = load_manifest(path)
+            except InputError:
+                continue
+            if (manifest.candidate_run.sha256, manifest.baseline_run.sha256) == (
+                    candidate_sha256, baseline_sha256):
+                return manifest
+    return None
 
 
 def relative_path(path: Path, folder: Path) -> str:
@@ -211,10 +320,20 @@ def relative_path(path: Path, folder: Path) -> str:
     return os.path.relpath(path.resolve(), folder.resolve())
 
 
-def build_manifest(comparison: Comparison, decision: Decision, suite: Suite, path: Path, *,
-                   report: Path, body_sha256: str, generated_at: str) -> dict[str, Any]:
+def reason_to_dict(reason: Reason) -> dict[str, Any]:
+    """A reason as manifests store it."""
+    return {"rule": reason.rule, "message": reason.message, "blocking": reason.blocking,
+            "case_id": reason.case_id, "title": reason.title, "owner": reason.owner,
+            "severity": reason.severity, "category": reason.category}
+
+
+def build_manifest(comparison: Comparison, tests: Decision, suite: Suite, path: Path, *,
+                   decision: Outcome, gate_policy: GatePolicy,
+                   required_roles: Mapping[str, Sequence[str]] | None, report: Path,
+                   body_sha256: str, generated_at: str) -> dict[str, Any]:
     """The manifest of a validation, as :func:`load_manifest` reads it, to be written at
-    ``path`` beside its ``report``."""
+    ``path`` beside its ``report``: ``tests`` is the gate on the runs, ``decision`` the
+    outcome at validation (with the sign-offs known then)."""
     folder = path.parent
     fix_authors = {
         case.id: list(case.incident.fix.get("authors", ()))
@@ -225,6 +344,8 @@ def build_manifest(comparison: Comparison, decision: Decision, suite: Suite, pat
         return {"path": relative_path(record.path, folder), "sha256": sha256_file(record.path),
                 "run_id": record.header.run_id, "target": record.header.target}
 
+    signoff = (None if required_roles is None else
+               {"required_roles": {scope: list(roles) for scope, roles in required_roles.items()}})
     return {
         "version": FORMAT_VERSION,
         "suite": suite.name,
@@ -232,15 +353,18 @@ def build_manifest(comparison: Comparison, decision: Decision, suite: Suite, pat
         "suite_digest": comparison.candidate.header.suite_digest,
         "baseline_run": run(comparison.baseline),
         "candidate_run": run(comparison.candidate),
-        "decision": decision.outcome,
-        "reasons": [{"rule": r.rule, "case_id": r.case_id, "message": r.message,
-                     "owner": r.owner} for r in decision.reasons],
+        "decision": decision,
+        "tests_decision": tests.outcome,
+        "reasons": [reason_to_dict(reason) for reason in tests.reasons],
         "incidents": [
             {"id": c.case_id, "category": c.latest.category, "severity": c.latest.severity,
              "owner": c.latest.owner, "fix_authors": fix_authors.get(c.case_id, [])}
             for c in comparison.cases if c.incident
         ],
+        "gate_policy": gate_policy.to_dict(),
+        "signoff_policy": signoff,
         "report": report.name,
         "report_body_sha256": body_sha256,
         "generated_at": generated_at,
+        "harness_version": __version__,
     }

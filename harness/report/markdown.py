@@ -7,11 +7,10 @@ people read it. Every value is escaped so a title cannot inject markup into the 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from typing import Any
 
 from harness.compare import CaseComparison, Comparison, Transition
-from harness.gate import Decision
+from harness.gate import AWAITING, SIGNOFF_MISSING, Decision
 
 _SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
 
@@ -35,11 +34,13 @@ def render_markdown(
     *,
     report_path: str | None = None,
     report_sha256: str | None = None,
-    chain_head: Mapping[str, Any] | None = None,
+    chain_head: tuple[int, str] | None = None,
 ) -> str:
-    """The summary as Markdown text."""
+    """The summary as Markdown text; ``decision`` is the decision as the sign-offs stand."""
     base, cand = comparison.baseline.header, comparison.candidate.header
-    icon = "✅" if decision.allowed else "⛔"
+    icon = ICONS.get(decision.outcome, "⛔")
+    waiting = [reason for reason in decision.blocking if reason.rule == SIGNOFF_MISSING]
+    blocking = [reason for reason in decision.blocking if reason.rule != SIGNOFF_MISSING]
     lines = [
         f"## {icon} {decision.outcome}: {escape(cand.suite)}",
         "",
@@ -50,12 +51,15 @@ def render_markdown(
         "|---|---:|",
     ]
     lines += [f"| {t.value} | {n} |" for t, n in comparison.counts().items() if n]
-    if decision.blocking:
+    if blocking:
         lines += ["", "### Blocking", ""]
-        lines += [_reason_line(reason) for reason in decision.blocking]
+        lines += [_reason_line(reason) for reason in blocking]
         owners = decision.owners()
         if owners:
             lines += ["", "Owners to notify: " + ", ".join(escape(o) for o in owners)]
+    if waiting:
+        lines += ["", "### Awaiting sign-off", ""]
+        lines += [_reason_line(reason) for reason in waiting]
     if decision.notes:
         lines += ["", "### Notes", ""]
         lines += [_reason_line(reason) for reason in decision.notes]
@@ -78,12 +82,13 @@ def render_markdown(
     if report_path:
         lines += ["", f"Report: `{escape(report_path)}`"
                   + (f" (SHA-256 `{report_sha256}`)" if report_sha256 else "")]
-    if chain_head:
-        lines += [f"Sign-off ledger head: {chain_head.get('count')} record(s), last hash "
-                  f"`{chain_head.get('last_hash')}`"]
+    if chain_head and chain_head[0]:
+        lines += [f"Sign-off ledger: last record {chain_head[0]} of this report, hash "
+                  f"`{chain_head[1]}`"]
     return "\n".join(lines) + "\n"
 
 
+ICONS = {"RESTORE": "✅", AWAITING: "⏳", "BLOCK": "⛔"}
 _ALARMING = {Transition.REGRESSED, Transition.STILL_FAILING, Transition.REMOVED,
              Transition.ERROR, Transition.FLAKY}
 

@@ -1,10 +1,11 @@
-"""Write a validation's reports and its manifest, and re-render them once reviewers sign.
+"""Write a validation's reports and its manifest, and refresh them once reviewers sign.
 
 A validation writes four files named after the suite and the candidate run:
 ``validation-<suite>-<run id>.html`` (the report), ``.md`` (the summary), ``.xml`` (JUnit) and
-``.json`` (the manifest: which runs and suite were compared, the decision, and the SHA-256 of
-the report's body, which is what reviewers sign). Re-rendering with sign-offs changes only the
-report's sign-off section, so what was signed stays byte for byte the same.
+``.json`` (the manifest: which runs and suite were compared, the decisions, the policies, and
+the SHA-256 of the report's body, which is what reviewers sign). Refreshing after a sign-off
+replaces only the report's derived parts (the banner's head and the sign-off section) and
+writes the summaries again, so what was signed stays byte for byte the same.
 """
 
 from __future__ import annotations
@@ -14,18 +15,19 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from harness.compare import Comparison
+from harness.errors import InputError
 from harness.files import write_atomic
 from harness.gate import Decision, GatePolicy
 from harness.model import Suite
 from harness.records import RunRecord, utc_now
-from harness.report.body import report_body_sha256
-from harness.report.html import render_html
+from harness.report.body import derived_parts, report_body_sha256, splice
+from harness.report.html import render_derived, render_html
 from harness.report.junit import render_junit
-from harness.report.manifest import build_manifest, relative_path
+from harness.report.manifest import Manifest, build_manifest, relative_path
 from harness.report.markdown import render_markdown
+from harness.report.status import SignoffPolicyView, Status
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,15 +46,6 @@ def paths_for(folder: Path, suite: str, run_id: str) -> Written:
                    stem.with_suffix(".json"))
 
 
-def _render(comparison: Comparison, decision: Decision, policy: GatePolicy, written: Written, *,
-            generated_at: str, signoffs: Sequence[Mapping[str, Any]],
-            chain_head: Mapping[str, Any] | None) -> tuple[str, str]:
-    """The HTML and the SHA-256 of its body (everything but the sign-off section)."""
-    html = render_html(_portable(comparison, written.html.parent), decision, policy=policy,
-                       generated_at=generated_at, signoffs=signoffs, chain_head=chain_head)
-    return html, report_body_sha256(html)
-
-
 def _portable(comparison: Comparison, folder: Path) -> Comparison:
     """The comparison with run record paths relative to the report's folder, so the report
     reads (and hashes) the same wherever the project is checked out."""
@@ -63,59 +56,89 @@ def _portable(comparison: Comparison, folder: Path) -> Comparison:
                                candidate=moved(comparison.candidate))
 
 
-def write_reports(comparison: Comparison, decision: Decision, *, policy: GatePolicy,
+def policy_view(required_roles: Mapping[str, Sequence[str]], comparison: Comparison,
+                suite: Suite) -> SignoffPolicyView:
+    """What the report shows of the sign-off policy: roles, the incidents behind each
+    category's roles, and the fixes' authors, who may not approve."""
+    incidents: dict[str, list[str]] = {}
+    for case in comparison.cases:
+        if case.incident and case.latest.category:
+            incidents.setdefault(case.latest.category, []).append(case.case_id)
+    authors: dict[str, list[str]] = {}
+    for case in suite.cases:
+        if case.incident is not None:
+            for author in case.incident.fix.get("authors", ()):
+                authors.setdefault(str(author), []).append(case.id)
+    return SignoffPolicyView(
+        required_roles={scope: tuple(roles) for scope, roles in required_roles.items()},
+        incidents={category: tuple(ids) for category, ids in incidents.items()},
+        fix_authors={author: tuple(ids) for author, ids in authors.items()},
+    )
+
+
+def write_reports(comparison: Comparison, tests: Decision, *, status: Status,
+                  policy: GatePolicy, required_roles: Mapping[str, Sequence[str]] | None,
                   suite: Suite, folder: Path) -> Written:
     """Render and write the report, summary, JUnit XML and manifest of a new validation.
 
-    An existing report of the same candidate run is never overwritten (it may be signed).
+    ``tests`` is the gate on the runs, ``status`` the decision as the sign-offs stand (none,
+    for a new validation) with what the report derives from them. An existing report of the
+    same candidate run is never overwritten (it may be signed).
     """
-    from harness.errors import InputError
-
     header = comparison.candidate.header
     written = paths_for(folder, header.suite, header.run_id)
     if written.html.exists() or written.manifest.exists():
         raise InputError("a validation report of this candidate run already exists; it is "
                          "kept as it is (it may be signed)", path=written.html)
     generated_at = utc_now()
-    html, body = _render(comparison, decision, policy, written, generated_at=generated_at,
-                         signoffs=(), chain_head=None)
-    manifest = build_manifest(comparison, decision, suite, written.manifest, report=written.html,
+    view = None if required_roles is None else policy_view(required_roles, comparison, suite)
+    html = render_html(_portable(comparison, written.html.parent), tests, policy=policy,
+                       generated_at=generated_at, status=status, signoff_policy=view)
+    body = report_body_sha256(html)
+    manifest = build_manifest(comparison, tests, suite, written.manifest,
+                              decision=status.decision.outcome, gate_policy=policy,
+                              required_roles=required_roles, report=written.html,
                               body_sha256=body, generated_at=generated_at)
     write_atomic(written.html, html)
     write_atomic(written.manifest, json.dumps(manifest, indent=2) + "\n")
-    _write_summaries(comparison, decision, written, body_sha256=body, chain_head=None)
+    _write_summaries(comparison, status, written, body_sha256=body)
     return written
 
 
-def _write_summaries(comparison: Comparison, decision: Decision, written: Written, *,
-                     body_sha256: str, chain_head: Mapping[str, Any] | None) -> None:
+def _write_summaries(comparison: Comparison, status: Status, written: Written, *,
+                     body_sha256: str) -> None:
     write_atomic(written.markdown, render_markdown(
-        comparison, decision, report_path=written.html.name, report_sha256=body_sha256,
-        chain_head=chain_head))
-    write_atomic(written.junit, render_junit(comparison, decision))
+        comparison, status.decision, report_path=written.html.name, report_sha256=body_sha256,
+        chain_head=status.head))
+    write_atomic(written.junit, render_junit(comparison, status.decision))
 
 
-def rerender(comparison: Comparison, decision: Decision, *, policy: GatePolicy,
-             manifest: Any, signoffs: Sequence[Mapping[str, Any]],
-             chain_head: Mapping[str, Any] | None, dry_run: bool = False) -> Written:
-    """Re-render a validation's report and summary with its sign-offs and chain head.
+def refresh_reports(manifest: Manifest, comparison: Comparison, status: Status, *,
+                    dry_run: bool = False) -> Written:
+    """Render a validation's derived parts and summaries again from ``status``.
 
-    Refuses (InputError) when the new body would differ from what was validated: the runs,
-    the suite's gate policy or the harness changed since the report was written. With
-    ``dry_run`` only that is checked, and nothing is written.
+    The report's body is left byte for byte as it is; refused (InputError) when the report is
+    missing, has no derived parts to replace, or its body no longer matches the manifest.
+    With ``dry_run`` only that is checked, and nothing is written.
     """
-    from harness.errors import InputError
-
     written = paths_for(manifest.path.parent, manifest.suite, manifest.candidate_run.run_id)
-    html, body = _render(comparison, decision, policy, written,
-                         generated_at=manifest.generated_at, signoffs=signoffs,
-                         chain_head=chain_head)
+    report = manifest.report_path
+    try:
+        html = report.read_bytes().decode("utf-8")
+        body = report_body_sha256(html)
+        present = derived_parts(html)  # a report written before version 2 has no status part
+        refreshed = splice(html, {name: text for name, text in render_derived(status).items()
+                                  if name in present})
+    except OSError as exc:
+        raise InputError(f"cannot read the report: {exc.strerror}", path=report) from None
+    except ValueError as exc:  # not UTF-8, markers missing or damaged
+        raise InputError(f"cannot refresh the report: {exc}", path=report) from None
     if body != manifest.report_body_sha256:
-        problem = ("the report cannot be re-rendered as it was validated (the runs, the "
-                   "suite's gate policy or the harness version changed); it is kept as it is")
-        raise InputError(problem, path=written.html)
-    if dry_run:
-        return written
-    write_atomic(written.html, html)
-    _write_summaries(comparison, decision, written, body_sha256=body, chain_head=chain_head)
+        problem = (f"the report changed since validation (its body's sha256 is {body}, the "
+                   f"manifest says {manifest.report_body_sha256}); it is kept as it is")
+        raise InputError(problem, path=report)
+    if not dry_run:
+        write_atomic(report, refreshed)
+        _write_summaries(comparison, status, dataclasses.replace(written, html=report),
+                         body_sha256=body)
     return written

@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING, Any
 from harness import schema
 from harness.digest import canonical_json, sha256_file, sha256_text
 from harness.errors import InputError
+from harness.gate import OUTCOMES
 from harness.report.body import ZERO_HASH, read_chain_head, report_file_body_sha256
-from harness.report.manifest import GATE_DECISIONS, Manifest, load_manifest
+from harness.report.manifest import Manifest, load_manifest
 from harness.signoff.keys import Reviewer, fingerprint
 from harness.signoff.policy import SignoffPolicy, rule_problems
 
@@ -35,20 +36,34 @@ if TYPE_CHECKING:
         Ed25519PublicKey,
     )
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 DECISIONS = ("approve", "reject")
 MEANINGS = ("reviewed", "approved", "risk_accepted")
 RECORD_FIELDS = (
     "version", "seq", "reviewer", "name", "role", "meaning", "decision", "time", "comment",
-    "manifest", "manifest_sha256", "report_body_sha256", "baseline_run_sha256",
+    "cases", "manifest", "manifest_sha256", "report_body_sha256", "baseline_run_sha256",
     "candidate_run_sha256", "suite_digest", "gate_decision", "candidate_run_id", "prev_hash",
     "key_fingerprint", "signature", "hash",
 )
+"""A version 2 record's fields; version 1 records (still valid) have all but ``cases``."""
+_FIELDS = {1: tuple(name for name in RECORD_FIELDS if name != "cases"), 2: RECORD_FIELDS}
+_GATE_DECISIONS = {1: ("RESTORE", "BLOCK"), 2: OUTCOMES}
+LEGACY_LEDGER = "signoffs.jsonl"
+"""The one ledger every report shared before version 2 manifests; still read for them."""
 _TEXT_FIELDS = ("reviewer", "name", "role", "time", "comment", "manifest", "candidate_run_id",
                 "key_fingerprint", "signature")
 _DIGEST_FIELDS = ("manifest_sha256", "report_body_sha256", "baseline_run_sha256",
                   "candidate_run_sha256", "suite_digest", "prev_hash", "hash")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def ledger_for(manifest: Manifest) -> Path:
+    """Where a validation's sign-offs are appended: its own ledger beside its report
+    (``validation-...signoffs.jsonl``), so branches that sign different reports never touch the
+    same file; a version 1 manifest's sign-offs went to the shared ``signoffs.jsonl``."""
+    if manifest.version == 1:
+        return manifest.path.parent / LEGACY_LEDGER
+    return manifest.path.with_name(f"{manifest.path.stem}.signoffs.jsonl")
 
 
 # --- what a record vouches for --------------------------------------------------------------
@@ -137,14 +152,16 @@ def sign(
     ledger_path: Path,
     policy: SignoffPolicy,
     reviewers: Mapping[str, Reviewer],
+    cases: Sequence[str] = (),
     now: dt.datetime | None = None,
 ) -> dict[str, Any]:
     """Sign a validation off and append the signed record to the ledger; returns the record.
 
     Refuses (InputError) a reviewer not pinned, a key not theirs, a role they do not hold,
     an approval in a role the validation does not require, files changed since validation,
-    and sign-offs that break the rules (approving a BLOCK without accepting the risk in a
-    comment, approving one's own fix, accepting a risk without saying why).
+    and sign-offs that break the rules (approving what the gate blocked other than by
+    accepting the risk of the weakened or retired cases it names, approving one's own fix,
+    accepting a risk without saying why). ``cases`` are the cases whose risk is accepted.
     """
     if decision not in DECISIONS:
         raise InputError(f"expected one of {', '.join(DECISIONS)}, found {decision!r}",
@@ -163,13 +180,14 @@ def sign(
         problem = f"{reviewer.id} does not hold role {role!r} (roles: {', '.join(reviewer.roles)})"
         raise InputError(problem, field="role")
     manifest = load_manifest(manifest_path)
-    required = policy.required_roles(manifest)
+    required = policy.required_for((i.id, i.category) for i in manifest.incidents)
     if decision == "approve" and role not in required:
         problem = (f"role {role!r} is not required for this validation "
-                   f"(required: {', '.join(sorted(required))})")
+                   f"(required: {', '.join(required)})")
         raise InputError(problem, field="role")
     for name, problem in rule_problems(reviewer_id=reviewer.id, decision=decision,
-                                        meaning=meaning, comment=comment, manifest=manifest):
+                                       meaning=meaning, comment=comment, cases=cases,
+                                       manifest=manifest):
         raise InputError(problem, field=name)
     for file, problem in _changed_files(_file_digests(manifest), _manifest_digests(manifest),
                                         since="validation"):
@@ -183,6 +201,7 @@ def sign(
         "decision": decision,
         "time": _utc(now),
         "comment": comment,
+        "cases": list(dict.fromkeys(cases)),
         "manifest": Path(os.path.relpath(manifest_path.absolute(), ledger_path.parent)).as_posix(),
         "manifest_sha256": manifest.sha256,
         "report_body_sha256": manifest.report_body_sha256,
@@ -255,6 +274,8 @@ class Verification:
     problems: tuple[str, ...]
     records: tuple[dict[str, Any], ...]
     head: dict[str, Any]
+    entries: tuple[dict[str, Any] | None, ...] = ()
+    """Every line as parsed (None for a malformed one), verified or not."""
 
 
 def _parse_line(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
@@ -283,17 +304,22 @@ def _shape_problems(record: Mapping[str, Any]) -> list[str]:
     """What is missing or mistyped; an unsigned record is named first."""
     if not record.get("signature"):
         return ["record is not signed (signature missing or empty)"]
+    version = record.get("version")
+    if isinstance(version, bool) or version not in _FIELDS:
+        return [f"version: expected one of {', '.join(map(str, _FIELDS))}, found {version!r}"]
     problems = []
-    missing = [name for name in RECORD_FIELDS if name not in record]
-    unknown = [name for name in record if name not in RECORD_FIELDS]
+    fields = _FIELDS[version]
+    missing = [name for name in fields if name not in record]
+    unknown = [name for name in record if name not in fields]
     if missing:
         problems.append(f"missing field(s) {', '.join(missing)}")
     if unknown:
         problems.append(f"unknown field(s) {', '.join(unknown)}")
     if problems:
         return problems
-    if record["version"] != FORMAT_VERSION:
-        problems.append(f"version: expected {FORMAT_VERSION}, found {record['version']!r}")
+    cases = record.get("cases", [])
+    if not (isinstance(cases, list) and all(isinstance(case, str) for case in cases)):
+        problems.append("cases: expected a list of case ids")
     seq = record["seq"]
     if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
         problems.append(f"seq: expected a whole number from 1, found {seq!r}")
@@ -306,8 +332,9 @@ def _shape_problems(record: Mapping[str, Any]) -> list[str]:
         problems.append(f"decision: expected one of {', '.join(DECISIONS)}")
     if record["meaning"] not in MEANINGS:
         problems.append(f"meaning: expected one of {', '.join(MEANINGS)}")
-    if record["gate_decision"] not in GATE_DECISIONS:
-        problems.append(f"gate_decision: expected one of {', '.join(GATE_DECISIONS)}")
+    if record["gate_decision"] not in _GATE_DECISIONS[version]:
+        problems.append(f"gate_decision: expected one of "
+                        f"{', '.join(_GATE_DECISIONS[version])}")
     return problems
 
 
@@ -382,19 +409,20 @@ class _Files:
             f"breaks the sign-off rules: {problem}"
             for _, problem in rule_problems(
                 reviewer_id=record["reviewer"], decision=record["decision"],
-                meaning=record["meaning"], comment=record["comment"], manifest=manifest)
+                meaning=record["meaning"], comment=record["comment"],
+                cases=record.get("cases", ()), manifest=manifest)
         ]
         return problems
 
 
-def _head_problems(report: Path, entries: Sequence[dict[str, Any] | None]) -> list[str]:
-    """Whether the ledger still holds the chain head the report pins."""
+def head_problems(report: Path, html: str, entries: Sequence[Mapping[str, Any] | None], *,
+                  signed: bool = True) -> list[str]:
+    """Whether the ledger (its parsed ``entries``, None for a malformed line) still holds the
+    record the report pins. A report with no pin is a problem only when it has sign-offs."""
     try:
-        count, last_hash = read_chain_head(report.read_bytes().decode("utf-8"))
-    except OSError as exc:
-        return [f"{report}: cannot read the report: {exc.strerror}"]
-    except ValueError as exc:  # not UTF-8, no markers, no head or a malformed one
-        return [f"{report}: {exc}"]
+        count, last_hash = read_chain_head(html)
+    except ValueError as exc:  # no head, several, or a malformed one
+        return [f"{report}: {exc}"] if signed else []
     if count > len(entries):
         return [f"{report}: pins {count} sign-off(s) but the ledger has {len(entries)}: "
                 f"the ledger was truncated"]
@@ -407,6 +435,17 @@ def _head_problems(report: Path, entries: Sequence[dict[str, Any] | None]) -> li
         return [f"{report}: pins record {count} with hash {last_hash}, but the ledger's record "
                 f"{count} has {found}: the ledger was rewritten"]
     return []
+
+
+def _report_head_problems(report: Path, entries: Sequence[Mapping[str, Any] | None]
+                          ) -> list[str]:
+    try:
+        html = report.read_bytes().decode("utf-8")
+    except OSError as exc:
+        return [f"{report}: cannot read the report: {exc.strerror}"]
+    except ValueError as exc:  # not UTF-8
+        return [f"{report}: {exc}"]
+    return head_problems(report, html, entries)
 
 
 def verify(
@@ -452,11 +491,12 @@ def verify(
         entries.append(record)
         problems += [f"{ledger_path}:{number}: {problem}" for problem in found]
     for report in reports:
-        problems += _head_problems(report, entries)
+        problems += _report_head_problems(report, entries)
     last = entries[-1] if entries else None
     last_hash = ZERO_HASH if not entries else (last or {}).get("hash")
     return Verification(valid=not problems, problems=tuple(problems), records=tuple(trusted),
-                        head={"count": len(entries), "last_hash": last_hash})
+                        head={"count": len(entries), "last_hash": last_hash},
+                        entries=tuple(entries))
 
 
 def _chain_problems(record: Mapping[str, Any], number: int,
