@@ -183,6 +183,7 @@ def _parser() -> argparse.ArgumentParser:
                              "report's own ledger")
     verify.add_argument("--reports-dir", type=Path, default=Path("reports"), metavar="DIR",
                         help="where reports and ledgers are found (default: reports)")
+    _since_option(verify)
     verify.add_argument("--reviewers", type=Path, default=Path("reviewers.yaml"),
                         metavar="PATH", help="default: reviewers.yaml")
     verify.set_defaults(handler=_verify)
@@ -483,6 +484,14 @@ def _signoff_options(parser: argparse.ArgumentParser) -> None:
                         help="sign-off ledger (default: the validation report's own)")
     parser.add_argument("--reviewers", type=Path, metavar="PATH",
                         help="pinned reviewers (default: reviewers.yaml beside suites/)")
+    _since_option(parser)
+
+
+def _since_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--since", metavar="REF",
+                        help="the git revision every ledger must extend (default: the merge "
+                             "base of HEAD with the default branch, in a git work tree); "
+                             "'none' checks no history, a weaker check")
 
 
 def _gate(args: argparse.Namespace) -> int:
@@ -496,6 +505,7 @@ def _gate(args: argparse.Namespace) -> int:
     from harness.gate import GatePolicy, decide
     from harness.records import read_run
     from harness.report.manifest import find_manifest, load_manifest
+    from harness.signoff.history import check as check_history
     from harness.signoff.ledger import ledger_for
     from harness.signoff.policy import SignoffPolicy
     from harness.signoff.status import awaiting, stand
@@ -541,9 +551,12 @@ def _gate(args: argparse.Namespace) -> int:
     elif policy is not None and manifest is not None:
         root = suite.root if suite else loader.suite_root(manifest.path.parent /
                                                           manifest.suite_path)
+        history = check_history(manifest.path.parent, args.since)
+        print(f"history: {history.note}")
         decision = stand(manifest, policy=policy, tests=decision,
                          ledger=args.ledger or ledger_for(manifest),
-                         reviewers=args.reviewers or root / "reviewers.yaml").decision
+                         reviewers=args.reviewers or root / "reviewers.yaml",
+                         untrusted=history.problems).decision
     print(f"policy: {source}")
     _print_decision(decision)
     return _exit_code(decision)
@@ -589,6 +602,7 @@ def _validate(args: argparse.Namespace) -> int:
     from harness.report.manifest import load_manifest
     from harness.report.status import Status
     from harness.report.writer import paths_for, write_reports
+    from harness.signoff.history import check as check_history
     from harness.signoff.ledger import ledger_for
     from harness.signoff.policy import SignoffPolicy
     from harness.signoff.status import awaiting, stand
@@ -650,9 +664,12 @@ def _validate(args: argparse.Namespace) -> int:
         manifest = load_manifest(written.manifest)
     decision = tests
     if policy is not None:
+        history = check_history(folder, args.since)
+        print(f"history: {history.note}")
         decision = stand(manifest, policy=policy, tests=tests,
                          ledger=args.ledger or ledger_for(manifest),
-                         reviewers=args.reviewers or suite.root / "reviewers.yaml").decision
+                         reviewers=args.reviewers or suite.root / "reviewers.yaml",
+                         untrusted=history.problems).decision
     counts = ", ".join(f"{n} {t.value}" for t, n in comparison.counts().items() if n)
     print(f"{baseline.header.target} -> {candidate.header.target}: {counts}")
     _print_decision(decision)
@@ -743,6 +760,7 @@ def _verify(args: argparse.Namespace) -> int:
         return isolated
     from harness.errors import InputError
     from harness.report.manifest import load_manifest
+    from harness.signoff.history import check as check_history
     from harness.signoff.keys import load_reviewers
     from harness.signoff.ledger import LEGACY_LEDGER, Verification, ledger_for, verify
     from harness.signoff.status import report_problems
@@ -772,6 +790,13 @@ def _verify(args: argparse.Namespace) -> int:
     if not reports and args.ledger is None:
         for ledger in sorted(args.reports_dir.glob(f"*{LEGACY_LEDGER}")):
             ledger_checked(ledger)
+    folders = {report.parent for report in reports} or {args.reports_dir}
+    if args.ledger is not None:
+        folders.add(args.ledger.parent)
+    for folder in sorted(folders):
+        history = check_history(folder, args.since)
+        problems.extend(history.problems)
+        print(f"history: {history.note}")
     for problem in problems:
         print(f"INVALID {problem}")
     for path, verification in checked.items():

@@ -12,7 +12,6 @@ import datetime as dt
 import json
 import os
 import platform
-import subprocess
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -22,6 +21,7 @@ from typing import IO, Any
 
 from harness import __version__
 from harness.errors import InputError, TargetError
+from harness.git import head_commit
 from harness.model import CaseResult, CheckOutcome, TargetResponse, Trial
 
 FORMAT_VERSION = 1
@@ -77,15 +77,7 @@ def utc_now() -> str:
 
 def git_commit(folder: Path) -> str | None:
     """The commit checked out in ``folder``, or None outside a git work tree."""
-    try:
-        done = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True,
-            timeout=5, check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    commit = done.stdout.strip()
-    return commit if done.returncode == 0 and commit else None
+    return head_commit(folder)
 
 
 # --- writing --------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "harness"
 # may not import each other.
 RANKS = {
     "harness": 0, "harness.errors": 0, "harness.digest": 0,
-    "harness.files": 1, "harness.model": 1, "harness.project": 1,
+    "harness.files": 1, "harness.model": 1, "harness.project": 1, "harness.git": 1,
     "harness.schema": 2,
     "harness.checks": 3, "harness.targets": 3, "harness.explain": 3,
     "harness.loader": 4, "harness.runner": 4, "harness.redact": 4,

@@ -263,3 +263,105 @@ def test_an_approval_replayed_onto_another_candidate_counts_for_nothing(validati
     gate = harness("gate", str(validation.pre), str(other), cwd=validation.project)
     assert gate.returncode == 3, gate.stdout  # the approvals are bound to the other report
     assert banner(report) == "AWAITING SIGN-OFF"
+
+
+# --- the ledger against its git history ----------------------------------------------------
+
+
+def git(*args: str, cwd: Path) -> str:
+    done = subprocess.run(["git", "-c", "user.name=Test", "-c", "user.email=test@example.com",
+                           "-c", "commit.gpgsign=false", *args], cwd=cwd, text=True,
+                          capture_output=True, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def commit_all(project: Path, message: str) -> str:
+    git("add", "-A", cwd=project)
+    git("commit", "-q", "-m", message, cwd=project)
+    return git("rev-parse", "HEAD", cwd=project)
+
+
+@pytest.fixture
+def tracked(validation: Validation) -> Validation:
+    """The validation in a git repository whose main branch holds reports and ledgers."""
+    git("init", "-q", "-b", "main", cwd=validation.project)
+    commit_all(validation.project, "validated")
+    return validation
+
+
+def test_a_consistent_rollback_of_a_committed_reject_is_caught_by_the_ledger_history(tracked):
+    """Delete the reject and put back the report as it was before it: every digest and pin
+    agrees, so only the history git kept can tell."""
+    restored(tracked)
+    before = {path: path.read_bytes() for path in (tracked.report, tracked.ledger)}
+    assert tracked.sign("noor.haddad", "--decision", "reject").returncode == 0
+    commit_all(tracked.project, "security rejects")
+    for path, data in before.items():
+        path.write_bytes(data)
+    weak = harness("verify", "--since", "none", cwd=tracked.project)
+    assert weak.returncode == 0 and "ledger history not checked (--since none)" in weak.stdout
+    for done in (harness("verify", cwd=tracked.project), tracked.gate(), tracked.validate()):
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "does not extend the ledger as it was at" in done.stdout
+    commit_all(tracked.project, "roll the reject back")  # committing it does not help: the
+    branch = harness("verify", "--since", "HEAD~1", cwd=tracked.project)  # reviewed base holds it
+    assert branch.returncode == 1 and "records were removed or edited" in branch.stdout
+
+
+def test_a_deleted_ledger_file_is_caught_by_the_ledger_history(tracked):
+    restored(tracked)
+    commit_all(tracked.project, "approved")
+    tracked.ledger.unlink()
+    done = harness("verify", cwd=tracked.project)
+    assert done.returncode == 1 and "existed at" in done.stdout and "is gone" in done.stdout
+    assert tracked.gate().returncode == 1
+
+
+def test_without_a_revision_to_check_against_the_gate_fails_closed(validation):
+    git("init", "-q", "-b", "main", cwd=validation.project)  # no commit yet
+    for done in (validation.gate(), harness("verify", cwd=validation.project)):
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert "has no commits" in done.stderr and "--since REF" in done.stderr
+    assert validation.gate("--since", "none").returncode == 3
+    assert validation.gate("--since", "no-such-ref").returncode == 2
+
+
+def test_a_shallow_clone_without_the_merge_base_fails_closed(tracked, tmp_path):
+    origin = tracked.project
+    git("checkout", "-q", "-b", "feature", cwd=origin)
+    (origin / "feature.txt").write_text("a change under review\n")
+    commit_all(origin, "feature")
+    git("checkout", "-q", "main", cwd=origin)
+    (origin / "main.txt").write_text("main moved on\n")
+    commit_all(origin, "main moves")
+    clone = tmp_path / "clone"
+    git("clone", "-q", "--depth", "1", "--no-single-branch", "--branch", "feature",
+        f"file://{origin}", str(clone), cwd=tmp_path)
+    done = harness("verify", cwd=clone)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "no merge base of HEAD and origin/" in done.stderr
+
+
+def test_branches_that_sign_different_reports_merge_without_conflict(tracked):
+    project = tracked.project
+    assert harness("run", SUITE, "-t", "post-fix", cwd=project).returncode == 0
+    other = max((project / "reports" / "runs").glob("*post-fix*.jsonl"),
+                key=lambda p: p.stat().st_mtime)
+    assert harness("validate", SUITE, "--baseline", str(tracked.pre), "--candidate",
+                   str(other), cwd=project).returncode == 3
+    commit_all(project, "second validation")
+    (second,) = [r for r in (project / "reports").glob("validation-*.html")
+                 if r != tracked.report]
+    git("checkout", "-q", "-b", "first", cwd=project)
+    tracked.approve("priya.raman")
+    commit_all(project, "sign the first report")
+    git("checkout", "-q", "main", cwd=project)
+    done = harness("signoff", str(second), "--reviewer", "priya.raman", "--decision",
+                   "approve", "--key", str(tracked.keys["priya.raman"]), cwd=project)
+    assert done.returncode == 0, done.stderr
+    commit_all(project, "sign the second report")
+    git("merge", "-q", "--no-edit", "first", cwd=project)  # no conflict
+    verified = harness("verify", cwd=project)
+    assert verified.returncode == 0, verified.stdout
+    assert "valid: 2 report(s), 2 ledger(s) checked" in verified.stdout

@@ -10,13 +10,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness import schema
 from harness.errors import InputError
+from harness.git import work_tree
 from harness.loader import read_yaml
 
 if TYPE_CHECKING:
@@ -147,23 +147,6 @@ def load_reviewers(path: Path) -> dict[str, Reviewer]:
 # --- private keys ---------------------------------------------------------------------------
 
 
-def _existing_folder(folder: Path) -> Path:
-    while not folder.exists():
-        folder = folder.parent
-    return folder
-
-
-def _inside_work_tree(folder: Path) -> bool:
-    """Whether ``folder`` is inside a git work tree; False when git is not installed."""
-    env = {name: value for name, value in os.environ.items() if not name.startswith("GIT_")}
-    try:
-        done = subprocess.run(["git", "rev-parse", "--is-inside-work-tree"], cwd=folder,
-                              env=env, capture_output=True, text=True, timeout=10, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return done.returncode == 0 and done.stdout.strip() == "true"
-
-
 def keygen(private_path: Path, *, comment: str) -> str:
     """Write a new Ed25519 private key (OpenSSH format, mode 0600) and return its public line.
 
@@ -182,7 +165,7 @@ def keygen(private_path: Path, *, comment: str) -> str:
     if os.path.lexists(private_path):
         problem = "already exists; refusing to overwrite a key"
         raise InputError(problem, path=private_path)
-    if _inside_work_tree(_existing_folder(private_path.parent)):
+    if work_tree(private_path.parent) is not None:
         problem = ("is inside a git work tree: private keys never go into a repository; "
                    "choose a folder outside it (e.g. ~/.config/harness/)")
         raise InputError(problem, path=private_path)
