@@ -553,10 +553,11 @@ def _gate(args: argparse.Namespace) -> int:
                                                           manifest.suite_path)
         history = check_history(manifest.path.parent, args.since)
         print(f"history: {history.note}")
-        decision = stand(manifest, policy=policy, tests=decision,
-                         ledger=args.ledger or ledger_for(manifest),
+        ledger = args.ledger or ledger_for(manifest)
+        decision = stand(manifest, policy=policy, tests=decision, ledger=ledger,
                          reviewers=args.reviewers or root / "reviewers.yaml",
-                         untrusted=history.problems).decision
+                         untrusted=history.problems,
+                         accepted=history.accepted(ledger)).decision
     print(f"policy: {source}")
     _print_decision(decision)
     return _exit_code(decision)
@@ -666,10 +667,11 @@ def _validate(args: argparse.Namespace) -> int:
     if policy is not None:
         history = check_history(folder, args.since)
         print(f"history: {history.note}")
-        decision = stand(manifest, policy=policy, tests=tests,
-                         ledger=args.ledger or ledger_for(manifest),
+        ledger = args.ledger or ledger_for(manifest)
+        decision = stand(manifest, policy=policy, tests=tests, ledger=ledger,
                          reviewers=args.reviewers or suite.root / "reviewers.yaml",
-                         untrusted=history.problems).decision
+                         untrusted=history.problems,
+                         accepted=history.accepted(ledger)).decision
     counts = ", ".join(f"{n} {t.value}" for t, n in comparison.counts().items() if n)
     print(f"{baseline.header.target} -> {candidate.header.target}: {counts}")
     _print_decision(decision)
@@ -769,12 +771,22 @@ def _verify(args: argparse.Namespace) -> int:
     reports = list(args.reports)
     if not reports and args.ledger is None:
         reports = sorted(args.reports_dir.glob("validation-*.html"))
-    checked: dict[Path, Verification] = {}
     problems: list[str] = []
+    folders = {report.parent for report in reports} or {args.reports_dir}
+    if args.ledger is not None:
+        folders.add(args.ledger.parent)
+    histories = {}
+    for folder in sorted(folders):
+        histories[folder.resolve()] = history = check_history(folder, args.since)
+        problems.extend(history.problems)
+        print(f"history: {history.note}")
+    checked: dict[Path, Verification] = {}
 
     def ledger_checked(path: Path) -> Verification | None:
         if path.resolve() not in checked and path.exists():
-            checked[path.resolve()] = verify(path, reviewers)
+            history = histories.get(path.parent.resolve())
+            accepted = history.accepted(path) if history else None
+            checked[path.resolve()] = verify(path, reviewers, accepted=accepted)
             problems.extend(checked[path.resolve()].problems)
         return checked.get(path.resolve())
 
@@ -790,13 +802,6 @@ def _verify(args: argparse.Namespace) -> int:
     if not reports and args.ledger is None:
         for ledger in sorted(args.reports_dir.glob(f"*{LEGACY_LEDGER}")):
             ledger_checked(ledger)
-    folders = {report.parent for report in reports} or {args.reports_dir}
-    if args.ledger is not None:
-        folders.add(args.ledger.parent)
-    for folder in sorted(folders):
-        history = check_history(folder, args.since)
-        problems.extend(history.problems)
-        print(f"history: {history.note}")
     for problem in problems:
         print(f"INVALID {problem}")
     for path, verification in checked.items():

@@ -365,3 +365,41 @@ def test_branches_that_sign_different_reports_merge_without_conflict(tracked):
     verified = harness("verify", cwd=project)
     assert verified.returncode == 0, verified.stdout
     assert "valid: 2 report(s), 2 ledger(s) checked" in verified.stdout
+
+
+def test_a_revoked_key_cannot_add_a_backdated_signoff(tracked):
+    """Priya's key is stolen and revoked; the thief appends an approval dated before the
+    revocation. Its claimed time is the thief's word; the history git kept is not."""
+    import base64
+    import datetime as dt
+    import time
+
+    from harness.signoff.keys import fingerprint, load_private_key
+    from harness.signoff.ledger import record_hash, signed_payload
+
+    tracked.approve("noor.haddad", "--comment", "no customer data")
+    commit_all(tracked.project, "security approves")
+    time.sleep(1.1)
+    revoked = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    reviewers = tracked.project / "reviewers.yaml"
+    text = reviewers.read_text()
+    key_line = re.search(r'  - id: priya\.raman\n.*?    key: ("[^"]+")\n', text, re.S)
+    assert key_line
+    reviewers.write_text(text.replace(
+        f"    key: {key_line.group(1)}\n",
+        f"    keys:\n      - key: {key_line.group(1)}\n        revoked: {revoked}\n", 1))
+    commit_all(tracked.project, "revoke priya's stolen key")
+    time.sleep(1.1)
+    (first,) = [json.loads(line) for line in tracked.ledger.read_text().splitlines()]
+    forged = {**first, "seq": 2, "reviewer": "priya.raman", "name": "Priya.Raman",
+              "role": "workflow_owner", "comment": "", "prev_hash": first["hash"]}
+    stolen = load_private_key(tracked.keys["priya.raman"])
+    forged["key_fingerprint"] = fingerprint(stolen.public_key())
+    forged.pop("signature"), forged.pop("hash")
+    forged["signature"] = base64.b64encode(stolen.sign(signed_payload(forged))).decode()
+    forged["hash"] = record_hash(forged)
+    with tracked.ledger.open("a") as ledger:
+        ledger.write(json.dumps(forged) + "\n")
+    done = tracked.gate()
+    assert done.returncode == 1, done.stdout
+    assert "revoked" in done.stdout and "not in the ledger's accepted history" in done.stdout

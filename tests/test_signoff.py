@@ -96,12 +96,13 @@ class World:
     def sign(self, reviewer_id: str, *, key: str | None = None, role: str = "workflow_owner",
              decision: str = "approve", meaning: str = "approved", comment: str = "",
              reviewers: dict[str, keys.Reviewer] | None = None,
-             manifest: Path | None = None, cases: tuple[str, ...] = ()) -> dict[str, Any]:
+             manifest: Path | None = None, cases: tuple[str, ...] = (),
+             now: dt.datetime = NOW) -> dict[str, Any]:
         reviewers = reviewers or self.reviewers
         return sign(manifest_path=manifest or self.manifest, reviewer=reviewers[reviewer_id],
                     private_key=self.key(key or reviewer_id), role=role, decision=decision,
                     meaning=meaning, comment=comment, ledger_path=self.ledger, policy=POLICY,
-                    reviewers=reviewers, cases=cases, now=NOW)
+                    reviewers=reviewers, cases=cases, now=now)
 
     def records(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.ledger.read_text("utf-8").splitlines()]
@@ -345,13 +346,14 @@ def test_reviewers_file_pins_keys_with_ssh_keygen_fingerprints(world):
     assert list(reviewers) == ["dana", "sam", "lee"]
     sam = reviewers["sam"]
     assert (sam.name, sam.roles) == ("Sam Reyes", ("security", "workflow_owner"))
-    assert sam.key == public_line(world.key("sam"))
+    assert sam.keys[0].key == public_line(world.key("sam"))
     pub = world.root / "sam.pub"
-    pub.write_text(sam.key + "\n")
+    pub.write_text(sam.keys[0].key + "\n")
     listed = subprocess.run([str(SSH_KEYGEN), "-l", "-f", str(pub)], capture_output=True,
                             text=True, check=True)
-    assert listed.stdout.split()[1] == sam.fingerprint
-    assert sam.fingerprint.startswith("SHA256:") and not sam.fingerprint.endswith("=")
+    assert listed.stdout.split()[1] == sam.keys[0].fingerprint
+    shown = sam.keys[0].fingerprint
+    assert shown.startswith("SHA256:") and not shown.endswith("=")
 
 
 def rsa_public_line() -> str:
@@ -373,7 +375,8 @@ DANA = "reviewers:\n  - id: dana\n    name: Dana\n    roles: [workflow_owner]\n"
                  '    roles: [security]\n    key: "{b}"\n',
                  ":6: reviewers[1].id:", "duplicate reviewer id 'dana' (first at line 2)",
                  id="duplicate-id"),
-    pytest.param(DANA, ":2: reviewers[0].key:", "missing required field 'key'",
+    pytest.param(DANA, ":2: reviewers[0].key:",
+                 "expected exactly one of key (one public key) or keys",
                  id="missing-field"),
     pytest.param(DANA + '    key: "{a}"\n    email: dana@example.com\n',
                  ":6: reviewers[0].email:", "unknown field 'email'", id="unknown-field"),
@@ -491,7 +494,7 @@ def test_sign_appends_signed_chained_records(world):
         "baseline_run_sha256": manifest.baseline_run.sha256,
         "candidate_run_sha256": manifest.candidate_run.sha256,
         "suite_digest": "a" * 64, "gate_decision": "RESTORE", "candidate_run_id": "r2",
-        "prev_hash": ZERO_HASH, "key_fingerprint": world.reviewers["dana"].fingerprint,
+        "prev_hash": ZERO_HASH, "key_fingerprint": world.reviewers["dana"].keys[0].fingerprint,
         "signature": "", "hash": "",
     }
     unsigned = {k: v for k, v in first.items() if k not in ("signature", "hash")}
@@ -593,7 +596,7 @@ def test_approving_in_a_role_the_validation_does_not_require_is_refused(world):
 def test_another_reviewers_private_key_is_refused(world):
     err = refused(world, "dana", key="sam")
     assert err.field == "key"
-    assert f"does not match the key pinned for dana ({world.reviewers['dana'].fingerprint})" \
+    assert f"does not match a key pinned for dana ({world.reviewers['dana'].keys[0].fingerprint})" \
         in err.problem
 
 
@@ -601,8 +604,7 @@ def test_a_reviewer_not_pinned_in_the_file_is_refused(world):
     reviewers = world.reviewers
     dana = reviewers["dana"]
     impostor = keys.Reviewer(id="dana", name=dana.name, roles=("workflow_owner", "security"),
-                                key=dana.key, fingerprint=dana.fingerprint,
-                                public_key=dana.public_key)
+                             keys=dana.keys)
     with pytest.raises(InputError, match="'dana' is not pinned in the reviewers file as given"):
         sign(manifest_path=world.manifest, reviewer=impostor, private_key=world.key("dana"),
              role="security", decision="approve", meaning="approved", comment="",
@@ -655,8 +657,8 @@ def test_an_edited_record_is_caught(world, rehash):
     hash_problem = prefix + "hash does not match the record's content: the record was edited"
     assert (hash_problem in problems) is not rehash
     assert prefix + ("signature does not verify with the key pinned for sam "
-                     f"({world.reviewers['sam'].fingerprint}): the record was edited or signed "
-                     "with another key") in problems
+                     f"({world.reviewers['sam'].keys[0].fingerprint}): the record was edited or "
+                     "signed with another key") in problems
     if rehash:  # the chain breaks too: the next record points at the old hash
         assert any(p.startswith(f"{world.ledger}:3: prev_hash does not match") for p in problems)
 
@@ -731,8 +733,8 @@ def test_a_record_resigned_with_a_foreign_key_is_caught(world):
     world.write_records(records)
     assert problems_of(world) == [
         f"{world.ledger}:3: signature does not verify with the key pinned for lee "
-        f"({world.reviewers['lee'].fingerprint}): the record was edited or signed with another "
-        "key",
+        f"({world.reviewers['lee'].keys[0].fingerprint}): the record was edited or signed with "
+        "another key",
         f"{world.ledger}:3: breaks the sign-off rules: lee authored the fix of INC-1 and cannot "
         "approve it",
     ]
@@ -758,7 +760,7 @@ def test_a_hand_made_record_that_breaks_the_rules_is_caught_even_with_the_right_
 
 def test_a_record_by_someone_not_in_the_reviewers_file_is_caught(world):
     mallory = public_line(world.key("mallory"))
-    lines = {rid: world.reviewers[rid].key for rid in REVIEWERS}
+    lines = {rid: world.reviewers[rid].keys[0].key for rid in REVIEWERS}
     with_mallory = write_reviewers(world.root / "with-mallory.yaml",
                                    {**lines, "mallory": mallory})
     world.sign("mallory", reviewers=load_reviewers(with_mallory))
@@ -768,7 +770,7 @@ def test_a_record_by_someone_not_in_the_reviewers_file_is_caught(world):
 
 def test_a_role_the_reviewer_no_longer_holds_is_caught(world):
     world.sign("sam", role="security")
-    lines = {rid: world.reviewers[rid].key for rid in REVIEWERS}
+    lines = {rid: world.reviewers[rid].keys[0].key for rid in REVIEWERS}
     write_reviewers(world.reviewers_path, lines, roles={"sam": ["workflow_owner"]})
     assert problems_of(world) == [
         f"{world.ledger}:1: sam does not hold role 'security' (roles: workflow_owner)"]
@@ -944,3 +946,110 @@ def test_concurrent_signers_keep_one_linear_chain(world):
     assert [r["seq"] for r in records] == list(range(1, 8 * SIGNOFFS_PER_PROCESS + 1))
     assert [r["prev_hash"] for r in records] == [ZERO_HASH] + [r["hash"] for r in records[:-1]]
     assert sorted(r["reviewer"] for r in records) == sorted(signers * SIGNOFFS_PER_PROCESS)
+
+
+# --- keys that rotate and keys that are revoked --------------------------------------------
+
+
+def rotate_dana(world: World, *, old: str = "", new: str = "") -> None:
+    """Pin a second key for dana (``dana-2``), with ``old`` and ``new`` as the extra YAML
+    lines of the old and the new key."""
+    if not (world.keys / "dana-2").exists():
+        keygen(world.keys / "dana-2", comment="dana@new-laptop")
+    lines = {rid: world.reviewers[rid].keys[0].key for rid in ("sam", "lee")}
+    write_reviewers(world.reviewers_path, lines)
+    first = public_line(world.key("dana"))
+    second = public_line(world.key("dana-2"))
+    text = world.reviewers_path.read_text()
+    world.reviewers_path.write_text(text + (
+        "  - id: dana\n    name: Dana Okafor\n    roles: [workflow_owner]\n    keys:\n"
+        f'      - key: "{first}"\n{old}      - key: "{second}"\n{new}'))
+
+
+def test_a_rotated_key_keeps_old_sign_offs_valid_and_signs_no_more(world):
+    world.sign("dana")  # 2026-03-10, with the first key
+    rotate_dana(world, old="        valid_until: 2026-06-01\n",
+                new="        valid_from: 2026-06-01\n")
+    assert world.verify().valid  # the old record stays valid
+    later = dt.datetime(2026, 7, 1, tzinfo=dt.UTC)
+    err = refused_after(world, "dana", now=later)
+    assert err.field == "key" and "stopped being valid (2026-06-01T00:00:00Z)" in err.problem
+    record = world.sign("dana", key="dana-2", role="workflow_owner", now=later)
+    assert record["key_fingerprint"] == world.reviewers["dana"].keys[1].fingerprint
+    assert world.verify().valid
+    too_early = world.sign("sam", role="security")
+    assert too_early["seq"] == 3 and world.verify().valid
+
+
+def refused_after(world: World, reviewer_id: str, **options: Any) -> InputError:
+    with pytest.raises(InputError) as info:
+        world.sign(reviewer_id, **options)
+    return info.value
+
+
+def test_a_record_dated_outside_its_key_validity_is_caught(world):
+    rotate_dana(world, new="        valid_from: 2026-06-01\n")
+    record = world.sign("dana", key="dana-2", now=dt.datetime(2026, 7, 1, tzinfo=dt.UTC))
+    record["time"] = "2026-05-01T00:00:00Z"  # backdated into a time the key was not valid
+    world.write_records([forge(record, world.key("dana-2"))])
+    assert problems_of(world) == [
+        f"{world.ledger}:1: signed at 2026-05-01T00:00:00Z, before key "
+        f"{world.reviewers['dana'].keys[1].fingerprint} became valid (2026-06-01T00:00:00Z)"]
+
+
+def test_revocation_invalidates_later_signatures_and_keeps_earlier_ones(world):
+    world.sign("dana")  # 2026-03-10
+    rotate_dana(world, old="        revoked: 2026-04-01\n")
+    assert world.verify().valid
+    fingerprint_text = world.reviewers["dana"].keys[0].fingerprint
+    err = refused_after(world, "dana", now=dt.datetime(2026, 4, 2, tzinfo=dt.UTC))
+    assert f"after key {fingerprint_text} was revoked (2026-04-01T00:00:00Z)" in err.problem
+    # someone holding the stolen key signs, claiming a time before the revocation
+    stolen = world.sign("sam", role="security")
+    stolen.update(reviewer="dana", name="Dana Okafor", role="workflow_owner",
+                  key_fingerprint=fingerprint_text, time="2026-03-31T23:59:00Z")
+    records = [*world.records()[:1], forge(stolen, world.key("dana"))]
+    world.write_records(records)
+    assert world.verify().valid  # with no history, the claimed time is all there is
+    assert world.verify(accepted=2).valid  # both records were already accepted
+    problems = problems_of(world, accepted=1)  # the second was added since the history
+    assert problems == [
+        f"{world.ledger}:2: signed with key {fingerprint_text}, revoked 2026-04-01, and not in "
+        "the ledger's accepted history: a revoked key adds no sign-off, whatever time it "
+        "claims"]
+    records[1]["time"] = "2026-04-05T09:00:00Z"  # honest about its time: invalid in any case
+    world.write_records([records[0], forge(records[1], world.key("dana"))])
+    assert problems_of(world) == [
+        f"{world.ledger}:2: signed at 2026-04-05T09:00:00Z, after key {fingerprint_text} was "
+        "revoked (2026-04-01T00:00:00Z)"]
+
+
+def test_a_record_naming_a_key_not_pinned_for_its_reviewer_is_caught(world):
+    record = world.sign("dana")
+    record["key_fingerprint"] = world.reviewers["sam"].keys[0].fingerprint
+    world.write_records([forge(record, world.key("sam"))])
+    assert problems_of(world) == [
+        f"{world.ledger}:1: key_fingerprint {world.reviewers['sam'].keys[0].fingerprint} is not "
+        f"a key pinned for dana ({world.reviewers['dana'].keys[0].fingerprint})"]
+
+
+@pytest.mark.parametrize(("extra", "where", "problem"), [
+    ('    key: "{a}"\n    keys:\n      - key: "{b}"\n', ":6: reviewers[0].keys",
+     "expected exactly one of key (one public key) or keys"),
+    ('    keys:\n      - key: "{a}"\n        valid_from: 2026-06-01\n'
+     "        valid_until: 2026-01-01\n", ":8: reviewers[0].keys[0].valid_until",
+     "valid_until must come after valid_from"),
+    ('    keys:\n      - key: "{a}"\n      - key: "{a}"\n', ":5: reviewers[0].keys",
+     "this key is pinned twice for this reviewer"),
+    ('    keys:\n      - key: "{a}"\n        revoked: yesterday\n',
+     ":7: reviewers[0].keys[0].revoked", "expected an ISO 8601 date-time"),
+])
+def test_rotation_errors_name_path_line_and_field(tmp_path, extra, where, problem):
+    a = public_line(Ed25519PrivateKey.generate())
+    b = public_line(Ed25519PrivateKey.generate())
+    path = tmp_path / "reviewers.yaml"
+    path.write_text("reviewers:\n  - id: dana\n    name: Dana\n    roles: [workflow_owner]\n"
+                    + extra.format(a=a, b=b))
+    with pytest.raises(InputError) as info:
+        load_reviewers(path)
+    assert str(info.value).startswith(f"{path}{where}: {problem}"), str(info.value)

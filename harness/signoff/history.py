@@ -10,7 +10,8 @@ before this change.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import git
@@ -24,10 +25,18 @@ LEDGER_SUFFIX = ".signoffs.jsonl"
 
 @dataclass(frozen=True, slots=True)
 class History:
-    """What the history check found: ``problems`` block; ``note`` says what was checked."""
+    """What the history check found: ``problems`` block; ``note`` says what was checked;
+    ``held`` maps each ledger git held at the revision to its number of records then."""
 
     problems: tuple[str, ...]
     note: str
+    checked: bool = False
+    held: Mapping[Path, int] = field(default_factory=dict)
+
+    def accepted(self, ledger: Path) -> int | None:
+        """How many of the ledger's first records were already in its history (None when no
+        history was checked): any record after them was added by the change under review."""
+        return self.held.get(ledger.resolve(), 0) if self.checked else None
 
 
 def is_ledger(name: str) -> bool:
@@ -100,12 +109,14 @@ def check(folder: Path, since: str | None) -> History:
     names = ([n for n in listed.stdout.decode("utf-8", "replace").split("\0") if n]
              if listed is not None and listed.returncode == 0 else [])
     problems = []
+    held: dict[Path, int] = {}
     for name in sorted(n for n in names if is_ledger(Path(n).name)):
         then = git.git("show", f"{commit}:{name}", cwd=top)
         if then is None or then.returncode != 0:
             problems.append(f"{name}: cannot read it at {commit[:12]}")
             continue
         path = top / name
+        held[path.resolve()] = then.stdout.count(b"\n")
         try:
             now = path.read_bytes()
         except FileNotFoundError:
@@ -115,6 +126,5 @@ def check(folder: Path, since: str | None) -> History:
             lines = then.stdout.count(b"\n")
             problems.append(f"{path}: does not extend the ledger as it was at {commit[:12]} "
                             f"({how}, {lines} record(s)): records were removed or edited")
-    checked = sum(is_ledger(Path(n).name) for n in names)
     return History(tuple(problems), f"ledger history checked against {commit[:12]} ({how}): "
-                                    f"{checked} ledger(s) held then")
+                                    f"{len(held)} ledger(s) held then", checked=True, held=held)

@@ -8,6 +8,7 @@ pinned in a reviewers file that changes only through code review; private keys s
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -65,16 +66,55 @@ def parse_public_key(text: str) -> Ed25519PublicKey:
 
 
 @dataclass(frozen=True, slots=True)
+class PinnedKey:
+    """One public key pinned for a reviewer, and when signatures made with it count.
+
+    A signature counts when its time is at or after ``valid_from``, before ``valid_until``
+    and before ``revoked``. The time is the signer's claim; a revoked key's signatures that
+    were not already in the ledger's accepted history are refused whatever time they claim
+    (see :func:`harness.signoff.ledger.verify`).
+    """
+
+    key: str
+    """``ssh-ed25519 AAAA...`` (without its comment)."""
+    fingerprint: str
+    public_key: Ed25519PublicKey = field(compare=False, repr=False)
+    valid_from: dt.datetime | None = None
+    valid_until: dt.datetime | None = None
+    revoked: dt.datetime | None = None
+
+    def problem_at(self, moment: dt.datetime) -> str | None:
+        """Why a signature made at ``moment`` with this key does not count, or None."""
+        if self.revoked is not None and moment >= self.revoked:
+            return f"after key {self.fingerprint} was revoked ({_shown(self.revoked)})"
+        if self.valid_from is not None and moment < self.valid_from:
+            return f"before key {self.fingerprint} became valid ({_shown(self.valid_from)})"
+        if self.valid_until is not None and moment >= self.valid_until:
+            return f"after key {self.fingerprint} stopped being valid ({_shown(self.valid_until)})"
+        return None
+
+
+def _shown(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
 class Reviewer:
-    """A person allowed to sign, the roles they hold, and the public key pinned for them."""
+    """A person allowed to sign, the roles they hold, and the public keys pinned for them
+    (several when keys rotate: the old ones stay, with the dates that bound them)."""
 
     id: str
     name: str
     roles: tuple[str, ...]
-    key: str
-    """The pinned key as ``ssh-ed25519 AAAA...`` (without its comment)."""
-    fingerprint: str
-    public_key: Ed25519PublicKey = field(compare=False, repr=False)
+    keys: tuple[PinnedKey, ...]
+
+    def key_for(self, fingerprint_text: str) -> PinnedKey | None:
+        """The pinned key with this fingerprint, if any."""
+        return next((k for k in self.keys if k.fingerprint == fingerprint_text), None)
+
+    @property
+    def fingerprints(self) -> str:
+        return ", ".join(k.fingerprint for k in self.keys)
 
 
 def _check_key(value: Any, where: str, line: int | None) -> tuple[str, Ed25519PublicKey]:
@@ -88,18 +128,47 @@ def _check_key(value: Any, where: str, line: int | None) -> tuple[str, Ed25519Pu
     return " ".join(value.split()[:2]), public_key
 
 
+_KEY = schema.Custom(_check_key, schema={"type": "string", "description": "ssh-ed25519 AAAA..."})
+_MOMENT = schema.Timestamp(description="An ISO 8601 date or date-time (UTC when no zone).")
 _REVIEWERS_SCHEMA = schema.Record(
     {"reviewers": schema.ListOf(
         schema.Record(
             {"id": schema.Text(), "name": schema.Text(),
              "roles": schema.ListOf(schema.Text(), min_items=1),
-             "key": schema.Custom(_check_key)},
-            required=("id", "name", "roles", "key"),
+             "key": _KEY,
+             "keys": schema.ListOf(schema.Record(
+                 {"key": _KEY, "valid_from": _MOMENT, "valid_until": _MOMENT,
+                  "revoked": _MOMENT},
+                 required=("key",)), min_items=1)},
+            required=("id", "name", "roles"),
         ),
         min_items=1,
     )},
     required=("reviewers",),
 )
+
+
+def _pinned(entry: dict[str, Any], marks: Any, path: Path, where: str) -> list[PinnedKey]:
+    if ("key" in entry) == ("keys" in entry):
+        problem = ("expected exactly one of key (one public key) or keys (several, with the "
+                   "dates they are valid)")
+        field_name = "keys" if "keys" in entry else "key"
+        raise InputError(problem, path=path, line=marks.lines.get(field_name, marks.line),
+                         field=f"{where}.{field_name}")
+    if "key" in entry:
+        text, public_key = entry["key"]
+        return [PinnedKey(text, fingerprint(public_key), public_key)]
+    pinned = []
+    for index, item in enumerate(entry["keys"]):
+        text, public_key = item["key"]
+        start, end = item.get("valid_from"), item.get("valid_until")
+        if start is not None and end is not None and end <= start:
+            line = marks["keys"][index].lines.get("valid_until")
+            raise InputError("valid_until must come after valid_from", path=path, line=line,
+                             field=f"{where}.keys[{index}].valid_until")
+        pinned.append(PinnedKey(text, fingerprint(public_key), public_key, start, end,
+                                item.get("revoked")))
+    return pinned
 
 
 def load_reviewers(path: Path) -> dict[str, Reviewer]:
@@ -125,11 +194,17 @@ def load_reviewers(path: Path) -> dict[str, Reviewer]:
             first = first_line[reviewer_id]
             problem = f"duplicate reviewer id {reviewer_id!r} (first at line {first})"
             raise InputError(problem, path=path, line=id_line, field=f"{where}.id")
-        key_text, public_key = entry["key"]
-        if key_text in key_owner:
-            problem = (f"this key is already pinned for reviewer {key_owner[key_text]!r}: "
-                       f"each reviewer signs with a key of their own")
-            raise InputError(problem, path=path, line=marks.lines["key"], field=f"{where}.key")
+        pinned = _pinned(entry, marks, path, where)
+        for key in pinned:
+            if key.key in key_owner:
+                owner = key_owner[key.key]
+                problem = (f"this key is already pinned for reviewer {owner!r}" if owner !=
+                           reviewer_id else "this key is pinned twice for this reviewer")
+                problem += ": each reviewer signs with keys of their own"
+                field_name = "key" if "key" in entry else "keys"
+                raise InputError(problem, path=path, line=marks.lines[field_name],
+                                 field=f"{where}.{field_name}")
+            key_owner[key.key] = reviewer_id
         empty_roles = [role for role in entry["roles"] if not role.strip()]
         if empty_roles or not entry["name"].strip():
             name = "roles" if empty_roles else "name"
@@ -137,10 +212,9 @@ def load_reviewers(path: Path) -> dict[str, Reviewer]:
             raise InputError(problem, path=path, line=marks.lines[name], field=f"{where}.{name}")
         reviewers[reviewer_id] = Reviewer(
             id=reviewer_id, name=entry["name"], roles=tuple(dict.fromkeys(entry["roles"])),
-            key=key_text, fingerprint=fingerprint(public_key), public_key=public_key,
+            keys=tuple(pinned),
         )
         first_line[reviewer_id] = id_line
-        key_owner[key_text] = reviewer_id
     return reviewers
 
 

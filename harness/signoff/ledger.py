@@ -117,6 +117,12 @@ def _manifest_digests(manifest: Manifest) -> dict[str, str]:
 # --- signing --------------------------------------------------------------------------------
 
 
+def _moment(text: str) -> dt.datetime:
+    """A record's ``time`` as an aware datetime (records write ``...Z``)."""
+    moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
 def _utc(now: dt.datetime | None) -> str:
     moment = now or dt.datetime.now(dt.UTC)
     if moment.tzinfo is None:
@@ -172,9 +178,16 @@ def sign(
     if reviewers.get(reviewer.id) != reviewer:
         problem = f"reviewer {reviewer.id!r} is not pinned in the reviewers file as given"
         raise InputError(problem, field="reviewer")
-    if _raw(private_key.public_key()) != _raw(reviewer.public_key):
-        problem = (f"the private key ({fingerprint(private_key.public_key())}) does not match "
-                   f"the key pinned for {reviewer.id} ({reviewer.fingerprint})")
+    time = _utc(now)
+    mine = fingerprint(private_key.public_key())
+    pinned = reviewer.key_for(mine)
+    if pinned is None or _raw(private_key.public_key()) != _raw(pinned.public_key):
+        problem = (f"the private key ({mine}) does not match a key pinned for {reviewer.id} "
+                   f"({reviewer.fingerprints})")
+        raise InputError(problem, field="key")
+    expired = pinned.problem_at(_moment(time))
+    if expired is not None:
+        problem = f"a signature made now would be {expired}: sign with a current key"
         raise InputError(problem, field="key")
     if role not in reviewer.roles:
         problem = f"{reviewer.id} does not hold role {role!r} (roles: {', '.join(reviewer.roles)})"
@@ -199,7 +212,7 @@ def sign(
         "role": role,
         "meaning": meaning,
         "decision": decision,
-        "time": _utc(now),
+        "time": time,
         "comment": comment,
         "cases": list(dict.fromkeys(cases)),
         "manifest": Path(os.path.relpath(manifest_path.absolute(), ledger_path.parent)).as_posix(),
@@ -211,7 +224,7 @@ def sign(
         "gate_decision": manifest.decision,
         "candidate_run_id": manifest.candidate_run.run_id,
     }
-    return _append(ledger_path, body, private_key, reviewer)
+    return _append(ledger_path, body, private_key, pinned.fingerprint)
 
 
 def _tail(data: bytes, ledger_path: Path) -> tuple[int, str]:
@@ -236,7 +249,7 @@ def _tail(data: bytes, ledger_path: Path) -> tuple[int, str]:
 
 
 def _append(ledger_path: Path, body: Mapping[str, Any], private_key: Ed25519PrivateKey,
-            reviewer: Reviewer) -> dict[str, Any]:
+            key_fingerprint: str) -> dict[str, Any]:
     """Chain, sign and append one record, holding an exclusive lock on the ledger meanwhile."""
     ledger_path.parent.mkdir(parents=True, exist_ok=True)
     with ledger_path.open("a+b") as ledger:
@@ -246,7 +259,7 @@ def _append(ledger_path: Path, body: Mapping[str, Any], private_key: Ed25519Priv
             count, prev_hash = _tail(ledger.read(), ledger_path)
             record: dict[str, Any] = {"version": FORMAT_VERSION, "seq": count + 1, **body,
                                       "prev_hash": prev_hash,
-                                      "key_fingerprint": reviewer.fingerprint}
+                                      "key_fingerprint": key_fingerprint}
             signature = private_key.sign(signed_payload(record))
             record["signature"] = base64.b64encode(signature).decode("ascii")
             record["hash"] = record_hash(record)
@@ -338,8 +351,11 @@ def _shape_problems(record: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-def _signature_problems(record: Mapping[str, Any], reviewers: Mapping[str, Reviewer]) -> list[str]:
-    """Whether the record is intact and signed with the key pinned for its reviewer."""
+def _signature_problems(record: Mapping[str, Any], reviewers: Mapping[str, Reviewer], *,
+                        accepted: bool | None, now: dt.datetime) -> list[str]:
+    """Whether the record is intact and signed with a key pinned for its reviewer, valid when
+    it was signed. ``accepted`` says whether the record was already in the ledger's history
+    (None when no history was checked): a revoked key adds no record after that history."""
     from cryptography.exceptions import InvalidSignature
 
     problems = []
@@ -349,16 +365,30 @@ def _signature_problems(record: Mapping[str, Any], reviewers: Mapping[str, Revie
     if reviewer is None:
         problems.append(f"reviewer {record['reviewer']!r} is not in the reviewers file")
         return problems
+    pinned = reviewer.key_for(record["key_fingerprint"])
+    if pinned is None:
+        problems.append(f"key_fingerprint {record['key_fingerprint']} is not a key pinned for "
+                        f"{reviewer.id} ({reviewer.fingerprints})")
+        return problems
     try:
         signature = base64.b64decode(record["signature"], validate=True)
-        reviewer.public_key.verify(signature, signed_payload(record))
+        pinned.public_key.verify(signature, signed_payload(record))
     except (binascii.Error, InvalidSignature):
         problems.append(f"signature does not verify with the key pinned for {reviewer.id} "
-                        f"({reviewer.fingerprint}): the record was edited or signed with "
+                        f"({pinned.fingerprint}): the record was edited or signed with "
                         f"another key")
-    if record["key_fingerprint"] != reviewer.fingerprint:
-        problems.append(f"key_fingerprint {record['key_fingerprint']} is not the key pinned for "
-                        f"{reviewer.id} ({reviewer.fingerprint})")
+    try:
+        moment = _moment(record["time"])
+    except ValueError:
+        problems.append(f"time {record['time']!r} is not an ISO 8601 date-time")
+    else:
+        expired = pinned.problem_at(moment)
+        if expired is not None:
+            problems.append(f"signed at {record['time']}, {expired}")
+        elif pinned.revoked is not None and pinned.revoked <= now and accepted is False:
+            problems.append(f"signed with key {pinned.fingerprint}, revoked "
+                            f"{pinned.revoked.date()}, and not in the ledger's accepted "
+                            f"history: a revoked key adds no sign-off, whatever time it claims")
     if record["role"] not in reviewer.roles:
         problems.append(f"{reviewer.id} does not hold role {record['role']!r} "
                         f"(roles: {', '.join(reviewer.roles)})")
@@ -454,13 +484,17 @@ def verify(
     *,
     base: Path | None = None,
     reports: Sequence[Path] = (),
+    accepted: int | None = None,
+    now: dt.datetime | None = None,
 ) -> Verification:
     """Check every record of the ledger, the chain, the files they sign and the reports' heads.
 
     Manifest paths in records are relative to ``base`` (default: the ledger's folder); the
-    files a manifest names are relative to the manifest's folder. Each problem names
-    ``ledger:LINE`` or the report. A missing ledger is an InputError.
+    files a manifest names are relative to the manifest's folder. ``accepted`` is how many of
+    the first lines the ledger's history already held (None: no history was checked). Each
+    problem names ``ledger:LINE`` or the report. A missing ledger is an InputError.
     """
+    now = now or dt.datetime.now(dt.UTC)
     try:
         data = ledger_path.read_bytes()
     except FileNotFoundError:
@@ -482,7 +516,9 @@ def verify(
         else:
             found = _shape_problems(record)
             if not found:
-                found = _signature_problems(record, reviewers) + files.problems(record)
+                known = None if accepted is None else number <= accepted
+                found = _signature_problems(record, reviewers, accepted=known, now=now)
+                found += files.problems(record)
                 found += _chain_problems(record, number, entries[-1] if entries else None)
         if number == len(lines) and not complete:
             found.append("incomplete line (no newline at the end): an interrupted write")

@@ -51,13 +51,15 @@ def _entries(records: list[Mapping[str, object]]) -> tuple[SignoffEntry, ...]:
 def stand(manifest: Manifest, *, policy: SignoffPolicy | None, ledger: Path,
           reviewers: Path | Mapping[str, Reviewer], tests: Decision | None = None,
           untrusted: tuple[str, ...] = (),
-          verification: Verification | None = None) -> Standing:
+          verification: Verification | None = None,
+          accepted: int | None = None) -> Standing:
     """Read ``ledger`` for ``manifest`` and decide.
 
     ``tests`` is the gate on the runs (default: as the manifest recorded it); ``policy`` None
     means no sign-off is required, and the gate on the runs decides. ``untrusted`` adds
     problems found outside the ledger's own checks (its history), which block.
-    ``verification`` is the ledger's, when the caller verified it already.
+    ``verification`` is the ledger's, when the caller verified it already; ``accepted`` how
+    many of its records its git history held (see :meth:`History.accepted`).
     """
     tests = tests or manifest.tests
     unavailable: tuple[str, ...] = ()
@@ -69,7 +71,7 @@ def stand(manifest: Manifest, *, policy: SignoffPolicy | None, ledger: Path,
                            f"there, then each required role signs the report",)
             reviewers = {}
     if verification is None and ledger.exists() and not unavailable:
-        verification = verify(ledger, reviewers)
+        verification = verify(ledger, reviewers, accepted=accepted)
     records = [dict(r) for r in verification.records] if verification else []
     mine = [r for r in records if bound(r, manifest)]
     head = (mine[-1]["seq"], mine[-1]["hash"]) if mine else (0, ZERO_HASH)
