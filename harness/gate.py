@@ -15,7 +15,13 @@ Rules (each blocking unless stated):
 - an incident case missing from the candidate (``removed``): a deleted regression case is a
   silent reintroduction (a removed baseline case is a note);
 - a case whose trials disagree (``flaky``), unless the policy's ``settle_trials`` says how many
-  trials settle it and the case ran at least that many: then its verdict decides;
+  trials settle it and the case ran at least that many: then its verdict decides; but an
+  incident case settled below a ``min_pass_rate`` of 1.0 blocks (``settled_below_full``): only
+  a reviewer's signed acceptance lets settling pass an incident case below every trial;
+- an incident case weakened since the baseline (``weakened``): a check lost or its parameters
+  changed, ``trials`` or ``min_pass_rate`` lowered, its input changed, or settling gained or
+  made sooner; an incident case whose file changed while the baseline recorded no strictness
+  (``strictness_unknown``). Checks added are a note: a case may get stricter silently;
 - a candidate run that did not finish, or that has no cases.
 
 With sign-off required (:func:`with_signoffs`):
@@ -164,6 +170,11 @@ def _judge_case(case: CaseComparison, policy: GatePolicy) -> Reason | None:
     if kind is Transition.FLAKY:
         trials = len(case.latest.trials)
         settled = policy.settle_trials is not None and trials >= policy.settle_trials
+        if settled and case.latest.verdict == "pass" and case.incident:
+            return _reason(case, "settled_below_full",
+                           f"trials disagree ({_rate(case)}): settling would pass this incident "
+                           f"case below all of its trials (min_pass_rate "
+                           f"{case.latest.min_pass_rate:g}); a reviewer must accept that risk")
         if settled and case.latest.verdict == "pass":
             return _reason(case, "flaky_settled",
                            f"trials disagree ({_rate(case)}) but reach the pass rate over "
@@ -180,8 +191,68 @@ def _judge_case(case: CaseComparison, policy: GatePolicy) -> Reason | None:
     return None
 
 
+def _check_changes(before: list[Mapping[str, Any]], after: list[Mapping[str, Any]]
+                   ) -> tuple[list[str], list[str]]:
+    """(what weakened, what was added) between two cases' recorded checks."""
+    remaining = [(c["kind"], c["params"]) for c in after]
+    lost = []
+    for check in before:
+        identity = (check["kind"], check["params"])
+        if identity in remaining:
+            remaining.remove(identity)
+        else:
+            lost.append(check)
+    weakened = []
+    for check in lost:
+        kinds = [kind for kind, _ in remaining]
+        where = f" (line {check['line']})" if check.get("line") else ""
+        if check["kind"] in kinds:
+            remaining.pop(kinds.index(check["kind"]))
+            weakened.append(f"the parameters of {check['kind']}{where} changed")
+        else:
+            weakened.append(f"check {check['kind']}{where} was removed")
+    return weakened, [f"check {kind} was added" for kind, _ in remaining]
+
+
+def _judge_strictness(case: CaseComparison, policy: GatePolicy) -> list[Reason]:
+    """Whether an incident case present in both runs got weaker (blocks) or stricter (a note).
+
+    The baseline's recorded strictness is compared with the candidate's, and the baseline's
+    ``settle_trials`` with the policy's: what the gate applies now.
+    """
+    if not case.incident or case.baseline is None or case.candidate is None:
+        return []
+    before, after = case.baseline.strictness, case.candidate.strictness
+    if before is None or after is None:
+        if not case.case_changed:
+            return []
+        return [_reason(case, "strictness_unknown",
+                        "incident case file changed between the runs, and the "
+                        f"{'baseline' if before is None else 'candidate'} run does not record "
+                        "how strict it was: run it again with this harness to compare, or have "
+                        "a reviewer accept the change")]
+    weakened, added = _check_changes(list(before["checks"]), list(after["checks"]))
+    if after["trials"] < before["trials"]:
+        weakened.append(f"trials lowered from {before['trials']} to {after['trials']}")
+    if after["min_pass_rate"] < before["min_pass_rate"]:
+        weakened.append(f"min_pass_rate lowered from {before['min_pass_rate']:g} to "
+                        f"{after['min_pass_rate']:g}")
+    if after["input"] != before["input"]:
+        weakened.append("its input changed, so it no longer replays the incident's")
+    settle, was = policy.settle_trials, before.get("settle_trials")
+    if settle is not None and (was is None or settle < was):
+        weakened.append(f"settle_trials {'gained' if was is None else 'lowered from ' + str(was)}"
+                        f" (now {settle}): trials that disagree can settle it")
+    reasons = []
+    if weakened:
+        reasons.append(_reason(case, "weakened", f"weakened: {'; '.join(weakened)}"))
+    if added:
+        reasons.append(_reason(case, "strengthened", f"{'; '.join(added)}", blocking=False))
+    return reasons
+
+
 def decide(comparison: Comparison, policy: GatePolicy | None = None) -> Decision:
-    """Decide RESTORE or BLOCK for the candidate run of ``comparison``."""
+    """Decide RESTORE or BLOCK for the candidate run of ``comparison`` (on the runs alone)."""
     policy = policy or GatePolicy()
     reasons: list[Reason] = []
     if not comparison.candidate.complete:
@@ -194,9 +265,11 @@ def decide(comparison: Comparison, policy: GatePolicy | None = None) -> Decision
     if not comparison.candidate.results:
         reasons.append(Reason("empty_run", "the candidate run has no cases", blocking=True))
     for case in comparison.cases:
+        strictness = _judge_strictness(case, policy)
         reason = _judge_case(case, policy)
-        if reason is not None:
+        if reason is not None and not (strictness and reason.rule == "case_changed"):
             reasons.append(reason)
+        reasons.extend(strictness)
     reasons.sort(key=lambda r: (not r.blocking, r.case_id or ""))
     outcome: Outcome = "BLOCK" if any(r.blocking for r in reasons) else "RESTORE"
     return Decision(outcome=outcome, reasons=tuple(reasons))

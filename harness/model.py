@@ -416,3 +416,7 @@ class CaseResult:
     owner: str | None = None
     case_digest: str = ""
     duration_s: float = 0.0
+    strictness: Mapping[str, Any] | None = None
+    """How strict the case was when it ran, for the gate to compare across runs: its checks
+    (kind and parameters digest), ``trials``, ``min_pass_rate``, its input's digest and the
+    suite's ``settle_trials``. None in run records written before version 2."""

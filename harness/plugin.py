@@ -228,9 +228,10 @@ class CaseItem(pytest.Item):
     """One case against one target: pytest reports it under the case's id."""
 
     def __init__(self, *, case: Case, binding: Binding, suite: str, suite_digest: str,
-                 **kwargs: Any) -> None:
+                 settle_trials: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.case = case
+        self.settle_trials = settle_trials
         self.binding = binding
         self.spec = binding.spec
         self.suite_name = suite
@@ -254,7 +255,7 @@ class CaseItem(pytest.Item):
             calls = [future.result() for future in futures]
             del self.stash[CALLS_KEY]  # the raw responses go once judged
         trials = tuple(runner.evaluate(self.case, call, i + 1) for i, call in enumerate(calls))
-        result = runner.judge(self.case, trials)
+        result = runner.judge(self.case, trials, settle_trials=self.settle_trials)
         if not self.config.getoption("harness_no_redact", False):
             # Verdicts are reached on the raw response; what is stored or shown is redacted.
             result = redact_result(result, canaries=canaries_of(self.case),
@@ -290,9 +291,11 @@ class _YamlFile(pytest.File):
 
     def _items(self, suite: Suite, spec: TargetSpec, cases: tuple[Case, ...]) -> Iterator[CaseItem]:
         binding = Binding.of(spec, targets.build(spec, suite.root))
+        settle = suite.gate.get("settle_trials")
         for case in cases:
             yield CaseItem.from_parent(self, name=case.id, case=case, binding=binding,
-                                       suite=suite.name, suite_digest=suite.digest)
+                                       suite=suite.name, suite_digest=suite.digest,
+                                       settle_trials=settle)
 
 
 class SuiteFile(_YamlFile):

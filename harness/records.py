@@ -24,7 +24,9 @@ from harness.errors import InputError, TargetError
 from harness.git import head_commit
 from harness.model import CaseResult, CheckOutcome, TargetResponse, Trial
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+VERSIONS = (1, 2)
+"""Run record versions this harness reads: version 2 adds each case's ``strictness``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +208,29 @@ def _trial_from_dict(data: Mapping[str, Any]) -> Trial:
 VERDICTS = ("pass", "fail", "error")
 
 
+_STRICTNESS = ("checks", "trials", "min_pass_rate", "input", "settle_trials")
+
+
+def _check_strictness(value: Any) -> None:
+    """A recorded strictness is what :func:`harness.runner.strictness` writes, or absent."""
+    if value is None:
+        return
+    if not isinstance(value, Mapping) or sorted(value) != sorted(_STRICTNESS):
+        raise ValueError(f"strictness must be an object with {', '.join(_STRICTNESS)}")
+    checks = value["checks"]
+    if not isinstance(checks, list) or not all(
+            isinstance(c, Mapping) and isinstance(c.get("kind"), str)
+            and isinstance(c.get("params"), str) for c in checks):
+        raise ValueError("strictness.checks must be a list of {kind, params, line}")
+    numbers = [value["trials"], value["min_pass_rate"]]
+    if value["settle_trials"] is not None:
+        numbers.append(value["settle_trials"])
+    if any(isinstance(n, bool) or not isinstance(n, int | float) for n in numbers) or \
+            not isinstance(value["input"], str):
+        raise ValueError("strictness: trials, min_pass_rate and settle_trials must be numbers, "
+                         "input a digest")
+
+
 def result_from_dict(data: Mapping[str, Any]) -> CaseResult:
     """Read back what :func:`result_to_dict` wrote; a verdict other than pass, fail or error
     (here or in a trial) is refused, so a hand-edited record cannot pass for a passing run."""
@@ -215,6 +240,7 @@ def result_from_dict(data: Mapping[str, Any]) -> CaseResult:
         raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}")
     if not isinstance(data.get("incident", False), bool):
         raise ValueError("incident must be true or false")
+    _check_strictness(data.get("strictness"))
     body = {k: v for k, v in data.items() if k not in ("version", "type", "trials")}
     return CaseResult(trials=tuple(_trial_from_dict(t) for t in data["trials"]), **body)
 
@@ -250,10 +276,10 @@ def read_run(path: Path) -> RunRecord:
                 raise InputError("JSON nested too deeply", path=path, line=number) from None
             if not isinstance(data, dict):
                 raise InputError("expected a JSON object", path=path, line=number)
-            if type(data.get("version")) is not int or data["version"] != FORMAT_VERSION:
+            if type(data.get("version")) is not int or data["version"] not in VERSIONS:
                 raise InputError(
                     f"unsupported run record version {data.get('version')!r}; "
-                    f"this harness reads version {FORMAT_VERSION}",
+                    f"this harness reads versions {', '.join(map(str, VERSIONS))}",
                     path=path, line=number, field="version",
                 )
             kind = data.get("type")

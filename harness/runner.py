@@ -11,7 +11,9 @@ import random
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
+from harness.digest import sha256_json
 from harness.errors import TargetError
 from harness.model import CallPolicy, Case, CaseResult, TargetResponse, Trial
 from harness.targets import Target
@@ -104,9 +106,21 @@ def evaluate(case: Case, outcome: Call, index: int) -> Trial:
                  duration_s=outcome.duration_s, attempts=outcome.attempts)
 
 
-def judge(case: Case, trials: tuple[Trial, ...]) -> CaseResult:
+def strictness(case: Case, *, settle_trials: int | None = None) -> dict[str, Any]:
+    """What the gate compares to tell a case made stricter from one made weaker: each check's
+    kind, parameters digest and line, ``trials``, ``min_pass_rate``, the input's digest and
+    the suite's ``settle_trials``."""
+    checks = sorted(({"kind": e.kind, "params": sha256_json(e.params), "line": e.line}
+                     for e in case.expect), key=lambda c: (c["kind"], c["params"]))
+    return {"checks": checks, "trials": case.trials, "min_pass_rate": case.min_pass_rate,
+            "input": sha256_json(case.input), "settle_trials": settle_trials}
+
+
+def judge(case: Case, trials: tuple[Trial, ...], *,
+          settle_trials: int | None = None) -> CaseResult:
     """The case's verdict: ``error`` if any trial errored (an error never counts as a pass),
-    else ``pass`` when the share of passing trials reaches ``min_pass_rate``, else ``fail``."""
+    else ``pass`` when the share of passing trials reaches ``min_pass_rate``, else ``fail``.
+    ``settle_trials`` is the suite's, recorded with the case's strictness."""
     passes = sum(trial.verdict == "pass" for trial in trials)
     pass_rate = passes / len(trials) if trials else 0.0
     if not trials or any(trial.verdict == "error" for trial in trials):
@@ -133,6 +147,7 @@ def judge(case: Case, trials: tuple[Trial, ...]) -> CaseResult:
         owner=incident.owner if incident else None,
         case_digest=case.digest,
         duration_s=sum(trial.duration_s for trial in trials),
+        strictness=strictness(case, settle_trials=settle_trials),
     )
 
 

@@ -403,3 +403,102 @@ def test_a_revoked_key_cannot_add_a_backdated_signoff(tracked):
     done = tracked.gate()
     assert done.returncode == 1, done.stdout
     assert "revoked" in done.stdout and "not in the ledger's accepted history" in done.stdout
+
+
+# --- an incident case can only get stricter silently ----------------------------------------
+
+
+INC_017 = "cases/refund-assistant/INC-2026-017.yaml"
+INC_014 = "cases/refund-assistant/INC-2026-014.yaml"
+
+
+@pytest.fixture
+def stored_baseline(project: Path) -> Path:
+    """The last accepted release's run, stored before the change under review."""
+    done = harness("run", SUITE, "-t", "post-fix", "--out", "accepted.jsonl", cwd=project)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return project / "accepted.jsonl"
+
+
+def edit(project: Path, name: str, old: str, new: str) -> None:
+    path = project / name
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+
+
+def replace_checks_of_017(project: Path) -> None:
+    path = project / INC_017
+    head, _, _ = path.read_text().partition("expect:\n")
+    path.write_text(head + "expect:\n  - length: {max: 100000}\ntags: [refunds]\n")
+
+
+def settle_017(project: Path) -> None:
+    edit(project, INC_017, "tags: [refunds", "trials: 3\nmin_pass_rate: 0.3\ntags: [refunds")
+    edit(project, SUITE, "gate:\n", "gate:\n  settle_trials: 3\n")
+
+
+WEAKENINGS = {
+    "min_pass_rate 0": (
+        lambda project: edit(project, INC_017, "tags: [refunds",
+                             "min_pass_rate: 0\ntags: [refunds"),
+        ["min_pass_rate lowered from 1 to 0"]),
+    "checks replaced by a length check": (
+        replace_checks_of_017, ["check approval_required (line 73) was removed",
+                                "check tool_order (line 79) was removed"]),
+    "trials 3, min_pass_rate 0.3, settle_trials 3": (
+        settle_017, ["min_pass_rate lowered from 1 to 0.3", "settle_trials gained (now 3)"]),
+}
+
+
+@pytest.mark.parametrize("weakening", list(WEAKENINGS))
+def test_an_incident_case_weakened_in_the_change_that_reintroduces_it_blocks(
+        project, stored_baseline, weakening):
+    weaken, expected = WEAKENINGS[weakening]
+    weaken(project)
+    done = harness("validate", SUITE, "--baseline", str(stored_baseline), "--candidate",
+                   "next-release", cwd=project)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "BLOCK INC-2026-017: [weakened] weakened:" in done.stdout
+    for words in expected:
+        assert words in done.stdout
+
+
+def test_checks_added_to_an_incident_case_are_a_note(project, stored_baseline):
+    edit(project, INC_014, "  - cites: refund-policy-2026\n",
+         "  - cites: refund-policy-2026\n  - length: {max: 2000}\n")
+    done = harness("validate", SUITE, "--baseline", str(stored_baseline), "--candidate",
+                   "post-fix", cwd=project)
+    assert done.returncode == 3, done.stdout + done.stderr  # the tests pass; sign-off awaited
+    assert "note  INC-2026-014: [strengthened] check length was added" in done.stdout
+
+
+def test_a_weakened_case_restores_only_with_its_risk_accepted_by_name(project, stored_baseline,
+                                                                       tmp_path):
+    keys = pin_reviewers(tmp_path / "keys", project)
+    edit(project, INC_014, "      threshold: 85\n", "      threshold: 99\n")
+    done = harness("validate", SUITE, "--baseline", str(stored_baseline), "--candidate",
+                   "post-fix", cwd=project)
+    assert done.returncode == 1, done.stdout
+    assert "[weakened] weakened: the parameters of not_similar (line " in done.stdout
+    (report,) = (project / "reports").glob("validation-*.html")
+
+    def sign(reviewer: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return harness("signoff", str(report), "--reviewer", reviewer, "--decision", "approve",
+                       "--key", str(keys[reviewer]), *args, cwd=project)
+
+    plain = sign("priya.raman")
+    assert plain.returncode == 2 and "name the cases accepted (--case)" in plain.stderr
+    wrong = sign("priya.raman", "--meaning", "risk_accepted", "--comment", "ok", "--case",
+                 "INC-2026-017")
+    assert wrong.returncode == 2 and "INC-2026-017: no reason of the gate" in wrong.stderr
+    for reviewer in ("priya.raman", "noor.haddad"):
+        done = sign(reviewer, "--meaning", "risk_accepted", "--case", "INC-2026-014",
+                    "--comment", "the threshold was raised to stop false alarms on a quote")
+        assert done.returncode == 0, done.stderr
+    assert banner(report) == "RESTORE"
+    (pre, post) = (stored_baseline, max((project / "reports" / "runs").glob("*post-fix*"),
+                                        key=lambda p: p.stat().st_mtime))
+    gate = harness("gate", str(pre), str(post), cwd=project)
+    assert gate.returncode == 0, gate.stdout
+    assert "risk accepted by priya.raman, noor.haddad" in gate.stdout

@@ -7,7 +7,7 @@ from conftest import make_result as result
 from conftest import make_run as run
 
 from harness.compare import compare
-from harness.gate import GatePolicy, decide
+from harness.gate import GatePolicy, Signoffs, decide, with_signoffs
 
 DEFAULT = GatePolicy()
 SEV1_ONLY = GatePolicy(severities=frozenset({"sev1"}))
@@ -122,3 +122,116 @@ def test_an_unknown_severity_or_category_is_never_filtered_out():
     decision = decide(compare(baseline, candidate), SEV1_ONLY)
     assert decision.outcome == "BLOCK"
     assert [r.rule for r in decision.blocking] == ["still_failing"]
+
+
+# --- strictness: an incident case only gets stricter silently --------------------------------
+
+
+def strict(*checks: tuple[str, str], trials: int = 1, min_pass_rate: float = 1.0,
+           input_digest: str = "in", settle: int | None = None) -> dict[str, object]:
+    return {"checks": [{"kind": kind, "params": params, "line": 10 + index}
+                       for index, (kind, params) in enumerate(checks)],
+            "trials": trials, "min_pass_rate": min_pass_rate, "input": input_digest,
+            "settle_trials": settle}
+
+
+BEFORE = strict(("not_contains", "p1"), ("cites", "p2"))
+STRICTER = [
+    ("the same", BEFORE, DEFAULT, None, None),
+    ("a check added", strict(("not_contains", "p1"), ("cites", "p2"), ("length", "p3")),
+     DEFAULT, None, "check length was added"),
+    ("trials raised", strict(("not_contains", "p1"), ("cites", "p2"), trials=5), DEFAULT, None,
+     None),
+    ("a check removed", strict(("cites", "p2")), DEFAULT,
+     "check not_contains (line 10) was removed", None),
+    ("a check's parameters changed", strict(("not_contains", "p9"), ("cites", "p2")), DEFAULT,
+     "the parameters of not_contains (line 10) changed", None),
+    ("a check replaced", strict(("length", "p9"), ("cites", "p2")), DEFAULT,
+     "check not_contains (line 10) was removed", "check length was added"),
+    ("min_pass_rate lowered", strict(("not_contains", "p1"), ("cites", "p2"),
+                                     min_pass_rate=0.0), DEFAULT,
+     "min_pass_rate lowered from 1 to 0", None),
+    ("input changed", strict(("not_contains", "p1"), ("cites", "p2"), input_digest="other"),
+     DEFAULT, "its input changed", None),
+    ("settling gained", BEFORE, SETTLE_3, "settle_trials gained (now 3)", None),
+]
+
+
+@pytest.mark.parametrize(("name", "after", "policy", "weakened", "strengthened"), STRICTER,
+                         ids=[row[0] for row in STRICTER])
+def test_incident_case_strictness_against_the_baseline(name, after, policy, weakened,
+                                                        strengthened):
+    import dataclasses
+
+    before = dataclasses.replace(result("INC-1", "fail", incident=True, digest="a"),
+                                 strictness=BEFORE)
+    later = dataclasses.replace(result("INC-1", "pass", incident=True, digest="b"),
+                                strictness=after)
+    decision = decide(compare(run(before), run(later)), policy)
+    found = {r.rule: r for r in decision.reasons}
+    assert ("weakened" in found) is bool(weakened)
+    if weakened:
+        assert decision.outcome == "BLOCK" and found["weakened"].blocking
+        assert weakened in found["weakened"].message
+    if strengthened:
+        assert not found["strengthened"].blocking
+        assert strengthened in found["strengthened"].message
+    if not weakened:
+        assert decision.outcome == "RESTORE"
+    assert "case_changed" not in found or not (weakened or strengthened)
+
+
+def test_trials_lowered_blocks():
+    import dataclasses
+
+    before = dataclasses.replace(result("INC-1", "pass", incident=True, digest="a"),
+                                 strictness=strict(("cites", "p"), trials=5))
+    after = dataclasses.replace(result("INC-1", "pass", incident=True, digest="b"),
+                                strictness=strict(("cites", "p"), trials=1))
+    decision = decide(compare(run(before), run(after)))
+    assert [(r.rule, r.message) for r in decision.blocking] == [
+        ("weakened", "weakened: trials lowered from 5 to 1")]
+
+
+def test_a_baseline_without_recorded_strictness_blocks_only_a_changed_incident_case():
+    import dataclasses
+
+    old = result("INC-1", "pass", incident=True, digest="a")  # a version 1 record
+    same = dataclasses.replace(result("INC-1", "pass", incident=True, digest="a"),
+                               strictness=BEFORE)
+    assert decide(compare(run(old), run(same))).outcome == "RESTORE"
+    edited = dataclasses.replace(same, case_digest="b")
+    decision = decide(compare(run(old), run(edited)))
+    assert [r.rule for r in decision.blocking] == ["strictness_unknown"]
+    baseline_case = result("BASE", "pass", digest="a")
+    assert decide(compare(run(baseline_case), run(result("BASE", "pass", digest="b")))
+                  ).outcome == "RESTORE"
+
+
+def test_settling_never_passes_an_incident_case_below_every_trial_on_its_own():
+    baseline = run(result("INC-1", "fail", incident=True))
+    candidate = run(result("INC-1", "pass", "pass", "fail", incident=True, min_pass_rate=0.6))
+    decision = decide(compare(baseline, candidate), SETTLE_3)
+    assert [r.rule for r in decision.blocking] == ["settled_below_full"]
+    lifted = with_signoffs(decision, Signoffs(required={}, accepted={"INC-1": ("noor",)}))
+    assert lifted.outcome == "RESTORE"
+
+
+def test_a_risk_acceptance_lifts_only_the_liftable_reasons_of_the_case_it_names():
+    import dataclasses
+
+    before = dataclasses.replace(result("INC-1", "pass", incident=True, digest="a"),
+                                 strictness=BEFORE)
+    after = dataclasses.replace(result("INC-1", "fail", incident=True, digest="b"),
+                                strictness=strict(("cites", "p2")))
+    other = (result("INC-2", "pass", incident=True, digest="a"),
+             dataclasses.replace(result("INC-2", "pass", incident=True, digest="b"),
+                                 strictness=strict(("cites", "p2"))))
+    decision = decide(compare(run(before, dataclasses.replace(other[0], strictness=BEFORE)),
+                              run(after, other[1])))
+    assert sorted((r.case_id, r.rule) for r in decision.blocking) == [
+        ("INC-1", "regressed"), ("INC-1", "weakened"), ("INC-2", "weakened")]
+    accepted = with_signoffs(decision, Signoffs(required={}, accepted={"INC-1": ("noor",),
+                                                                         "INC-2": ("noor",)}))
+    assert accepted.outcome == "BLOCK"
+    assert [(r.case_id, r.rule) for r in accepted.blocking] == [("INC-1", "regressed")]

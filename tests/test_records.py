@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
 from harness import records
+from harness.digest import sha256_json
 from harness.errors import InputError
 from harness.model import (
     Approval,
@@ -239,7 +241,7 @@ def test_non_utf8_line(tmp_path: Path) -> None:
     assert str(read_error(path)) == f"{path}:2: not UTF-8 text (byte 43 of the line)"
 
 
-@pytest.mark.parametrize("version", [2, "1", None])
+@pytest.mark.parametrize("version", [3, "1", None])
 def test_wrong_version(tmp_path: Path, version: object) -> None:
     path = write_run(tmp_path / "r.jsonl", BASELINE)
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
@@ -249,7 +251,7 @@ def test_wrong_version(tmp_path: Path, version: object) -> None:
     err = read_error(path)
     assert str(err) == (
         f"{path}:2: version: unsupported run record version {version!r}; "
-        "this harness reads version 1")
+        "this harness reads versions 1, 2")
 
 
 def test_case_line_before_the_header(tmp_path: Path) -> None:
@@ -297,3 +299,59 @@ def test_a_record_with_an_unknown_verdict_is_refused(tmp_path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(InputError, match=r"run.jsonl:2: malformed case line: verdict must be"):
         read_run(path)
+
+
+# --- version 2: each case's strictness ------------------------------------------------------
+
+
+STRICTNESS = {"checks": [{"kind": "not_contains", "params": "ab" * 32, "line": 12}],
+              "trials": 3, "min_pass_rate": 1.0, "input": "cd" * 32, "settle_trials": None}
+
+
+def test_strictness_round_trips_and_the_record_is_version_2(tmp_path: Path) -> None:
+    path = write_run(tmp_path / "r.jsonl", dataclasses.replace(BASELINE, strictness=STRICTNESS))
+    assert all(json.loads(line)["version"] == 2 for line in path.read_text().splitlines())
+    (result,) = read_run(path).results
+    assert result.strictness == STRICTNESS
+
+
+def test_a_version_1_record_still_loads_without_strictness(tmp_path: Path) -> None:
+    path = write_run(tmp_path / "r.jsonl", BASELINE)
+    lines = []
+    for line in path.read_text().splitlines():
+        data = json.loads(line)
+        data["version"] = 1
+        data.pop("strictness", None)
+        lines.append(json.dumps(data))
+    path.write_text("\n".join(lines) + "\n")
+    record = read_run(path)
+    assert record.complete and record.results[0].strictness is None
+
+
+@pytest.mark.parametrize("strictness", [
+    "strict", {"checks": []}, {**STRICTNESS, "checks": [{"kind": 1}]},
+    {**STRICTNESS, "min_pass_rate": "1.0"}, {**STRICTNESS, "input": None},
+])
+def test_a_malformed_strictness_is_refused(tmp_path: Path, strictness: object) -> None:
+    path = write_run(tmp_path / "r.jsonl", BASELINE)
+    lines = path.read_text().splitlines()
+    case = json.loads(lines[1])
+    case["strictness"] = strictness
+    path.write_text("\n".join([lines[0], json.dumps(case), lines[2]]) + "\n")
+    err = read_error(path)
+    assert str(err).startswith(f"{path}:2: malformed case line: strictness")
+
+
+def test_the_runner_records_each_checks_kind_parameters_and_the_suites_settling() -> None:
+    from harness import checks
+    from harness.model import Case, Expectation
+    from harness.runner import strictness
+
+    expect = (Expectation("contains", "30 days", checks.build("contains", "30 days"), line=9),)
+    case = Case(id="C", path=Path("c.yaml"), line=1, workflow="w", title=None, input={"q": 1},
+                expect=expect, trials=2, min_pass_rate=0.5)
+    found = strictness(case, settle_trials=4)
+    assert found["checks"] == [{"kind": "contains", "params": sha256_json("30 days"),
+                                "line": 9}]
+    assert (found["trials"], found["min_pass_rate"], found["settle_trials"]) == (2, 0.5, 4)
+    assert found["input"] == sha256_json({"q": 1})
