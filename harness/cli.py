@@ -268,13 +268,15 @@ def _parser() -> argparse.ArgumentParser:
         description="Check every case and suite under ROOT: files valid, ids unique, every "
                     "closed incident included by a suite, every incident case failing on its "
                     "own evidence and on the suite's pre-fix (or gate.baseline) target, no "
-                    "draft left. Exit 0 clean, 1 findings (each names file:line and what to "
-                    "do), 2 bad input.",
+                    "draft left, and every incident case file of --since REF still here and "
+                    "in a suite (or retired, with the retirement signed off). Exit 0 clean, 1 "
+                    "findings (each names file:line and what to do), 2 bad input.",
     )
     check.add_argument("root", nargs="?", type=Path, default=Path("."), metavar="ROOT",
                        help="the project folder holding cases/ and suites/ (default: .)")
     check.add_argument("--no-targets", action="store_true",
                        help="do not run incident cases on the pre-fix / gate.baseline target")
+    _since_option(check)
     check.set_defaults(handler=_check)
 
     metrics = commands.add_parser(
@@ -345,7 +347,7 @@ def _execute(suite: Suite, spec: TargetSpec, *, out: Path | None, pytest_args: S
             run_id=run_id, suite=suite.name, suite_digest=suite.digest,
             suite_path=str(suite.path), target=spec.name, target_kind=spec.kind,
             target_digest=spec.digest, started_at=utc_now(), git_commit=git_commit(suite.root),
-            shard=shard,
+            shard=shard, retired={c.id: c.retired for c in suite.cases if c.retired} or None,
         )
         recorder = plugin.Recorder(out, header=header)
     if quiet:
@@ -844,10 +846,17 @@ def _incident_new(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     from harness import registry_check
+    from harness.signoff.status import accepted_retirements
 
-    findings = registry_check.check_registry(args.root, run_targets=not args.no_targets)
+    accepted = accepted_retirements(args.root / "reports", args.root / "reviewers.yaml")
+    notes: list[str] = []
+    findings = registry_check.check_registry(args.root, run_targets=not args.no_targets,
+                                             since=args.since, accepted_retirements=accepted,
+                                             notes=notes)
     rows = registry_check.completeness(registry_check.load_cases(args.root / "cases"))
     print(registry_check.render_report(findings, rows))
+    for note in notes:
+        print(note)
     return EXIT_FAILED if findings else EXIT_OK
 
 

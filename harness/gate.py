@@ -13,7 +13,8 @@ Rules (each blocking unless stated):
   ``categories`` leave it out of scope (then a note); a baseline case failing in both runs;
 - a new case that fails;
 - an incident case missing from the candidate (``removed``): a deleted regression case is a
-  silent reintroduction (a removed baseline case is a note);
+  silent reintroduction (a removed baseline case is a note); one the candidate's suite marks
+  retired blocks as ``retired`` until a reviewer accepts the retirement;
 - a case whose trials disagree (``flaky``), unless the policy's ``settle_trials`` says how many
   trials settle it and the case ran at least that many: then its verdict decides; but an
   incident case settled below a ``min_pass_rate`` of 1.0 blocks (``settled_below_full``): only
@@ -141,7 +142,8 @@ def _rate(case: CaseComparison) -> str:
     return f"{passed} of {len(result.trials)} trial(s) passed"
 
 
-def _judge_case(case: CaseComparison, policy: GatePolicy) -> Reason | None:
+def _judge_case(case: CaseComparison, policy: GatePolicy,
+                retired: Mapping[str, str]) -> Reason | None:
     kind = case.transition
     what = "incident case" if case.incident else "case"
     if kind is Transition.REGRESSED:
@@ -162,6 +164,10 @@ def _judge_case(case: CaseComparison, policy: GatePolicy) -> Reason | None:
     if kind is Transition.NEW and case.latest.verdict != "pass":
         return _reason(case, "new_failing", f"new {what} fails in the candidate ({_rate(case)})")
     if kind is Transition.REMOVED:
+        if case.incident and case.case_id in retired:
+            return _reason(case, "retired",
+                           f"incident case retired from the suite ({retired[case.case_id]}): "
+                           "a reviewer must accept the retirement (risk_accepted naming it)")
         if case.incident:
             return _reason(case, "removed_incident",
                            "incident case is missing from the candidate run: a deleted "
@@ -264,9 +270,10 @@ def decide(comparison: Comparison, policy: GatePolicy | None = None) -> Decision
                               blocking=False))
     if not comparison.candidate.results:
         reasons.append(Reason("empty_run", "the candidate run has no cases", blocking=True))
+    retired = comparison.candidate.header.retired or {}
     for case in comparison.cases:
         strictness = _judge_strictness(case, policy)
-        reason = _judge_case(case, policy)
+        reason = _judge_case(case, policy, retired)
         if reason is not None and not (strictness and reason.rule == "case_changed"):
             reasons.append(reason)
         reasons.extend(strictness)

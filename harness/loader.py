@@ -305,6 +305,7 @@ def load_case(
         evidence=evidence,
         draft=fields.get("draft", False),
         digest=sha256_text(text),
+        retired=fields["retired"]["reason"] if "retired" in fields else None,
     )
 
 

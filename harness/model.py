@@ -330,6 +330,8 @@ class Case:
     evidence: Mapping[str, Any] = field(default_factory=dict)
     draft: bool = False
     digest: str = ""
+    retired: str | None = None
+    """Why the case was retired (kept, no longer run), or None."""
 
     @property
     def is_incident(self) -> bool:

@@ -41,6 +41,8 @@ CALLS_KEY = pytest.StashKey[list["Future[runner.Call]"]]()
 MARKERS_KEY = pytest.StashKey[set[str]]()
 RECORDER_KEY = pytest.StashKey["Recorder"]()
 PRELOADED_KEY = pytest.StashKey[dict[Path, Suite]]()
+RETIRED_KEY = pytest.StashKey[dict[str, str]]()
+"""Retired cases met while collecting (id -> why): not run, named in the run record."""
 REPLAY = "replay"
 
 
@@ -85,6 +87,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "incident: cases that hold an incident record")
     config.addinivalue_line("markers", "baseline: cases of normal behaviour (no incident)")
     config.stash[MARKERS_KEY] = set()
+    config.stash[RETIRED_KEY] = {}
     shard = config.getoption("harness_shard", None)
     if shard is not None:
         parse_shard(shard)  # a malformed K/N is a usage error before anything runs
@@ -264,6 +267,7 @@ class CaseItem(pytest.Item):
         if hasattr(self.config, "workerinput"):  # a pytest-xdist worker: the result travels
             self.user_properties.append((WORKER_RESULT, {  # to the recorder with the report
                 "result": result_to_dict(result), "suite": self.suite_name,
+                "retired": self.config.stash[RETIRED_KEY] or None,
                 "suite_digest": self.suite_digest, "target": self.spec.name,
                 "target_kind": self.spec.kind, "target_digest": self.spec.digest,
             }))
@@ -292,7 +296,11 @@ class _YamlFile(pytest.File):
     def _items(self, suite: Suite, spec: TargetSpec, cases: tuple[Case, ...]) -> Iterator[CaseItem]:
         binding = Binding.of(spec, targets.build(spec, suite.root))
         settle = suite.gate.get("settle_trials")
+        retired = self.config.stash[RETIRED_KEY]
         for case in cases:
+            if case.retired is not None:
+                retired[case.id] = case.retired
+                continue
             yield CaseItem.from_parent(self, name=case.id, case=case, binding=binding,
                                        suite=suite.name, suite_digest=suite.digest,
                                        settle_trials=settle)
@@ -391,6 +399,7 @@ class Recorder:
                 target_digest=spec.digest if spec else "", started_at=utc_now(),
                 git_commit=git_commit(folder),
                 shard=items[0].config.getoption("harness_shard") if items else None,
+                retired=(items[0].config.stash[RETIRED_KEY] or None) if items else None,
             )
         self.writer = RunWriter(self.path, header)
 
@@ -429,7 +438,8 @@ class Recorder:
 def _header_from(sent: dict[str, Any]) -> RunHeader:
     return RunHeader(run_id=new_run_id(), suite=sent["suite"], suite_digest=sent["suite_digest"],
                      target=sent["target"], target_kind=sent["target_kind"],
-                     target_digest=sent["target_digest"], started_at=utc_now())
+                     target_digest=sent["target_digest"], started_at=utc_now(),
+                     retired=sent.get("retired"))
 
 
 class Preloaded:

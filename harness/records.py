@@ -46,6 +46,9 @@ class RunHeader:
     python: str = field(default_factory=platform.python_version)
     shard: str | None = None
     merged_from: list[str] | None = None
+    retired: dict[str, str] | None = None
+    """The suite's retired cases (not run): id -> why. The gate names them as retired rather
+    than missing."""
 
 
 @dataclass(frozen=True, slots=True)

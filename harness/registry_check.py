@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from harness import loader, targets
+from harness import git, loader, schema, targets
 from harness.errors import InputError
 from harness.model import EVIDENCE_FIELDS, Case, CaseResult, Suite
 from harness.runner import run_case
@@ -37,6 +37,9 @@ PASSES_ON_EVIDENCE = "passes_on_evidence"
 PASSES_ON_TARGET = "passes_on_target"
 NOT_REPRODUCED = "not_reproduced"
 DRAFT = "draft"
+RETIRED_UNSIGNED = "retired_unsigned"
+GONE = "incident_gone"
+DROPPED = "incident_dropped"
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,12 +143,17 @@ def _drafts(loaded: Sequence[tuple[Path, Case]]) -> list[Finding]:
     return findings
 
 
+def _included(suites: Sequence[Suite]) -> set[Path]:
+    return {(suite.root / case.path).resolve() for suite in suites for case in suite.cases}
+
+
 def _orphans(loaded: Sequence[tuple[Path, Case]], suites: Sequence[Suite]) -> list[Finding]:
-    included = {(suite.root / case.path).resolve() for suite in suites for case in suite.cases}
+    included = _included(suites)
     findings = []
     for file, case in loaded:
         incident = case.incident
-        if incident is None or incident.status != "closed" or file.resolve() in included:
+        if (incident is None or incident.status != "closed" or file.resolve() in included
+                or case.retired is not None):
             continue
         kind = "closed near miss" if incident.near_miss else "closed incident"
         findings.append(Finding(
@@ -154,6 +162,73 @@ def _orphans(loaded: Sequence[tuple[Path, Case]], suites: Sequence[Suite]) -> li
             fix="add it to a suite's cases globs (suites/*.yaml)",
         ))
     return findings
+
+
+def _retired(loaded: Sequence[tuple[Path, Case]], accepted: frozenset[str]) -> list[Finding]:
+    """A retired incident case stays an incident record; its retirement counts once a reviewer
+    signed off a validation that shows it (risk_accepted naming the case)."""
+    return [
+        Finding(path=str(case.path), line=case.line, case_id=case.id, rule=RETIRED_UNSIGNED,
+                message=f"retired ({case.retired}), and no signed-off validation accepted the "
+                        "retirement",
+                fix=f"run harness validate (its report shows the retirement) and have a "
+                    f"reviewer sign it: --meaning risk_accepted --case {case.id} --comment WHY")
+        for _, case in loaded
+        if case.incident is not None and case.retired is not None and case.id not in accepted
+    ]
+
+
+def _is_incident_text(data: bytes, name: str) -> bool:
+    """Whether a case file's text (as it was at a revision) holds an incident record; a file
+    that no longer parses counts as one: nothing is let go on a guess."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        file = Path(folder) / "case.yaml"
+        file.write_bytes(data)
+        try:
+            parsed, _ = loader.read_yaml(file, shown=Path(name))
+        except InputError:
+            return True
+    return any(key in parsed for key in schema.INCIDENT_FIELDS)
+
+
+def vanished(root: Path, since: str | None, loaded: Sequence[tuple[Path, Case]],
+             suites: Sequence[Suite], accepted: frozenset[str]) -> tuple[list[Finding], str]:
+    """Incident case files that existed at the revision (see :func:`harness.git.revision`) and
+    are gone, or are no longer in any suite without an accepted retirement; and a note saying
+    what was checked."""
+    found = git.revision(since, root)
+    if found is None:
+        why = "--since none" if since == git.NONE else f"{root} is not in a git work tree"
+        return [], f"incident history not checked ({why})"
+    top, commit, how = found
+    now = {file.resolve(): case for file, case in loaded}
+    included = _included(suites)
+    findings = []
+    names = [n for n in git.files_at(top, commit, root / "cases")
+             if Path(n).suffix in YAML_SUFFIXES]
+    for name in names:
+        path = (top / name).resolve()
+        shown = _shown(top / name, root)
+        data = git.show(top, commit, name)
+        if data is None or not _is_incident_text(data, name):
+            continue
+        case = now.get(path)
+        if case is None:
+            findings.append(Finding(
+                path=shown, line=None, case_id=None, rule=GONE,
+                message=f"an incident case file at {commit[:12]} ({how}) is gone: a deleted "
+                        "regression case is a silent reintroduction",
+                fix="restore it; to stop running it, keep the file and mark it retired: "
+                    "{reason: ...}, then have the validation that shows it signed off"))
+        elif path not in included and case.retired is None:
+            findings.append(Finding(
+                path=shown, line=case.line, case_id=case.id, rule=DROPPED,
+                message=f"was in the registry at {commit[:12]} ({how}) and is now in no suite",
+                fix="add it back to a suite's cases globs, or mark it retired: {reason: ...}"))
+    return findings, f"incident history checked against {commit[:12]} ({how}): " \
+                     f"{len(names)} case file(s) then"
 
 
 def _error_of(result: CaseResult) -> str:
@@ -208,7 +283,8 @@ def proof_targets(suite: Suite) -> list[str]:
 def _on_targets(suites: Sequence[Suite]) -> list[Finding]:
     findings = []
     for suite in suites:
-        incidents = [case for case in suite.cases if case.incident is not None]
+        incidents = [case for case in suite.cases
+                     if case.incident is not None and case.retired is None]
         if not incidents:
             continue
         for name in proof_targets(suite):
@@ -235,23 +311,32 @@ def _on_targets(suites: Sequence[Suite]) -> list[Finding]:
     return findings
 
 
-def check_registry(root: Path, *, run_targets: bool = True) -> list[Finding]:
+def check_registry(root: Path, *, run_targets: bool = True, since: str | None = None,
+                   accepted_retirements: frozenset[str] = frozenset(),
+                   notes: list[str] | None = None) -> list[Finding]:
     """Every finding for the registry in ``root``, ordered by file and line.
 
     Case files under ``root/cases`` and suites under ``root/suites`` must load, and the targets
     to run must build: any that does not raises :class:`InputError` (bad input).
     ``run_targets`` False skips running the incident cases against each suite's ``pre-fix``
-    (or ``gate.baseline``) target.
+    (or ``gate.baseline``) target. Incident cases that existed at ``since`` (see
+    :func:`vanished`) must still be here; ``accepted_retirements`` are the ids whose
+    retirement a reviewer signed. What the history check covered is appended to ``notes``.
     """
     loaded = _load_files(root / "cases")
     suites = load_suites(root)
     # Replaying and running cases runs their python checks: this is the project's code.
     loader.import_project_code((case for _, case in loaded), root)
+    history, note = vanished(root, since, loaded, suites, accepted_retirements)
+    if notes is not None:
+        notes.append(note)
     findings = [
         *_duplicates(loaded),
         *_drafts(loaded),
         *_orphans(loaded, suites),
-        *_on_evidence(case for _, case in loaded),
+        *_retired(loaded, accepted_retirements),
+        *history,
+        *_on_evidence(case for _, case in loaded if case.retired is None),
     ]
     if run_targets:
         findings.extend(_on_targets(suites))

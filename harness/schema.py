@@ -383,6 +383,13 @@ def case_record(expect_entry: Custom) -> Record:
             "tags": ListOf(Text(allow_numbers=True)),
             "draft": Flag(description="Drafted by tooling (e.g. harness case from-trace): a "
                                       "person must review it; harness check reports it."),
+            "retired": Record(
+                {"reason": Text(description="Why the case no longer guards anything."),
+                 "date": Timestamp(date_only=True, description="When it was retired.")},
+                required=("reason",),
+                description="The case is kept (an incident record is never deleted) but no "
+                            "longer run; the gate blocks until a reviewer accepts the "
+                            "retirement by signing the validation that shows it."),
         },
         required=("expect",),
         description="An incident case (incident record and regression case) or a baseline case.",

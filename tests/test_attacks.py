@@ -502,3 +502,63 @@ def test_a_weakened_case_restores_only_with_its_risk_accepted_by_name(project, s
     gate = harness("gate", str(pre), str(post), cwd=project)
     assert gate.returncode == 0, gate.stdout
     assert "risk accepted by priya.raman, noor.haddad" in gate.stdout
+
+
+# --- incidents do not disappear -------------------------------------------------------------
+
+
+@pytest.fixture
+def registry(project: Path) -> Path:
+    """The bundled registry committed on main: what was accepted before the change."""
+    git("init", "-q", "-b", "main", cwd=project)
+    commit_all(project, "the accepted registry")
+    return project
+
+
+def test_an_incident_case_deleted_in_the_change_that_reintroduces_it_fails_check(registry):
+    (registry / INC_017).unlink()
+    fresh = harness("validate", SUITE, *NEXT, "--since", "none", cwd=registry)
+    assert fresh.returncode == 3, fresh.stdout  # both runs fresh: the gate cannot see it
+    done = harness("check", "--no-targets", cwd=registry)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"{INC_017}: an incident case file at" in done.stdout
+    assert "is gone: a deleted regression case is a silent reintroduction [incident_gone]" in \
+        done.stdout
+    weak = harness("check", "--no-targets", "--since", "none", cwd=registry)
+    assert weak.returncode == 0 and "incident history not checked (--since none)" in weak.stdout
+
+
+def test_an_incident_case_dropped_from_every_suite_fails_check(registry):
+    edit(registry, SUITE, "  - cases/refund-assistant/*.yaml\n",
+         "  - cases/refund-assistant/BASE-*.yaml\n  - cases/refund-assistant/INC-2026-00*.yaml\n"
+         "  - cases/refund-assistant/INC-2026-01[0-6].yaml\n")
+    done = harness("check", "--no-targets", cwd=registry)
+    assert done.returncode == 1, done.stdout
+    assert "INC-2026-017: was in the registry at" in done.stdout and "[incident_dropped]" in \
+        done.stdout
+
+
+def test_a_retired_incident_case_needs_its_retirement_signed_off(registry, tmp_path):
+    baseline = harness("run", SUITE, "-t", "post-fix", "--out", "accepted.jsonl", cwd=registry)
+    assert baseline.returncode == 0
+    keys = pin_reviewers(tmp_path / "keys", registry)
+    edit(registry, INC_017, "tags: [refunds",
+         "retired: {reason: the refund flow moved to the payments team's agent}\n"
+         "tags: [refunds")
+    unsigned = harness("check", "--no-targets", cwd=registry)
+    assert unsigned.returncode == 1 and "[retired_unsigned]" in unsigned.stdout
+    done = harness("validate", SUITE, "--baseline", "accepted.jsonl", "--candidate", "post-fix",
+                   cwd=registry)
+    assert done.returncode == 1, done.stdout
+    assert "BLOCK INC-2026-017: [retired] incident case retired from the suite (the refund " \
+           "flow moved" in done.stdout
+    (report,) = (registry / "reports").glob("validation-*.html")
+    for reviewer in ("priya.raman", "noor.haddad"):
+        signed = harness("signoff", str(report), "--reviewer", reviewer, "--decision",
+                         "approve", "--meaning", "risk_accepted", "--case", "INC-2026-017",
+                         "--comment", "retired with the refund flow", "--key",
+                         str(keys[reviewer]), cwd=registry)
+        assert signed.returncode == 0, signed.stderr
+    assert banner(report) == "RESTORE"
+    done = harness("check", "--no-targets", cwd=registry)
+    assert done.returncode == 0, done.stdout

@@ -13,13 +13,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from harness.errors import InputError
 from harness.gate import Decision, Signoffs, with_signoffs
 from harness.report.body import ZERO_HASH, derived_parts
 from harness.report.html import render_derived
-from harness.report.manifest import Manifest
+from harness.report.manifest import Manifest, load_manifest
 from harness.report.status import SignoffEntry, Status
 from harness.signoff.keys import Reviewer, load_reviewers
-from harness.signoff.ledger import Verification, head_problems, verify
+from harness.signoff.ledger import Verification, head_problems, ledger_for, verify
 from harness.signoff.policy import SignoffPolicy, bound, signoffs
 
 _LABELS = {"status": "decision banner", "signoff": "sign-off section"}
@@ -131,3 +132,29 @@ def report_problems(manifest: Manifest, *, ledger: Path, reviewers: Mapping[str,
     standing = stand(manifest, policy=SignoffPolicy.of_manifest(manifest), ledger=ledger,
                      reviewers=reviewers, verification=verification)
     return list(standing.report_problems)
+
+
+def accepted_retirements(reports: Path, reviewers: Path) -> frozenset[str]:
+    """The ids of the incident cases whose retirement a reviewer accepted: a validation under
+    ``reports`` blocked on the case as ``retired``, and its ledger (which must verify) holds a
+    ``risk_accepted`` sign-off naming the case. None without a reviewers file."""
+    if not reviewers.exists() or not reports.is_dir():
+        return frozenset()
+    pinned = load_reviewers(reviewers)
+    accepted: set[str] = set()
+    for path in sorted(reports.glob("validation-*.json")):
+        try:
+            manifest = load_manifest(path)
+        except InputError:
+            continue  # verify names a damaged manifest; it accepts nothing here
+        retired = {r.case_id for r in manifest.tests.blocking if r.rule == "retired"}
+        ledger = ledger_for(manifest)
+        if not retired or not ledger.exists():
+            continue
+        verification = verify(ledger, pinned)
+        if not verification.valid:
+            continue
+        policy = SignoffPolicy.of_manifest(manifest, required=True) or SignoffPolicy()
+        found = signoffs(list(verification.records), manifest, policy)
+        accepted.update(case for case in retired if case and found.accepted.get(case))
+    return frozenset(accepted)
