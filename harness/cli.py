@@ -183,6 +183,9 @@ def _parser() -> argparse.ArgumentParser:
                              "report's own ledger")
     verify.add_argument("--reports-dir", type=Path, default=Path("reports"), metavar="DIR",
                         help="where reports and ledgers are found (default: reports)")
+    verify.add_argument("--suite", type=Path, metavar="SUITE",
+                        help="the suite the reports must have validated: a report of another "
+                             "version of it (another digest) is refused, exit 2")
     _since_option(verify)
     verify.add_argument("--reviewers", type=Path, default=Path("reviewers.yaml"),
                         metavar="PATH", help="default: reviewers.yaml")
@@ -763,6 +766,7 @@ def _verify(args: argparse.Namespace) -> int:
     if isolated is not None:
         return isolated
     from harness.errors import InputError
+    from harness.loader import load_suite
     from harness.report.manifest import load_manifest
     from harness.signoff.history import check as check_history
     from harness.signoff.keys import load_reviewers
@@ -796,8 +800,13 @@ def _verify(args: argparse.Namespace) -> int:
         if not args.ledger.exists():
             raise InputError("ledger not found", path=args.ledger)
         ledger_checked(args.ledger)
+    suite = load_suite(args.suite) if args.suite else None
     for report in reports:
         manifest = load_manifest(report.with_suffix(".json"))
+        if suite is not None and manifest.suite_digest != suite.digest:
+            problem = (f"{report} validated another version of the suite (validated suite "
+                       f"digest {manifest.suite_digest}, this suite's {suite.digest})")
+            raise InputError(problem, path=args.suite, field="--suite")
         ledger = args.ledger or ledger_for(manifest)
         problems.extend(report_problems(manifest, ledger=ledger, reviewers=reviewers,
                                         verification=ledger_checked(ledger)))

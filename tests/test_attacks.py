@@ -175,10 +175,12 @@ def test_the_gate_refuses_an_edited_copy_of_the_suite(validation):
     suite = validation.project / SUITE
     edited = suite.with_name("lenient.yaml")
     edited.write_text(suite.read_text().replace("      data_exposure: [security]\n", ""))
-    done = validation.gate("--suite", str(edited))
-    assert done.returncode == 2, done.stdout
-    digests = re.findall(r"[0-9a-f]{64}", done.stderr)
-    assert len(set(digests)) == 2 and "Traceback" not in done.stderr
+    for done in (validation.gate("--suite", str(edited)),
+                 harness("verify", "--suite", str(edited), cwd=validation.project)):
+        assert done.returncode == 2, done.stdout
+        digests = re.findall(r"[0-9a-f]{64}", done.stderr)
+        assert len(set(digests)) == 2 and "Traceback" not in done.stderr
+    assert harness("verify", "--suite", SUITE, cwd=validation.project).returncode == 0
 
 
 def test_a_row_added_by_hand_to_the_signoff_section_is_found(validation):
@@ -562,3 +564,117 @@ def test_a_retired_incident_case_needs_its_retirement_signed_off(registry, tmp_p
     assert banner(report) == "RESTORE"
     done = harness("check", "--no-targets", cwd=registry)
     assert done.returncode == 0, done.stdout
+
+
+# --- every way to tamper with a signed validation leaves gate, validate and verify refusing --
+
+
+def _records(validation: Validation) -> list[dict]:
+    return [json.loads(line) for line in validation.ledger.read_text().splitlines()]
+
+
+def _write(validation: Validation, records: list[dict]) -> None:
+    validation.ledger.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+def _edit_record(v: Validation) -> None:
+    records = _records(v)
+    records[0]["comment"] = "approved without reading"
+    _write(v, records)
+
+
+def _delete_record(v: Validation) -> None:
+    _write(v, _records(v)[1:])
+
+
+def _reorder(v: Validation) -> None:
+    _write(v, list(reversed(_records(v))))
+
+
+def _truncate(v: Validation) -> None:
+    _write(v, _records(v)[:1])
+
+
+def _foreign_key(v: Validation) -> None:
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from harness.signoff.ledger import record_hash, signed_payload
+
+    records = _records(v)
+    records[1].update(comment="signed by someone else")
+    unsigned = {k: val for k, val in records[1].items() if k not in ("signature", "hash")}
+    forged = Ed25519PrivateKey.generate().sign(signed_payload(unsigned))
+    records[1]["signature"] = base64.b64encode(forged).decode()
+    records[1]["hash"] = record_hash(records[1])
+    _write(v, records)
+
+
+def _unsigned(v: Validation) -> None:
+    records = _records(v)
+    records[1]["signature"] = ""
+    _write(v, records)
+
+
+def _report_edited(v: Validation) -> None:
+    v.report.write_text(v.report.read_text().replace("6 fixed", "7 fixed"))
+
+
+def _run_edited(v: Validation) -> None:
+    v.post.write_text(v.post.read_text().replace('"duration_s": ', '"duration_s":  ', 1))
+
+
+def _manifest_edited(v: Validation) -> None:
+    manifest = v.report.with_suffix(".json")
+    data = json.loads(manifest.read_text())
+    data["signoff_policy"]["required_roles"].pop("data_exposure")
+    manifest.write_text(json.dumps(data, indent=2) + "\n")
+
+
+TAMPERING = {"edit a record": _edit_record, "delete a record": _delete_record,
+             "reorder records": _reorder, "truncate the ledger": _truncate,
+             "re-sign with a foreign key": _foreign_key, "unsigned downgrade": _unsigned,
+             "report edited after signing": _report_edited,
+             "candidate run edited after signing": _run_edited,
+             "manifest edited after signing": _manifest_edited}
+
+
+@pytest.fixture(scope="module")
+def signed_template(tmp_path_factory: pytest.TempPathFactory) -> Validation:
+    """One restored validation (validated, both roles approved), copied by each test that
+    tampers with it: building it takes a few seconds."""
+    root = tmp_path_factory.mktemp("signed")
+    project = copy_example(root / "project")
+    keys = pin_reviewers(root / "keys", project)
+    assert harness("validate", SUITE, cwd=project).returncode == 3
+    (report,) = (project / "reports").glob("validation-*.html")
+    runs = sorted((project / "reports" / "runs").glob("*.jsonl"))
+    template = Validation(project, keys, report, next(r for r in runs if "pre-fix" in r.name),
+                          next(r for r in runs if "post-fix" in r.name))
+    return restored(template)
+
+
+@pytest.fixture
+def signed(signed_template: Validation, tmp_path: Path) -> Validation:
+    import shutil
+
+    old = signed_template.project.parent
+    shutil.copytree(old, tmp_path / "copy")
+    moved = {name: (tmp_path / "copy" / Path(getattr(signed_template, name)).relative_to(old))
+             for name in ("project", "report", "pre", "post")}
+    keys = {who: tmp_path / "copy" / path.relative_to(old)
+            for who, path in signed_template.keys.items()}
+    return Validation(moved["project"], keys, moved["report"], moved["pre"], moved["post"])
+
+
+@pytest.mark.parametrize("tamper", list(TAMPERING))
+def test_tampering_with_a_signed_validation_is_refused_everywhere(signed, tamper):
+    validation = signed
+    assert validation.gate().returncode == 0  # the copy is valid before the tampering
+    TAMPERING[tamper](validation)
+    for name, done in (("gate", validation.gate()), ("validate", validation.validate()),
+                       ("verify", harness("verify", cwd=validation.project))):
+        assert done.returncode != 0, f"{name} allowed after: {tamper}\n{done.stdout}"
+        assert "decision: RESTORE" not in done.stdout, name
+        assert "Traceback" not in done.stderr, done.stderr
