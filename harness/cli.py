@@ -524,9 +524,16 @@ def _gate(args: argparse.Namespace) -> int:
         raise InputError(problem, path=args.suite, field="--suite")
     folders = [suite.root / "reports"] if suite else []
     folders += [Path("reports"), candidate.path.parent.parent]
+    digests = {"baseline": sha256_file(baseline.path), "candidate": sha256_file(candidate.path)}
     manifest = load_manifest(args.manifest) if args.manifest else find_manifest(
-        folders, baseline_sha256=sha256_file(baseline.path),
-        candidate_sha256=sha256_file(candidate.path))
+        folders, baseline_sha256=digests["baseline"], candidate_sha256=digests["candidate"])
+    if manifest is not None:  # its sign-offs are about exactly these two runs, or none
+        for side, ref in (("baseline", manifest.baseline_run),
+                          ("candidate", manifest.candidate_run)):
+            if ref.sha256 != digests[side]:
+                problem = (f"{manifest.path} validated another {side} run (sha256 "
+                           f"{ref.sha256}, this one's is {digests[side]})")
+                raise InputError(problem, path=args.manifest, field="--manifest")
     if manifest is not None and suite is not None and manifest.suite_digest != suite.digest:
         problem = (f"the suite is not the one validated in {manifest.path} (validated suite "
                    f"digest {manifest.suite_digest}, this suite's {suite.digest})")

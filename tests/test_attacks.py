@@ -250,6 +250,17 @@ def test_approving_a_blocked_validation_is_refused(project, tmp_path, meaning):
     assert banner(report) == "BLOCK"
 
 
+def test_the_manifest_of_another_validation_is_refused(validation):
+    restored(validation)
+    other = validation.project / "other.jsonl"
+    assert harness("run", SUITE, "-t", "post-fix", "--out", "other.jsonl",
+                   cwd=validation.project).returncode == 0
+    done = harness("gate", str(validation.pre), str(other), "--manifest",
+                   str(validation.report.with_suffix(".json")), cwd=validation.project)
+    assert done.returncode == 2, done.stdout
+    assert "validated another candidate run" in done.stderr
+
+
 def test_an_approval_replayed_onto_another_candidate_counts_for_nothing(validation):
     restored(validation)
     again = harness("run", SUITE, "-t", "post-fix", cwd=validation.project)

@@ -217,12 +217,7 @@ def sign(
         "cases": list(dict.fromkeys(cases)),
         "manifest": Path(os.path.relpath(manifest_path.absolute(), ledger_path.parent)).as_posix(),
         "manifest_sha256": manifest.sha256,
-        "report_body_sha256": manifest.report_body_sha256,
-        "baseline_run_sha256": manifest.baseline_run.sha256,
-        "candidate_run_sha256": manifest.candidate_run.sha256,
-        "suite_digest": manifest.suite_digest,
-        "gate_decision": manifest.decision,
-        "candidate_run_id": manifest.candidate_run.run_id,
+        **_manifest_digests(manifest),
     }
     return _append(ledger_path, body, private_key, pinned.fingerprint)
 
