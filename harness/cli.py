@@ -565,7 +565,7 @@ def _gate(args: argparse.Namespace) -> int:
                                                           manifest.suite_path)
         history = check_history(manifest.path.parent, args.since)
         print(f"history: {history.note}")
-        ledger = args.ledger or ledger_for(manifest)
+        ledger = ledger_for(manifest, args.ledger)
         decision = stand(manifest, policy=policy, tests=decision, ledger=ledger,
                          reviewers=args.reviewers or root / "reviewers.yaml",
                          untrusted=history.problems,
@@ -679,7 +679,7 @@ def _validate(args: argparse.Namespace) -> int:
     if policy is not None:
         history = check_history(folder, args.since)
         print(f"history: {history.note}")
-        ledger = args.ledger or ledger_for(manifest)
+        ledger = ledger_for(manifest, args.ledger)
         decision = stand(manifest, policy=policy, tests=tests, ledger=ledger,
                          reviewers=args.reviewers or suite.root / "reviewers.yaml",
                          untrusted=history.problems,
@@ -735,7 +735,7 @@ def _signoff(args: argparse.Namespace) -> int:
         raise InputError(f"{reviewer.id} holds several roles ({', '.join(reviewer.roles)}): "
                          "choose one with --role", field="--role")
     meaning = args.meaning or ("approved" if args.decision == "approve" else "reviewed")
-    ledger = args.ledger or ledger_for(manifest)
+    ledger = ledger_for(manifest, args.ledger)
     folder = manifest.path.parent
     comparison = compare(read_run(manifest.baseline_run.resolve(folder)),
                          read_run(manifest.candidate_run.resolve(folder)))
@@ -814,7 +814,7 @@ def _verify(args: argparse.Namespace) -> int:
             problem = (f"{report} validated another version of the suite (validated suite "
                        f"digest {manifest.suite_digest}, this suite's {suite.digest})")
             raise InputError(problem, path=args.suite, field="--suite")
-        ledger = args.ledger or ledger_for(manifest)
+        ledger = ledger_for(manifest, args.ledger)
         problems.extend(report_problems(manifest, ledger=ledger, reviewers=reviewers,
                                         verification=ledger_checked(ledger)))
     if not reports and args.ledger is None:

@@ -107,8 +107,11 @@ class Validation:
         return harness("gate", str(self.pre), str(self.post), *args, cwd=self.project)
 
     def validate(self) -> subprocess.CompletedProcess[str]:
+        return self.validate_with()
+
+    def validate_with(self, *args: str) -> subprocess.CompletedProcess[str]:
         return harness("validate", SUITE, "--baseline", str(self.pre), "--candidate",
-                       str(self.post), cwd=self.project)
+                       str(self.post), *args, cwd=self.project)
 
     @property
     def ledger(self) -> Path:
@@ -689,3 +692,18 @@ def test_tampering_with_a_signed_validation_is_refused_everywhere(signed, tamper
         assert done.returncode != 0, f"{name} allowed after: {tamper}\n{done.stdout}"
         assert "decision: RESTORE" not in done.stdout, name
         assert "Traceback" not in done.stderr, done.stderr
+
+
+def test_a_shortened_copy_of_the_ledger_cannot_stand_in_for_it(validation):
+    restored(validation)
+    before = validation.report.read_bytes()
+    accepted = validation.ledger.read_bytes()
+    assert validation.sign("noor.haddad", "--decision", "reject").returncode == 0
+    copy = validation.project / "ledger-copy.jsonl"
+    copy.write_bytes(accepted)
+    validation.report.write_bytes(before)  # the report as it was before the reject
+    for done in (validation.gate("--ledger", str(copy)), validation.validate_with(
+            "--ledger", str(copy))):
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert "the validation's own ledger is" in done.stderr
+    assert validation.gate().returncode == 1

@@ -57,13 +57,23 @@ _DIGEST_FIELDS = ("manifest_sha256", "report_body_sha256", "baseline_run_sha256"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
-def ledger_for(manifest: Manifest) -> Path:
+def ledger_for(manifest: Manifest, given: Path | None = None) -> Path:
     """Where a validation's sign-offs are appended: its own ledger beside its report
     (``validation-...signoffs.jsonl``), so branches that sign different reports never touch the
-    same file; a version 1 manifest's sign-offs went to the shared ``signoffs.jsonl``."""
-    if manifest.version == 1:
-        return manifest.path.parent / LEGACY_LEDGER
-    return manifest.path.with_name(f"{manifest.path.stem}.signoffs.jsonl")
+    same file; a version 1 manifest's sign-offs went to the shared ``signoffs.jsonl``.
+
+    ``given`` (a command's ``--ledger``) may name another file only while the validation's own
+    ledger does not exist: a copy cut short must not stand in for the real one.
+    """
+    own = (manifest.path.parent / LEGACY_LEDGER if manifest.version == 1
+           else manifest.path.with_name(f"{manifest.path.stem}.signoffs.jsonl"))
+    if given is None or given.resolve() == own.resolve():
+        return own
+    if own.exists():
+        problem = (f"the validation's own ledger is {own}: its sign-offs are read there, not "
+                   f"from another file")
+        raise InputError(problem, path=given, field="--ledger")
+    return given
 
 
 # --- what a record vouches for --------------------------------------------------------------
