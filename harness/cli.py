@@ -563,12 +563,12 @@ def _gate(args: argparse.Namespace) -> int:
     elif policy is not None and manifest is not None:
         root = suite.root if suite else loader.suite_root(manifest.path.parent /
                                                           manifest.suite_path)
-        history = check_history(manifest.path.parent, args.since)
+        reviewers = args.reviewers or root / "reviewers.yaml"
+        history = check_history(manifest.path.parent, args.since, reviewers=reviewers)
         print(f"history: {history.note}")
         ledger = ledger_for(manifest, args.ledger)
         decision = stand(manifest, policy=policy, tests=decision, ledger=ledger,
-                         reviewers=args.reviewers or root / "reviewers.yaml",
-                         untrusted=history.problems,
+                         reviewers=reviewers, untrusted=history.problems,
                          accepted=history.accepted(ledger)).decision
     print(f"policy: {source}")
     _print_decision(decision)
@@ -677,12 +677,12 @@ def _validate(args: argparse.Namespace) -> int:
         manifest = load_manifest(written.manifest)
     decision = tests
     if policy is not None:
-        history = check_history(folder, args.since)
+        reviewers = args.reviewers or suite.root / "reviewers.yaml"
+        history = check_history(folder, args.since, reviewers=reviewers)
         print(f"history: {history.note}")
         ledger = ledger_for(manifest, args.ledger)
         decision = stand(manifest, policy=policy, tests=tests, ledger=ledger,
-                         reviewers=args.reviewers or suite.root / "reviewers.yaml",
-                         untrusted=history.problems,
+                         reviewers=reviewers, untrusted=history.problems,
                          accepted=history.accepted(ledger)).decision
     counts = ", ".join(f"{n} {t.value}" for t, n in comparison.counts().items() if n)
     print(f"{baseline.header.target} -> {candidate.header.target}: {counts}")
@@ -790,7 +790,8 @@ def _verify(args: argparse.Namespace) -> int:
         folders.add(args.ledger.parent)
     histories = {}
     for folder in sorted(folders):
-        histories[folder.resolve()] = history = check_history(folder, args.since)
+        histories[folder.resolve()] = history = check_history(folder, args.since,
+                                                              reviewers=args.reviewers)
         problems.extend(history.problems)
         print(f"history: {history.note}")
     checked: dict[Path, Verification] = {}

@@ -707,3 +707,39 @@ def test_a_shortened_copy_of_the_ledger_cannot_stand_in_for_it(validation):
         assert done.returncode == 2, done.stdout + done.stderr
         assert "the validation's own ledger is" in done.stderr
     assert validation.gate().returncode == 1
+
+
+def test_a_key_or_role_added_by_the_change_under_review_signs_nothing_for_it(tracked):
+    """An insider pins their own key as the security reviewer, or gives themselves the role,
+    in the change under review, and signs. Keys and roles count once the change that adds
+    them is accepted."""
+    project = tracked.project
+    tracked.approve("priya.raman")
+    impostor = project.parent / "keys" / "impostor"
+    made = harness("keygen", str(impostor), "--comment", "noor.haddad", cwd=project.parent)
+    public = made.stdout.strip().splitlines()[-1]
+    reviewers = project / "reviewers.yaml"
+    text = reviewers.read_text()
+    noor = re.search(r'(  - id: noor\.haddad\n.*?    key: )"[^"]+"', text, re.S)
+    assert noor
+    reviewers.write_text(text.replace(noor.group(0), noor.group(1) + f'"{public}"'))
+    tracked.keys["noor.haddad"] = impostor
+    tracked.approve("noor.haddad")  # the working tree's reviewers file accepts the key...
+    done = tracked.gate()
+    assert done.returncode == 1, done.stdout  # ...the accepted history does not
+    assert "which the reviewers file of the accepted history did not pin for noor.haddad" in \
+        done.stdout
+    assert tracked.gate("--since", "none").returncode == 0  # the weaker check is fooled
+
+
+def test_a_role_given_by_the_change_under_review_signs_nothing_for_it(tracked):
+    reviewers = tracked.project / "reviewers.yaml"
+    text = reviewers.read_text()
+    reviewers.write_text(text.replace("    roles: [workflow_owner]\n",
+                                      "    roles: [workflow_owner, security]\n", 1))
+    tracked.approve("priya.raman", "--role", "workflow_owner")
+    tracked.approve("priya.raman", "--role", "security")
+    done = tracked.gate()
+    assert done.returncode == 1, done.stdout
+    assert "priya.raman did not hold role 'security' in the reviewers file of the accepted " \
+           "history" in done.stdout

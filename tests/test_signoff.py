@@ -1011,8 +1011,9 @@ def test_revocation_invalidates_later_signatures_and_keeps_earlier_ones(world):
     records = [*world.records()[:1], forge(stolen, world.key("dana"))]
     world.write_records(records)
     assert world.verify().valid  # with no history, the claimed time is all there is
-    assert world.verify(accepted=2).valid  # both records were already accepted
-    problems = problems_of(world, accepted=1)  # the second was added since the history
+    assert world.verify(accepted=ledger.Accepted(2, world.reviewers)).valid  # both accepted
+    # the second was added since the history
+    problems = problems_of(world, accepted=ledger.Accepted(1, world.reviewers))
     assert problems == [
         f"{world.ledger}:2: signed with key {fingerprint_text}, revoked 2026-04-01, and not in "
         "the ledger's accepted history: a revoked key adds no sign-off, whatever time it "

@@ -57,6 +57,17 @@ _DIGEST_FIELDS = ("manifest_sha256", "report_body_sha256", "baseline_run_sha256"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """What a ledger's history accepted: its first ``lines`` records, and the reviewers file
+    as it was then. A record after them was added by the change under review; its key and role
+    must already have been pinned then (a key a change adds signs nothing for that change), and
+    a revoked key adds none."""
+
+    lines: int
+    reviewers: Mapping[str, Reviewer]
+
+
 def ledger_for(manifest: Manifest, given: Path | None = None) -> Path:
     """Where a validation's sign-offs are appended: its own ledger beside its report
     (``validation-...signoffs.jsonl``), so branches that sign different reports never touch the
@@ -357,10 +368,10 @@ def _shape_problems(record: Mapping[str, Any]) -> list[str]:
 
 
 def _signature_problems(record: Mapping[str, Any], reviewers: Mapping[str, Reviewer], *,
-                        accepted: bool | None, now: dt.datetime) -> list[str]:
+                        added: Mapping[str, Reviewer] | None, now: dt.datetime) -> list[str]:
     """Whether the record is intact and signed with a key pinned for its reviewer, valid when
-    it was signed. ``accepted`` says whether the record was already in the ledger's history
-    (None when no history was checked): a revoked key adds no record after that history."""
+    it was signed. ``added`` is, for a record added since the ledger's checked history, the
+    reviewers file as that history had it (None otherwise): see :class:`Accepted`."""
     from cryptography.exceptions import InvalidSignature
 
     problems = []
@@ -390,10 +401,19 @@ def _signature_problems(record: Mapping[str, Any], reviewers: Mapping[str, Revie
         expired = pinned.problem_at(moment)
         if expired is not None:
             problems.append(f"signed at {record['time']}, {expired}")
-        elif pinned.revoked is not None and pinned.revoked <= now and accepted is False:
+        elif pinned.revoked is not None and pinned.revoked <= now and added is not None:
             problems.append(f"signed with key {pinned.fingerprint}, revoked "
                             f"{pinned.revoked.date()}, and not in the ledger's accepted "
                             f"history: a revoked key adds no sign-off, whatever time it claims")
+    if added is not None:
+        then = added.get(reviewer.id)
+        if then is None or then.key_for(pinned.fingerprint) is None:
+            problems.append(f"signed with key {pinned.fingerprint}, which the reviewers file "
+                            f"of the accepted history did not pin for {reviewer.id}: a key "
+                            f"counts once the change that pins it is accepted")
+        elif record["role"] not in then.roles:
+            problems.append(f"{reviewer.id} did not hold role {record['role']!r} in the "
+                            f"reviewers file of the accepted history")
     if record["role"] not in reviewer.roles:
         problems.append(f"{reviewer.id} does not hold role {record['role']!r} "
                         f"(roles: {', '.join(reviewer.roles)})")
@@ -489,15 +509,15 @@ def verify(
     *,
     base: Path | None = None,
     reports: Sequence[Path] = (),
-    accepted: int | None = None,
+    accepted: Accepted | None = None,
     now: dt.datetime | None = None,
 ) -> Verification:
     """Check every record of the ledger, the chain, the files they sign and the reports' heads.
 
     Manifest paths in records are relative to ``base`` (default: the ledger's folder); the
-    files a manifest names are relative to the manifest's folder. ``accepted`` is how many of
-    the first lines the ledger's history already held (None: no history was checked). Each
-    problem names ``ledger:LINE`` or the report. A missing ledger is an InputError.
+    files a manifest names are relative to the manifest's folder. ``accepted`` is what the
+    ledger's history accepted (None: no history was checked). Each problem names
+    ``ledger:LINE`` or the report. A missing ledger is an InputError.
     """
     now = now or dt.datetime.now(dt.UTC)
     try:
@@ -521,8 +541,9 @@ def verify(
         else:
             found = _shape_problems(record)
             if not found:
-                known = None if accepted is None else number <= accepted
-                found = _signature_problems(record, reviewers, accepted=known, now=now)
+                added = (accepted.reviewers if accepted is not None
+                         and number > accepted.lines else None)
+                found = _signature_problems(record, reviewers, added=added, now=now)
                 found += files.problems(record)
                 found += _chain_problems(record, number, entries[-1] if entries else None)
         if number == len(lines) and not complete:

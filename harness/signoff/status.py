@@ -20,7 +20,7 @@ from harness.report.html import render_derived
 from harness.report.manifest import Manifest, load_manifest
 from harness.report.status import SignoffEntry, Status
 from harness.signoff.keys import Reviewer, load_reviewers
-from harness.signoff.ledger import Verification, head_problems, ledger_for, verify
+from harness.signoff.ledger import Accepted, Verification, head_problems, ledger_for, verify
 from harness.signoff.policy import SignoffPolicy, bound, signoffs
 
 _LABELS = {"status": "decision banner", "signoff": "sign-off section"}
@@ -53,14 +53,14 @@ def stand(manifest: Manifest, *, policy: SignoffPolicy | None, ledger: Path,
           reviewers: Path | Mapping[str, Reviewer], tests: Decision | None = None,
           untrusted: tuple[str, ...] = (),
           verification: Verification | None = None,
-          accepted: int | None = None) -> Standing:
+          accepted: Accepted | None = None) -> Standing:
     """Read ``ledger`` for ``manifest`` and decide.
 
     ``tests`` is the gate on the runs (default: as the manifest recorded it); ``policy`` None
     means no sign-off is required, and the gate on the runs decides. ``untrusted`` adds
     problems found outside the ledger's own checks (its history), which block.
-    ``verification`` is the ledger's, when the caller verified it already; ``accepted`` how
-    many of its records its git history held (see :meth:`History.accepted`).
+    ``verification`` is the ledger's, when the caller verified it already; ``accepted`` what
+    its git history accepted (see :meth:`~harness.signoff.history.History.accepted`).
     """
     tests = tests or manifest.tests
     unavailable: tuple[str, ...] = ()
