@@ -24,11 +24,12 @@ from typing import Any
 
 import yaml
 
-from harness.checks.automation import WRITE_TOOLS, plain
-from harness.checks.exposure import DETECTORS, canary_digest, find_sensitive
+from harness.checks.automation import WRITE_TOOLS
+from harness.checks.exposure import canary_digest
+from harness.detectors import DETECTORS, find_sensitive
 from harness.errors import InputError
 from harness.files import write_atomic
-from harness.model import CATEGORIES, SEVERITIES, STATUSES
+from harness.model import CATEGORIES, SEVERITIES, STATUSES, plain
 from harness.traces import APPROVAL_NAME, DEFAULT_STEP, FORMAT_NAMES, ImportedTrace, import_trace
 
 DEFAULT_SEVERITY = "sev3"

@@ -39,6 +39,16 @@ EVIDENCE_FIELDS = (
 Verdict = Literal["pass", "fail", "error"]
 
 
+def plain(value: Any) -> Any:
+    """``value`` with every mapping a dict and every list or tuple a list (YAML nodes included),
+    so that comparisons see no container types and evidence is JSON-ready."""
+    if isinstance(value, Mapping):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    return value
+
+
 # --- what a target returns ---------------------------------------------------------------
 
 

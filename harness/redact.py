@@ -3,7 +3,7 @@
 A data-exposure incident leaked data once; the harness must not spread it again through its run
 records, its failure text or the reports rendered from them. :func:`redact_result` returns a copy
 of a case result in which every finding of the exposure detectors
-(:data:`harness.checks.exposure.DETECTORS`) is replaced by ``[redacted:<detector>]`` (for
+(:data:`harness.detectors.DETECTORS`) is replaced by ``[redacted:<detector>]`` (for
 example ``[redacted:email]``) and every canary of the case by ``[redacted:canary]``.
 
 Redacted: the case ``input``; each trial's ``error`` and its response's ``output``, tool-call
@@ -23,7 +23,7 @@ digits and ``+ ( ) . -`` or spaces) also in other groupings of its digits. Diges
 uses (:func:`harness.checks.exposure.candidates`), as written and casefolded, and every
 occurrence of a matching candidate is redacted.
 
-Not redacted: what the detectors miss (see :mod:`harness.checks.exposure`): names and postal
+Not redacted: what the detectors miss (see :mod:`harness.detectors`): names and postal
 addresses in particular are not detected, so cases about them need ``no_leak`` values or
 digests; ids, verdicts, scores, lines, durations, tool names, source ids and dates, approval
 ``status`` and ``at``, and the case's path, title, workflow and owner, which come from the case
@@ -47,7 +47,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from harness.checks.exposure import DETECTORS, candidates, find_sensitive
+from harness.checks.exposure import candidates
+from harness.detectors import DETECTORS, find_sensitive
 from harness.model import Case, CaseResult, CheckOutcome, TargetResponse, Trial
 
 CANARY = "canary"

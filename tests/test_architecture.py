@@ -16,6 +16,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "harness"
 RANKS = {
     "harness": 0, "harness.errors": 0, "harness.digest": 0,
     "harness.files": 1, "harness.model": 1, "harness.project": 1, "harness.git": 1,
+    "harness.detectors": 1,
     "harness.schema": 2,
     "harness.checks": 3, "harness.targets": 3, "harness.explain": 3,
     "harness.loader": 4, "harness.runner": 4, "harness.redact": 4,
@@ -92,3 +93,21 @@ def test_libraries_stay_with_their_owner(path):
 def test_the_bundled_example_depends_on_nothing_of_the_harness():
     for path in (PACKAGE / "example").rglob("*.py"):
         assert not any(t.startswith("harness") for t in imports(path) if t != "harness.example")
+
+
+LOGGING_CHANGES = {"addFilter", "addHandler", "removeHandler", "setLevel", "disable",
+                   "basicConfig", "captureWarnings"}
+
+
+@pytest.mark.parametrize("path", MODULES, ids=[module_name(p) for p in MODULES])
+def test_importing_a_module_changes_no_logging(path):
+    """Importing the harness must not reconfigure another library's logging: whatever a
+    module does to a logger, it does inside a function, for as long as it needs to."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    top_level = [node for node in tree.body
+                 if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)]
+    for statement in top_level:
+        for node in ast.walk(statement):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                assert node.func.attr not in LOGGING_CHANGES, (
+                    f"{module_name(path)}:{node.lineno} calls {node.func.attr} at import")

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from harness.checks import build, kinds
-from harness.checks.exposure import DETECTORS, canary_digest, mask
+from harness.checks.exposure import canary_digest
+from harness.detectors import DETECTORS, mask
 from harness.errors import InputError
 from harness.loader import load_case
 from harness.model import Case, CheckOutcome, TargetResponse

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from harness.checks.automation import plain
-from harness.checks.exposure import canary_digest, find_sensitive
+from harness.checks.exposure import canary_digest
+from harness.detectors import find_sensitive
 from harness.drafting import (
     DraftCase,
     draft_checks,
@@ -26,7 +26,7 @@ from harness.drafting import (
 )
 from harness.errors import InputError
 from harness.loader import load_case
-from harness.model import CATEGORIES, CaseResult
+from harness.model import CATEGORIES, CaseResult, plain
 from harness.runner import run_case
 from harness.targets.replay import ReplayTarget
 from harness.traces import import_trace

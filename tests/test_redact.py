@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.checks.exposure import DETECTORS, canary_digest
+from harness.checks.exposure import canary_digest
+from harness.detectors import DETECTORS
 from harness.explain import explain
 from harness.loader import load_case
 from harness.model import (

@@ -284,7 +284,7 @@ def _parse_json(output: str, extract: bool) -> tuple[object, str | None]:
     example="- json: {expected: {status: refunded, amount: 39.99}, partial: true}",
 )
 def json_check(params: Params) -> Check:
-    from harness.checks.automation import deepdiff_path, diff_args, read_path
+    from harness.checks.toolcalls import deepdiff_path, diff_args, read_path
 
     expected = params.value("expected", None)
     partial = params.flag("partial")

@@ -22,19 +22,11 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from harness.checks.automation import (
-    MISSING,
-    call_dict,
-    call_names,
-    plain,
-    read_path,
-    resolve,
-    show,
-)
 from harness.checks.outcome import failed, passed
 from harness.checks.registry import Params, register
+from harness.checks.toolcalls import MISSING, call_dict, call_names, read_path, resolve, show
 from harness.errors import CheckParamError
-from harness.model import Approval, Case, Check, CheckOutcome, TargetResponse, ToolCall
+from harness.model import Approval, Case, Check, CheckOutcome, TargetResponse, ToolCall, plain
 
 CATEGORY = "human_review"
 SELF_APPROVERS = ("agent", "assistant", "system")
