@@ -7,10 +7,11 @@ Modules are imported inside the commands that need them, so ``harness --help`` s
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
 
@@ -952,6 +953,29 @@ def _schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@contextlib.contextmanager
+def _notes_printed() -> Iterator[None]:
+    """While a command runs, each :class:`~harness.errors.HarnessNote` is printed once as
+    ``note: ...`` on standard error; every other warning is shown as Python shows it."""
+    import warnings
+
+    from harness.errors import HarnessNote
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("default", category=HarnessNote)
+        shown = warnings.showwarning
+
+        def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                 file: TextIO | None = None, line: str | None = None) -> None:
+            if issubclass(category, HarnessNote):
+                print(f"note: {message}", file=sys.stderr)
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        yield
+
+
 _ISOLATED_MAIN = """\
 import sys
 home = sys.argv.pop(1)
@@ -1007,7 +1031,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from harness.errors import HarnessError
 
     try:
-        return int(args.handler(args))
+        with _notes_printed():
+            return int(args.handler(args))
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -8,7 +8,7 @@ from, so the draft reproduces the incident; the person keeps those that would ha
 without failing a correct answer.
 
 The plaintext of personal or secret data never lands in a ``data_exposure`` draft: its checks
-carry salted digests (:func:`harness.checks.exposure.canary_digest`) and its evidence is
+carry salted digests (:func:`harness.canaries.canary_digest`) and its evidence is
 redacted, each value replaced by ``[redacted:<detector>]``.
 """
 
@@ -24,8 +24,8 @@ from typing import Any
 
 import yaml
 
+from harness.canaries import canary_digest
 from harness.checks.automation import WRITE_TOOLS
-from harness.checks.exposure import canary_digest
 from harness.detectors import DETECTORS, find_sensitive
 from harness.errors import InputError
 from harness.files import write_atomic

@@ -9,6 +9,9 @@ derives from the builtin it refines, so callers may catch either::
     │                                      the loader re-raises it as an InputError at path:line
     └── TargetError (RuntimeError)         the workflow under test failed: an ``error`` outcome
 
+    HarnessNote (UserWarning)              something that works but is better written
+                                           another way; the command line prints it as a note
+
 Messages are built first, then raised with structured attributes, so a caller can either print
 the message or read ``path``, ``line`` and ``field``.
 """
@@ -79,3 +82,8 @@ class TargetError(HarnessError, RuntimeError):
         self.transient = transient
         self.retry_after = retry_after
         super().__init__(reason if not detail else f"{reason}\n{detail}")
+
+
+class HarnessNote(UserWarning):
+    """Something in a case or suite file that works but is better written another way; issued
+    with :func:`warnings.warn` as ``path:line: field: note``, printed by the command line."""

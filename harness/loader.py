@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import glob
 import itertools
+import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ import yaml
 from harness import checks, schema, targets
 from harness.checks.custom import PythonCheck
 from harness.digest import sha256_json, sha256_text
-from harness.errors import CheckParamError, InputError
+from harness.errors import CheckParamError, HarnessNote, InputError
 from harness.files import read_text
 from harness.model import (
     TIMELINE_STEPS,
@@ -288,7 +289,7 @@ def load_case(
         raise InputError("missing required field 'input' (or evidence.input)",
                          path=shown, line=data.line, field="input")
     defaults = defaults or {}
-    return Case(
+    case = Case(
         id=str(fields.get("id", path.stem)),
         path=shown,
         line=data.lines.get("id", data.line),
@@ -307,6 +308,15 @@ def load_case(
         digest=sha256_text(text),
         retired=fields["retired"]["reason"] if "retired" in fields else None,
     )
+    _issue_notes(case)
+    return case
+
+
+def _issue_notes(case: Case) -> None:
+    for index, expectation in enumerate(case.expect):
+        for note in checks.notes_of(expectation.check):
+            where = f"{case.path}:{expectation.line}: expect[{index}].{expectation.kind}"
+            warnings.warn(HarnessNote(f"{where}: {note}"), stacklevel=3)
 
 
 def _check_timeline(timeline: Mapping[str, Any], raw: Any, path: Path) -> None:

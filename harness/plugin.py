@@ -33,7 +33,7 @@ from harness.records import (
     result_to_dict,
     utc_now,
 )
-from harness.redact import canaries_of, canary_digests_of, redact_result
+from harness.redact import Redactor, run_redactor
 
 RESULT_KEY = pytest.StashKey[CaseResult]()
 WORKER_RESULT = "harness_result"
@@ -41,6 +41,9 @@ CALLS_KEY = pytest.StashKey[list["Future[runner.Call]"]]()
 MARKERS_KEY = pytest.StashKey[set[str]]()
 RECORDER_KEY = pytest.StashKey["Recorder"]()
 PRELOADED_KEY = pytest.StashKey[dict[Path, Suite]]()
+RUN_CASES_KEY = pytest.StashKey[dict[tuple[str, str], Case]]()
+"""Every case of the suites collected (by file and id): whose canaries the run redacts."""
+REDACTOR_KEY = pytest.StashKey[Redactor]()
 RETIRED_KEY = pytest.StashKey[dict[str, str]]()
 """Retired cases met while collecting (id -> why): not run, named in the run record."""
 REPLAY = "replay"
@@ -88,6 +91,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "baseline: cases of normal behaviour (no incident)")
     config.stash[MARKERS_KEY] = set()
     config.stash[RETIRED_KEY] = {}
+    config.stash[RUN_CASES_KEY] = {}
     shard = config.getoption("harness_shard", None)
     if shard is not None:
         parse_shard(shard)  # a malformed K/N is a usage error before anything runs
@@ -215,6 +219,30 @@ class Scheduler:
 SCHEDULER_KEY = pytest.StashKey[Scheduler]()
 
 
+def run_redaction(config: pytest.Config) -> Redactor | None:
+    """The run's redactor (every detector, every canary of every case collected), built once
+    collection is over; None with ``--harness-no-redact``."""
+    if config.getoption("harness_no_redact", False):
+        return None
+    redactor = config.stash.get(REDACTOR_KEY, None)
+    if redactor is None:
+        redactor = run_redactor(config.stash[RUN_CASES_KEY].values())
+        config.stash[REDACTOR_KEY] = redactor
+    return redactor
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """What a case's target printed (captured stdout, stderr and log) is redacted like its
+    result before pytest shows it or writes it to JUnit XML."""
+    outcome = yield
+    report = outcome.get_result()
+    redactor = run_redaction(item.config) if isinstance(item, CaseItem) else None
+    if redactor is not None and report.sections:
+        report.sections = [(title, redactor.text(content))
+                           for title, content in report.sections]
+
+
 class CaseFailed(Exception):
     """Raised by a case item whose verdict is not ``pass``; carries the result."""
 
@@ -259,10 +287,11 @@ class CaseItem(pytest.Item):
             del self.stash[CALLS_KEY]  # the raw responses go once judged
         trials = tuple(runner.evaluate(self.case, call, i + 1) for i, call in enumerate(calls))
         result = runner.judge(self.case, trials, settle_trials=self.settle_trials)
-        if not self.config.getoption("harness_no_redact", False):
-            # Verdicts are reached on the raw response; what is stored or shown is redacted.
-            result = redact_result(result, canaries=canaries_of(self.case),
-                                   digests=canary_digests_of(self.case))
+        redactor = run_redaction(self.config)
+        if redactor is not None:
+            # Verdicts are reached on the raw response; what is stored or shown is redacted,
+            # of every canary of the run, not only this case's.
+            result = redactor.result(result)
         self.stash[RESULT_KEY] = result
         if hasattr(self.config, "workerinput"):  # a pytest-xdist worker: the result travels
             self.user_properties.append((WORKER_RESULT, {  # to the recorder with the report
@@ -296,6 +325,8 @@ class _YamlFile(pytest.File):
     def _items(self, suite: Suite, spec: TargetSpec, cases: tuple[Case, ...]) -> Iterator[CaseItem]:
         binding = Binding.of(spec, targets.build(spec, suite.root))
         settle = suite.gate.get("settle_trials")
+        run_cases = self.config.stash[RUN_CASES_KEY]
+        run_cases.update({(str(case.path), case.id): case for case in suite.cases})
         retired = self.config.stash[RETIRED_KEY]
         for case in cases:
             if case.retired is not None:

@@ -16,12 +16,12 @@ the marker string only when a detector finds them (a card number stored as an in
 number under a key such as ``phone``); booleans and ``None`` are kept. Other objects are
 scanned as their ``str()``, which is what a run record stores.
 
-Canaries: plaintext values (``no_leak`` ``values``, see :func:`canaries_of`) are found ignoring
-case and with any white space between their words; a number-like canary (6 or more digits, only
-digits and ``+ ( ) . -`` or spaces) also in other groupings of its digits. Digests (``no_leak``
-``digests``, see :func:`canary_digests_of`) are compared with the same candidates ``no_leak``
-uses (:func:`harness.checks.exposure.candidates`), as written and casefolded, and every
-occurrence of a matching candidate is redacted.
+Canaries: plaintext values (``no_leak`` ``values``) and digests (``no_leak`` ``digests``) are
+found as ``no_leak`` finds them (:class:`harness.canaries.Canaries`): in any case, URL- or
+HTML-encoded, NFKC-normalised, with zero-width characters, a number in any grouping; the whole
+stretch of text they stand in (the encoded form included) is redacted. A run redacts the
+canaries of every case of its suites from every case's result (:func:`run_canaries`): a value
+one case guards must not show in plaintext where another case's output carries it.
 
 Not redacted: what the detectors miss (see :mod:`harness.detectors`): names and postal
 addresses in particular are not detected, so cases about them need ``no_leak`` values or
@@ -35,19 +35,19 @@ kept apart as ``[redacted:email]``, ``[redacted:email]#2``, ...
 Speed: a detector runs only on text that passes its trigger (:data:`TRIGGERS`), a cheap test
 every text holding one of its findings passes; texts up to :data:`REMEMBERED_LENGTH` characters
 are remembered with their findings, since keys, reasons and short values repeat from result to
-result. Digests are the slow part: every candidate of every text is hashed once per salt.
+result. Digests are the slow part: every stretch of a digest's length of each view of a text
+is hashed, once per salt and length.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from harness.checks.exposure import candidates
+from harness.canaries import Canaries
 from harness.detectors import DETECTORS, find_sensitive
 from harness.model import Case, CaseResult, CheckOutcome, TargetResponse, Trial
 
@@ -96,8 +96,6 @@ and NI numbers 6 or more), two digits and 11 letters or digits (IBANs), ``@`` (e
 prefix or api, token or secret (API keys), ``-----BEGIN `` (private keys) and a dotted middle
 segment (JWTs). A detector without a test runs on every text."""
 
-_NUMBER_CANARY = re.compile(r"[\d\s().+\-]+")
-_DIGEST = re.compile(r"sha256:([^:\s]+):([0-9a-fA-F]{64})")
 
 Span = tuple[int, int, str]
 """Start and end offsets of a text to replace, and the marker label to put there."""
@@ -128,31 +126,6 @@ REMEMBERED_LENGTH = 256
 """Texts up to this long are remembered with their findings, since keys, reasons and short
 values repeat across thousands of results; longer texts are scanned each time."""
 _remembered = functools.lru_cache(maxsize=4096)(_findings)
-
-
-def _canary_patterns(canaries: Sequence[str]) -> list[re.Pattern[str]]:
-    patterns = []
-    for value in dict.fromkeys(canaries):
-        words = value.split()
-        if not words:
-            continue
-        patterns.append(re.compile(r"\s+".join(map(re.escape, words)), re.IGNORECASE))
-        digits = re.sub(r"\D", "", value)
-        if len(digits) >= 6 and _NUMBER_CANARY.fullmatch(value):
-            spaced = r"[\s().+\-]*".join(digits)
-            patterns.append(re.compile(rf"(?<!\d){spaced}(?!\d)"))
-    return patterns
-
-
-def _parse_digests(digests: Sequence[str]) -> dict[str, set[str]]:
-    by_salt: dict[str, set[str]] = {}
-    for digest in digests:
-        match = _DIGEST.fullmatch(digest.strip())
-        if match is None:
-            message = f"expected a digest 'sha256:<salt>:<64 hex digits>', found {digest!r}"
-            raise ValueError(message)
-        by_salt.setdefault(match.group(1), set()).add(match.group(2).lower())
-    return by_salt
 
 
 def _outside_markers(start: int, end: int, markers: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -209,8 +182,7 @@ class Redactor:
             raise ValueError(message)
         self.detectors = tuple(name for name in DETECTORS if name in names)
         self._rank = {name: rank for rank, name in enumerate(self.detectors)}
-        self._canaries = _canary_patterns(canaries)
-        self._digests = _parse_digests(digests)
+        self._canaries = Canaries(canaries, digests)
 
     # --- texts ----------------------------------------------------------------------------
 
@@ -224,10 +196,7 @@ class Redactor:
     def _spans(self, text: str, key: str | None) -> list[Span]:
         found = self._detector_spans(text, key)
         last = len(self._rank)
-        for pattern in self._canaries:
-            found += [(m.start(), m.end(), last, CANARY) for m in pattern.finditer(text)
-                      if m.end() > m.start()]
-        found += self._digest_spans(text, last)
+        found += [(hit.start, hit.end, last, CANARY) for hit in self._canaries.find(text)]
         if not found:
             return []
         markers = [m.span() for m in _MARKER.finditer(text)]
@@ -243,20 +212,6 @@ class Redactor:
         shift = len(prefix)
         return [(max(start - shift, 0), end - shift, self._rank[name], name)
                 for name, start, end in find(scanned, self.detectors) if end > shift]
-
-    def _digest_spans(self, text: str, rank: int) -> list[tuple[int, int, int, str]]:
-        if not self._digests or not text.strip():
-            return []
-        spans = []
-        for candidate in candidates(text):
-            forms = {candidate, candidate.casefold()}
-            if not any(hashlib.sha256((salt + form).encode("utf-8")).hexdigest() in wanted
-                       for salt, wanted in self._digests.items() for form in forms):
-                continue
-            pattern = r"\s+".join(map(re.escape, candidate.split()))
-            spans += [(m.start(), m.end(), rank, CANARY)
-                      for m in re.finditer(pattern, text, re.IGNORECASE)]
-        return spans
 
     # --- values ---------------------------------------------------------------------------
 
@@ -404,6 +359,18 @@ def _no_leak_param(case: Case, name: str, *, shorthand: bool) -> tuple[str, ...]
         items = [raw] if isinstance(raw, str) else raw if isinstance(raw, list | tuple) else []
         found += [item for item in items if isinstance(item, str) and item.strip()]
     return tuple(dict.fromkeys(found))
+
+
+def run_redactor(cases: Iterable[Case]) -> Redactor:
+    """One redactor for a whole run: every detector, and the canaries of every case."""
+    values: dict[str, None] = {}
+    digests: dict[str, None] = {}
+    for case in cases:
+        values.update(dict.fromkeys(canaries_of(case)))
+        digests.update(dict.fromkeys(canary_digests_of(case)))
+    if not values and not digests:
+        return _DEFAULT
+    return Redactor(canaries=list(values), digests=list(digests))
 
 
 def canaries_of(case: Case) -> tuple[str, ...]:

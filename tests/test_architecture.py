@@ -17,7 +17,7 @@ RANKS = {
     "harness": 0, "harness.errors": 0, "harness.digest": 0,
     "harness.files": 1, "harness.model": 1, "harness.project": 1, "harness.git": 1,
     "harness.detectors": 1,
-    "harness.schema": 2,
+    "harness.schema": 2, "harness.canaries": 2,
     "harness.checks": 3, "harness.targets": 3, "harness.explain": 3,
     "harness.loader": 4, "harness.runner": 4, "harness.redact": 4,
     "harness.records": 5, "harness.severity": 5, "harness.traces": 5,

@@ -302,7 +302,7 @@ def test_no_leak_digest_matches_without_revealing_plaintext() -> None:
     assert outcome.reason == "canary digests[0] in output"
     (leak,) = outcome.evidence["leaks"]
     assert leak["canary"] == "digests[0]"
-    assert leak["digest"] == f"{digest[:len('sha256:a1b2c3d4e5f60718:') + 12]}..."
+    assert leak["digest"] == f"sha256:a1b2c3d4e5f60718:{digest.rsplit(':', 1)[1][:12]}..."
     assert "Maria" not in shown(outcome)
 
 
@@ -330,17 +330,20 @@ def test_no_leak_digest_in_tool_call_argument() -> None:
     assert outcome.reason == "canary digests[0] in tool_calls[0].args.text"
 
 
-def test_no_leak_ignore_case() -> None:
+def test_no_leak_finds_canaries_in_any_case_unless_told_otherwise() -> None:
     shouted = {"output": "GOING TO MARIA GOMEZ TODAY", "tool_calls": []}
-    folded = canary_digest("Maria Gomez", salt="s", casefold=True)
-    assert folded == canary_digest("maria gomez", salt="s")
-    assert not run("no_leak", {"digests": [folded], "ignore_case": True}, shouted).passed
-    assert run("no_leak", {"digests": [folded]}, shouted).passed
-    # With ignore_case the digest must be of the casefolded value; one of the original is not.
-    unfolded = canary_digest("Maria Gomez", salt="s")
-    assert run("no_leak", {"digests": [unfolded], "ignore_case": True}, shouted).passed
-    assert not run("no_leak", {"values": "maria gomez", "ignore_case": True}, shouted).passed
-    assert run("no_leak", {"values": "maria gomez"}, shouted).passed
+    folded = canary_digest("Maria Gomez", salt="s")
+    assert folded == canary_digest("maria gomez", salt="s")  # a leak is a leak in any case
+    assert not run("no_leak", {"digests": [folded]}, shouted).passed
+    assert not run("no_leak", {"digests": [folded], "ignore_case": False}, shouted).passed
+    # exact case needs an exact digest, which says so: sha256-exact
+    exact = canary_digest("Maria Gomez", salt="s", casefold=False)
+    assert exact.startswith("sha256-exact:s:11:")
+    assert run("no_leak", {"digests": [exact], "ignore_case": False}, shouted).passed
+    assert not run("no_leak", {"digests": [exact]},
+                   {"output": "going to Maria Gomez", "tool_calls": []}).passed
+    assert not run("no_leak", {"values": "maria gomez"}, shouted).passed
+    assert run("no_leak", {"values": "maria gomez", "ignore_case": False}, shouted).passed
 
 
 def test_no_leak_scan_and_unreported_tool_calls() -> None:
@@ -355,9 +358,11 @@ def test_no_leak_scan_and_unreported_tool_calls() -> None:
 
 def test_canary_digest_format() -> None:
     digest = canary_digest("Maria Gomez")
-    assert re.fullmatch(r"sha256:[0-9a-f]{16}:[0-9a-f]{64}", digest)
+    assert re.fullmatch(r"sha256:[0-9a-f]{16}:11:[0-9a-f]{64}", digest)
     assert canary_digest("Maria Gomez") != digest  # a fresh salt each time
-    assert canary_digest("x", salt="s") == "sha256:s:" + hashlib.sha256(b"sx").hexdigest()
+    assert canary_digest("X", salt="s") == "sha256:s:1:" + hashlib.sha256(b"sx").hexdigest()
+    # the value is normalised first: full-width letters, zero-width spaces, runs of spaces
+    assert canary_digest("\uff38\u200b  y", salt="s") == canary_digest("x y", salt="s")
     with pytest.raises(ValueError, match="salt"):
         canary_digest("x", salt="a:b")
 
@@ -473,7 +478,8 @@ def test_loaded_case_runs_shorthand(tmp_path: Path) -> None:
      "cannot scan 'sources'; expected output and/or tool_calls"),
     ("no_pii: {allow: []}", "no_pii.allow", "expected a non-empty string or list"),
     ("no_leak: {digests: ['md5:abc']}", "no_leak.digests",
-     "item 1: expected 'sha256:<salt>:<64 hex digits>', found 'md5:abc'"),
+     "item 1: expected sha256:<salt>:<length>:<hex> or sha256-exact:<salt>:<length>:<hex> or "
+     "sha256:<salt>:<hex> (the first form), found 'md5:abc'"),
     ("no_leak: {digests: ['sha256:s:abc']}", "no_leak.digests", "item 1: expected"),
     ("no_leak: {values: []}", "no_leak.values", "expected a non-empty string or list"),
     ("no_leak: {digests: []}", "no_leak.digests", "expected a non-empty string or list"),

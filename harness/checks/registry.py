@@ -8,7 +8,7 @@ kinds when imported).
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
@@ -107,6 +107,19 @@ def build(name: str, raw: Any) -> Check:
 
 
 _MISSING: Any = object()
+
+
+def with_notes(check: Check, notes: Sequence[str]) -> Check:
+    """``check`` carrying notes for whoever loads the case: something that works, but is
+    better written another way (the loader shows them as :class:`~harness.errors.HarnessNote`)."""
+    if notes:
+        check.notes = tuple(notes)  # type: ignore[attr-defined]  # read back by notes_of
+    return check
+
+
+def notes_of(check: Check) -> tuple[str, ...]:
+    """The notes :func:`with_notes` gave a check (none for most)."""
+    return tuple(getattr(check, "notes", ()))
 
 
 class Params:
