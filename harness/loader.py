@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from harness import checks, schema, targets
+from harness.budget import DEFAULT_CHECK_BUDGET_S
 from harness.checks.custom import PythonCheck
 from harness.digest import sha256_json, sha256_text
 from harness.errors import CheckParamError, HarnessNote, InputError
@@ -300,6 +301,8 @@ def load_case(
         trials=fields.get("trials", defaults.get("trials", 1)),
         min_pass_rate=fields.get("min_pass_rate", defaults.get("min_pass_rate", 1.0)),
         timeout_s=fields.get("timeout_s", defaults.get("timeout_s")),
+        check_budget_s=fields.get("check_budget_s",
+                                  defaults.get("check_budget_s", DEFAULT_CHECK_BUDGET_S)),
         as_of=fields.get("as_of"),
         tags=tuple(fields.get("tags", ())),
         incident=incident,

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from harness.budget import DEFAULT_CHECK_BUDGET_S, BudgetExceeded, check_budget
 from harness.errors import TargetError
 
 CATEGORIES = (
@@ -277,9 +278,19 @@ class Expectation:
     line: int | None = None
 
     def evaluate(self, response: TargetResponse, case: Case) -> CheckOutcome:
-        """Run the check; a check that raises gives an ``error`` outcome, never an exception."""
+        """Run the check within the case's budget; a check that raises or runs past its budget
+        gives an ``error`` outcome, never an exception (or a hang)."""
         try:
-            outcome = self.check(response, case)
+            with check_budget(case.check_budget_s):
+                outcome = self.check(response, case)
+        except BudgetExceeded:
+            return CheckOutcome(
+                kind=self.kind,
+                verdict="error",
+                reason=f"{self.kind} ran past its budget of {case.check_budget_s:g} s "
+                       f"(check_budget_s) and was stopped: its verdict is unknown",
+                line=self.line,
+            )
         except Exception as exc:  # a broken check is data about the run, not a crash of it
             return CheckOutcome(
                 kind=self.kind,
@@ -341,6 +352,8 @@ class Case:
     draft: bool = False
     digest: str = ""
     retired: str | None = None
+    check_budget_s: float = DEFAULT_CHECK_BUDGET_S
+    """Longest time one check may take on one response (see :mod:`harness.budget`)."""
     """Why the case was retired (kept, no longer run), or None."""
 
     @property

@@ -380,6 +380,8 @@ def case_record(expect_entry: Custom) -> Record:
             "min_pass_rate": Number(minimum=0, maximum=1,
                                     description="Share of trials that must pass (default 1.0)."),
             "timeout_s": Number(minimum=0, description="Seconds one target call may take."),
+            "check_budget_s": Number(minimum=0.001, description="Seconds one check may take on "
+                                                                "one response (default 5)."),
             "tags": ListOf(Text(allow_numbers=True)),
             "draft": Flag(description="Drafted by tooling (e.g. harness case from-trace): a "
                                       "person must review it; harness check reports it."),
@@ -455,6 +457,7 @@ def suite_record(target_entry: Custom) -> Record:
                     "trials": Number(integer=True, minimum=1),
                     "min_pass_rate": Number(minimum=0, maximum=1),
                     "timeout_s": Number(minimum=0),
+                    "check_budget_s": Number(minimum=0.001),
                     "target": Text(description="The target used when none is named."),
                 },
                 description="Defaults for every case of the suite.",

@@ -15,6 +15,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "harness"
 # may not import each other.
 RANKS = {
     "harness": 0, "harness.errors": 0, "harness.digest": 0,
+    "harness.budget": 0,
     "harness.files": 1, "harness.model": 1, "harness.project": 1, "harness.git": 1,
     "harness.detectors": 1,
     "harness.schema": 2, "harness.canaries": 2,
@@ -35,6 +36,7 @@ OWNERS = {  # library -> the modules allowed to import it
     "pandas": {"harness.metrics"},
     "jinja2": {"harness.report.html", "harness.metrics"},
     "cryptography": {"harness.signoff.keys", "harness.signoff.ledger"},
+    "regex": {"harness.checks.patterns"},
 }
 
 

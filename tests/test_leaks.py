@@ -56,7 +56,8 @@ def respond(request, *, leaky):
     if request["kind"] == "canary":
         return "Here you go: " + FORMS[request["which"]][request["form"]]
     if request["kind"] == "other":
-        return "Someone else's: " + FORMS["value"]["as written"] + " / " + FORMS["hidden"]["upper-cased"]
+        return ("Someone else's: " + FORMS["value"]["as written"] + " / "
+                + FORMS["hidden"]["upper-cased"])
     return "Account: " + PII[request["kind"]]
 '''
 

@@ -641,7 +641,7 @@ def test_invalid_regex_parameter(tmp_path: Path) -> None:
     err = case_error(path, "input: a\nexpect:\n  - regex: '(('\n")
     assert head(err) == (
         f"{path}:3: expect[0].regex.pattern: invalid regular expression: "
-        "missing ), unterminated subpattern at position 1")
+        "missing ) at position 2")
 
 
 def test_wrong_type_for_ignore_case(tmp_path: Path) -> None:

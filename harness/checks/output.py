@@ -6,6 +6,7 @@ import difflib
 import re
 
 from harness.checks.outcome import excerpt, failed, passed
+from harness.checks.patterns import compile_pattern, search
 from harness.checks.registry import Params, register
 from harness.errors import CheckParamError
 from harness.model import Case, Check, CheckOutcome, TargetResponse
@@ -133,15 +134,11 @@ def not_contains(params: Params) -> Check:
 
 def _regex_check(params: Params, *, negate: bool) -> Check:
     source = params.text("pattern")
-    flags = re.IGNORECASE if params.flag("ignore_case") else 0
-    try:
-        pattern = re.compile(source, flags)
-    except re.error as exc:
-        raise CheckParamError(f"invalid regular expression: {exc}", param="pattern") from None
+    pattern = compile_pattern(source, param="pattern", ignore_case=params.flag("ignore_case"))
 
     def check(response: TargetResponse, case: Case) -> CheckOutcome:
         output = response.output
-        found = pattern.search(output)
+        found = search(pattern, output)
         expected = f"no match of /{source}/" if negate else f"a match of /{source}/"
         if found is None:
             verdict = passed if negate else failed
@@ -320,7 +317,7 @@ def json_check(params: Params) -> Check:
     return check
 
 
-_NUMBER = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?|[-+]?\.\d+")
+_NUMBER = compile_pattern(r"[-+]?\d[\d,]*(?:\.\d+)?|[-+]?\.\d+", param="pattern")
 
 
 @register(
@@ -340,13 +337,10 @@ def number(params: Params) -> Check:
     expected = params.number("value")
     tolerance = params.number("tolerance", 0, minimum=0)
     source = params.text("pattern", None)
-    try:
-        pattern = re.compile(source) if source else _NUMBER
-    except re.error as exc:
-        raise CheckParamError(f"invalid regular expression: {exc}", param="pattern") from None
+    pattern = compile_pattern(source, param="pattern") if source else _NUMBER
 
     def check(response: TargetResponse, case: Case) -> CheckOutcome:
-        found = pattern.search(response.output)
+        found = search(pattern, response.output)
         if found is None:
             where = f"/{source}/" if source else "a number"
             return failed(f"output has no figure matching {where}", expected=expected,

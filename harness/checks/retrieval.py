@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
-import re
 
 from harness.checks.outcome import failed, passed
+from harness.checks.patterns import compile_pattern, finditer
 from harness.checks.registry import Params, register
-from harness.errors import CheckParamError
 from harness.model import Case, Check, CheckOutcome, Source, TargetResponse
 
 NOT_REPORTED = "the target reported no sources: cannot confirm which sources were used"
@@ -180,10 +179,7 @@ def source_fresh(params: Params) -> Check:
 )
 def citations_grounded(params: Params) -> Check:
     source = params.text("pattern", URL)
-    try:
-        pattern = re.compile(source)
-    except re.error as exc:
-        raise CheckParamError(f"invalid regular expression: {exc}", param="pattern") from None
+    pattern = compile_pattern(source, param="pattern")
     match_on = params.choice("match_on", ("url", "id"), "url")
     require = params.flag("require_citation", True)
 
@@ -191,7 +187,7 @@ def citations_grounded(params: Params) -> Check:
         if "sources" not in response.reported:
             return failed(NOT_REPORTED)
         cited = []
-        for found in pattern.finditer(response.output):
+        for found in finditer(pattern, response.output):
             text = found.group(1) if pattern.groups else found.group(0)
             cited.append(text.rstrip(".,;:"))
         known = {(s.url if match_on == "url" else s.id) for s in response.sources} - {None}
