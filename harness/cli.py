@@ -74,7 +74,9 @@ def _parser() -> argparse.ArgumentParser:
         "merge", help="merge the run records of a suite's shards into one",
         description="Combine shard run records (harness run --shard K/N) of one suite and "
                     "target into one run record that compare, gate and validate accept. The "
-                    "merged run is complete only when every shard is.",
+                    "merged run is complete only when every shard 1/N to N/N is there, once, "
+                    "and finished. Exit 0 complete, 1 incomplete (missing or unfinished "
+                    "shards, named), 2 bad input.",
     )
     merge.add_argument("out", type=Path, metavar="OUT", help="the merged record to write")
     merge.add_argument("runs", nargs="+", type=Path, metavar="RUN")
@@ -409,12 +411,20 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _merge(args: argparse.Namespace) -> int:
-    from harness.records import merge_runs, read_run
+    from harness.records import merge_runs, missing_shards, read_run
 
-    merged = merge_runs([read_run(path) for path in args.runs], args.out)
-    state = "complete" if merged.complete else "INCOMPLETE (a shard did not finish)"
+    records = [read_run(path) for path in args.runs]
+    merged = merge_runs(records, args.out)
+    missing = missing_shards(records)
+    unfinished = [str(record.path) for record in records if not record.complete]
+    if merged.complete:
+        state = "complete"
+    else:
+        why = ([f"shard(s) {', '.join(missing)} missing"] if missing else []) + (
+            [f"not finished: {', '.join(unfinished)}"] if unfinished else [])
+        state = f"INCOMPLETE ({'; '.join(why)}): a gate given it blocks"
     print(f"merged {len(args.runs)} run(s), {len(merged.results)} cases, {state}: {args.out}")
-    return EXIT_OK
+    return EXIT_OK if merged.complete else EXIT_FAILED
 
 
 def _print_decision(decision: Decision) -> None:

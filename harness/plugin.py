@@ -29,6 +29,7 @@ from harness.records import (
     RunWriter,
     git_commit,
     new_run_id,
+    plain_json,
     result_from_dict,
     result_to_dict,
     utc_now,
@@ -294,12 +295,12 @@ class CaseItem(pytest.Item):
             result = redactor.result(result)
         self.stash[RESULT_KEY] = result
         if hasattr(self.config, "workerinput"):  # a pytest-xdist worker: the result travels
-            self.user_properties.append((WORKER_RESULT, {  # to the recorder with the report
+            self.user_properties.append((WORKER_RESULT, plain_json({  # to the recorder
                 "result": result_to_dict(result), "suite": self.suite_name,
                 "retired": self.config.stash[RETIRED_KEY] or None,
                 "suite_digest": self.suite_digest, "target": self.spec.name,
                 "target_kind": self.spec.kind, "target_digest": self.spec.digest,
-            }))
+            })))  # plain data: what crosses the xdist wire must serialise (no YAML nodes)
         if result.verdict != "pass":
             raise CaseFailed(result)
 

@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -86,6 +87,12 @@ def git_commit(folder: Path) -> str | None:
 
 
 # --- writing --------------------------------------------------------------------------------
+
+
+def plain_json(value: Any) -> Any:
+    """``value`` as the record stores it: only dicts, lists, strings, numbers, booleans and
+    None (YAML nodes, tuples and other objects as a record line would hold them)."""
+    return json.loads(json.dumps(value, ensure_ascii=False, default=str))
 
 
 def _line(kind: str, body: Mapping[str, Any]) -> str:
@@ -315,12 +322,40 @@ def read_run(path: Path) -> RunRecord:
     return RunRecord(path=path, header=header, results=tuple(results), end=end)
 
 
+def _shards(records: Sequence[RunRecord]) -> tuple[int | None, list[int]]:
+    """(N, the shard numbers 1..N missing) of shard records ``K/N``; (None, []) when none of
+    the records is a shard. Mixed, malformed, differing N or a shard given twice are refused."""
+    given = [record.header.shard for record in records]
+    if not any(given):
+        return None, []
+    seen: dict[int, Path] = {}
+    total: int | None = None
+    for record, shard in zip(records, given, strict=True):
+        found = re.fullmatch(r"(\d+)/(\d+)", shard or "")
+        if found is None:
+            problem = (f"expected a shard 'K/N' like the other records, found {shard!r}: only "
+                       "the shards of one run can be merged")
+            raise InputError(problem, path=record.path, field="shard")
+        number, count = int(found.group(1)), int(found.group(2))
+        if total is not None and count != total:
+            problem = f"shard {shard} is of {count} shards, the others of {total}"
+            raise InputError(problem, path=record.path, field="shard")
+        total = count
+        if number in seen:
+            problem = f"shard {shard} is given twice (also {seen[number]})"
+            raise InputError(problem, path=record.path, field="shard")
+        seen[number] = record.path
+    assert total is not None
+    return total, [k for k in range(1, total + 1) if k not in seen]
+
+
 def merge_runs(records: Sequence[RunRecord], out: Path) -> RunRecord:
     """Combine the run records of a suite's shards into one run record at ``out``.
 
     The shards must be runs of the same suite (same digest) against the same target (same
     digest), and no case may appear twice. The merged run is complete only when every shard
-    is: otherwise it gets no end line, so a gate reading it blocks.
+    ``1/N`` to ``N/N`` is there, once, and finished: otherwise it gets no end line, so a gate
+    reading it blocks (:func:`missing_shards` says which are missing).
     """
     if not records:
         raise InputError("no run records to merge", path=out)
@@ -332,6 +367,7 @@ def merge_runs(records: Sequence[RunRecord], out: Path) -> RunRecord:
                            f"({getattr(record.header, name)!r} != {getattr(first, name)!r}): "
                            "only shards of one run can be merged")
                 raise InputError(problem, path=record.path, field=name)
+    _, missing = _shards(records)
     owner: dict[str, Path] = {}
     for record in records:
         for result in record.results:
@@ -347,8 +383,14 @@ def merge_runs(records: Sequence[RunRecord], out: Path) -> RunRecord:
     for record in records:
         for result in record.results:
             writer.add(result)
-    if all(record.complete for record in records):
+    if all(record.complete for record in records) and not missing:
         writer.close()
     else:
         writer.abandon()
     return read_run(out)
+
+
+def missing_shards(records: Sequence[RunRecord]) -> list[str]:
+    """The shards ``K/N`` that a set of shard records lacks (empty when none is a shard)."""
+    total, missing = _shards(records)
+    return [f"{k}/{total}" for k in missing]

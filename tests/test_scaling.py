@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -10,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import write
+from conftest import copy_example, run_harness, write
 
 from harness.plugin import shard_of
 from harness.records import read_run
@@ -115,6 +116,25 @@ def test_shards_are_stable_disjoint_and_cover_the_suite(tmp_path):
     record = read_run(root / "all.jsonl")
     assert record.complete and len(record.header.merged_from) == 3
     assert harness("gate", "shard1.jsonl", "all.jsonl", cwd=root).returncode == 0
+    # shard 1 of 3 missing: the merge says so, and the gate blocks on what it made
+    partial = harness("merge", "part.jsonl", "shard2.jsonl", "shard3.jsonl", cwd=root)
+    assert partial.returncode == 1, partial.stdout
+    assert "INCOMPLETE (shard(s) 1/3 missing)" in partial.stdout
+    assert not read_run(root / "part.jsonl").complete
+    blocked = harness("gate", "all.jsonl", "part.jsonl", cwd=root)
+    assert blocked.returncode == 1 and "[incomplete_run]" in blocked.stdout
+
+
+def test_merge_refuses_shards_of_different_splits(tmp_path):
+    root = project(tmp_path)
+    harness("run", "suites/s.yaml", "-t", "free", "--shard", "1/2", "--out", "a.jsonl", cwd=root)
+    harness("run", "suites/s.yaml", "-t", "free", "--shard", "2/3", "--out", "b.jsonl", cwd=root)
+    harness("run", "suites/s.yaml", "-t", "free", "--out", "whole.jsonl", cwd=root)
+    split = harness("merge", "m.jsonl", "a.jsonl", "b.jsonl", cwd=root)
+    assert split.returncode == 2 and "is of 3 shards, the others of 2" in split.stderr
+    mixed = harness("merge", "m.jsonl", "a.jsonl", "whole.jsonl", cwd=root)
+    assert mixed.returncode == 2 and "expected a shard 'K/N'" in mixed.stderr
+    assert not (root / "m.jsonl").exists()
 
 
 def test_merge_refuses_overlapping_or_foreign_shards(tmp_path):
@@ -123,7 +143,7 @@ def test_merge_refuses_overlapping_or_foreign_shards(tmp_path):
     harness("run", "suites/s.yaml", "-t", "capped", "--shard", "2/2", "--out", "b.jsonl",
             cwd=root)
     twice = harness("merge", "m.jsonl", "a.jsonl", "a.jsonl", cwd=root)
-    assert twice.returncode == 2 and "is also in" in twice.stderr
+    assert twice.returncode == 2 and "shard 1/2 is given twice" in twice.stderr
     foreign = harness("merge", "m.jsonl", "a.jsonl", "b.jsonl", cwd=root)
     assert foreign.returncode == 2 and "target differs" in foreign.stderr
     assert not (root / "m.jsonl").exists()
@@ -196,3 +216,32 @@ def test_runs_under_pytest_xdist_and_records_every_case(tmp_path):
     assert direct.returncode == 0, direct.stdout
     record = read_run(root / "direct.jsonl")
     assert (record.header.suite, record.header.target, len(record.results)) == ("s", "free", 12)
+
+
+def _stable(record: Path) -> dict[str, dict]:
+    """The case lines of a run record by case id, without what differs from run to run."""
+    cases = {}
+    for line in record.read_text(encoding="utf-8").splitlines():
+        data = json.loads(line)
+        if data["type"] != "case":
+            continue
+        data.pop("duration_s")
+        for trial in data["trials"]:
+            trial.pop("duration_s")
+        cases[data["case_id"]] = data
+    return cases
+
+
+def test_xdist_on_the_bundled_suite_records_what_a_serial_run_records(tmp_path):
+    """Case inputs are YAML mappings: what crosses the xdist wire must be plain data, and the
+    controller writes the one record."""
+    project = copy_example(tmp_path / "project")
+    serial = run_harness("run", "suites/refund-assistant.yaml", "-t", "pre-fix", "--out",
+                         "serial.jsonl", cwd=project)
+    parallel = run_harness("run", "suites/refund-assistant.yaml", "-t", "pre-fix", "--out",
+                           "parallel.jsonl", "--", "-n", "2", cwd=project)
+    assert serial.returncode == parallel.returncode == 1, parallel.stdout + parallel.stderr
+    assert "INTERNALERROR" not in parallel.stdout + parallel.stderr
+    assert "13 passed, 6 failed, 0 errors" in parallel.stdout
+    assert _stable(project / "parallel.jsonl") == _stable(project / "serial.jsonl")
+    assert len(_stable(project / "serial.jsonl")) == 19
