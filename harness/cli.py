@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from harness.compare import CheckChange
     from harness.gate import Decision
     from harness.model import Suite, TargetSpec
-    from harness.records import RunRecord
+    from harness.records import RunLock, RunRecord
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -322,13 +322,18 @@ def _parser() -> argparse.ArgumentParser:
 
 def _execute(suite: Suite, spec: TargetSpec, *, out: Path | None, pytest_args: Sequence[str],
              quiet: bool = False, concurrency: int = 1, shard: str | None = None,
-             resume: RunRecord | None = None, redact: bool = True) -> tuple[int, Path]:
-    """Run ``suite`` against ``spec`` through pytest; returns the exit code and record path."""
+             resume: RunRecord | None = None, redact: bool = True,
+             lock: RunLock | None = None) -> tuple[int, Path]:
+    """Run ``suite`` against ``spec`` through pytest; returns the exit code and record path.
+
+    ``lock`` is the record's lock when the caller holds it (a resume); a new run takes its own
+    before pytest starts, so a second writer is refused before anything runs.
+    """
     import pytest
 
     from harness import loader, plugin, targets
     from harness.errors import InputError
-    from harness.records import RunHeader, git_commit, new_run_id, utc_now
+    from harness.records import RunHeader, RunLock, git_commit, new_run_id, utc_now
 
     # The project's code is imported here, by the code that runs it, and nowhere else: import
     # errors and bad options are bad input (exit 2) before the first call.
@@ -342,7 +347,7 @@ def _execute(suite: Suite, spec: TargetSpec, *, out: Path | None, pytest_args: S
     if shard:
         options += ["--harness-shard", shard]
     if resume is not None:
-        recorder = plugin.Recorder(resume.path, resume=resume)
+        recorder = plugin.Recorder(resume.path, resume=resume, lock=lock)
         out = resume.path
     else:
         run_id = new_run_id()
@@ -355,15 +360,17 @@ def _execute(suite: Suite, spec: TargetSpec, *, out: Path | None, pytest_args: S
             target_digest=spec.digest, started_at=utc_now(), git_commit=git_commit(suite.root),
             shard=shard, retired={c.id: c.retired for c in suite.cases if c.retired} or None,
         )
-        recorder = plugin.Recorder(out, header=header)
+        lock = RunLock(out)
+        recorder = plugin.Recorder(out, header=header, lock=lock)
     if quiet:
         options += ["-p", "no:terminal"]
-    code = pytest.main(
-        [str(suite.path), "--harness-target", spec.name, "-p", "no:cacheprovider",
-         # harness is imported before pytest starts, so pytest cannot rewrite its asserts
-         "-W", "ignore::pytest.PytestAssertRewriteWarning", *options, *pytest_args],
-        plugins=[plugin.Preloaded(suite), recorder],
-    )
+    with contextlib.nullcontext() if resume is not None else lock:
+        code = pytest.main(
+            [str(suite.path), "--harness-target", spec.name, "-p", "no:cacheprovider",
+             # harness is imported before pytest starts, so pytest cannot rewrite its asserts
+             "-W", "ignore::pytest.PytestAssertRewriteWarning", *options, *pytest_args],
+            plugins=[plugin.Preloaded(suite), recorder],
+        )
     if recorder.writer is None:
         print("error: no run record was written (see pytest's output above)", file=sys.stderr)
         return (EXIT_INTERRUPTED if code == pytest.ExitCode.INTERRUPTED else EXIT_BAD_INPUT), out
@@ -382,31 +389,44 @@ def _execute(suite: Suite, spec: TargetSpec, *, out: Path | None, pytest_args: S
 
 def _run(args: argparse.Namespace) -> int:
     from harness import loader
+    from harness.records import RunLock
+
+    suite = loader.load_suite(args.suite)
+    if args.resume is None:
+        spec = loader.choose_target(suite, args.target)
+        code, _ = _execute(suite, spec, out=args.out, pytest_args=args.passthrough,
+                           concurrency=args.concurrency, shard=args.shard,
+                           redact=not args.no_redact)
+        return code
+    # One writer per record: the lock is taken before the record is read, so a second
+    # resume waits for nothing and is refused, naming who holds it.
+    with RunLock(args.resume) as lock:
+        return _resume(suite, args, lock)
+
+
+def _resume(suite: Suite, args: argparse.Namespace, lock: RunLock) -> int:
+    from harness import loader
     from harness.errors import InputError
     from harness.records import read_run
 
-    suite = loader.load_suite(args.suite)
-    resume = None
-    if args.resume is not None:
-        resume = read_run(args.resume)
-        if args.target not in (None, resume.header.target):
-            raise InputError(f"the run was against target {resume.header.target!r}",
-                             path=args.resume, field="--target")
-        if resume.header.suite_digest != suite.digest:
-            raise InputError("the suite or its cases changed since this run started; start "
-                             "a new run", path=args.resume, field="suite_digest")
-        if resume.complete:
-            print(f"nothing to resume: {args.resume} is a finished run")
-            counts = {v: sum(r.verdict == v for r in resume.results) for v in ("fail", "error")}
-            return EXIT_FAILED if counts["fail"] or counts["error"] else EXIT_OK
-    spec = loader.choose_target(suite, resume.header.target if resume else args.target)
-    if resume is not None and spec.digest != resume.header.target_digest:
+    resume = read_run(args.resume)
+    if args.target not in (None, resume.header.target):
+        raise InputError(f"the run was against target {resume.header.target!r}",
+                         path=args.resume, field="--target")
+    if resume.header.suite_digest != suite.digest:
+        raise InputError("the suite or its cases changed since this run started; start "
+                         "a new run", path=args.resume, field="suite_digest")
+    if resume.complete:
+        print(f"nothing to resume: {args.resume} is a finished run")
+        counts = {v: sum(r.verdict == v for r in resume.results) for v in ("fail", "error")}
+        return EXIT_FAILED if counts["fail"] or counts["error"] else EXIT_OK
+    spec = loader.choose_target(suite, resume.header.target)
+    if spec.digest != resume.header.target_digest:
         raise InputError(f"target {spec.name!r} changed since this run started; start a new "
                          "run", path=args.resume, field="target_digest")
     code, _ = _execute(suite, spec, out=args.out, pytest_args=args.passthrough,
-                       concurrency=args.concurrency,
-                       shard=resume.header.shard if resume else args.shard, resume=resume,
-                       redact=not args.no_redact)
+                       concurrency=args.concurrency, shard=resume.header.shard, resume=resume,
+                       redact=not args.no_redact, lock=lock)
     return code
 
 
@@ -427,6 +447,14 @@ def _merge(args: argparse.Namespace) -> int:
     return EXIT_OK if merged.complete else EXIT_FAILED
 
 
+def _say(text: str) -> None:
+    """Print what came from a run or a case file: invisible and direction-changing characters
+    (a right-to-left override, a terminal escape) as escapes."""
+    from harness.visible import shown
+
+    print(shown(text))
+
+
 def _print_decision(decision: Decision) -> None:
     print(f"decision: {decision.outcome}")
     for reason in decision.reasons:
@@ -434,9 +462,9 @@ def _print_decision(decision: Decision) -> None:
             else "note "
         who = f"{reason.case_id}: " if reason.case_id else ""
         owner = f" (owner {reason.owner})" if reason.owner else ""
-        print(f"  {label} {who}[{reason.rule}] {reason.message}{owner}")
+        _say(f"  {label} {who}[{reason.rule}] {reason.message}{owner}")
     if decision.owners():
-        print(f"owners to notify: {', '.join(decision.owners())}")
+        _say(f"owners to notify: {', '.join(decision.owners())}")
 
 
 def _exit_code(decision: Decision) -> int:
@@ -475,13 +503,13 @@ def _compare(args: argparse.Namespace) -> int:
         if case.candidate_interval:
             low, high = case.candidate_interval
             interval = f"  pass rate {case.latest.pass_rate:.0%} (95% CI {low:.0%}-{high:.0%})"
-        print(f"{case.case_id:<24} {case.transition.value:<14} {before:>5} -> {after:<5}{interval}")
+        _say(f"{case.case_id:<24} {case.transition.value:<14} {before:>5} -> {after:<5}{interval}")
         for change in case.check_changes:
-            print(f"    {change.kind} (line {change.line}): {change.baseline} -> "
-                  f"{change.candidate}: {change.reason}")
+            _say(f"    {change.kind} (line {change.line}): {change.baseline} -> "
+                 f"{change.candidate}: {change.reason}")
         for name, lines in case.structured_diffs.items():
             print(f"    {name}:")
-            print("\n".join(f"      {line}" for line in lines))
+            _say("\n".join(f"      {line}" for line in lines))
     counts = ", ".join(f"{n} {t.value}" for t, n in comparison.counts().items() if n)
     print(f"\n{counts}")
     return EXIT_OK
@@ -833,7 +861,7 @@ def _verify(args: argparse.Namespace) -> int:
         for ledger in sorted(args.reports_dir.glob(f"*{LEGACY_LEDGER}")):
             ledger_checked(ledger)
     for problem in problems:
-        print(f"INVALID {problem}")
+        _say(f"INVALID {problem}")
     for path, verification in checked.items():
         head = verification.head
         state = "valid" if verification.valid else "invalid"
@@ -882,7 +910,7 @@ def _check(args: argparse.Namespace) -> int:
                                              since=args.since, accepted_retirements=accepted,
                                              notes=notes)
     rows = registry_check.completeness(registry_check.load_cases(args.root / "cases"))
-    print(registry_check.render_report(findings, rows))
+    _say(registry_check.render_report(findings, rows))
     for note in notes:
         print(note)
     return EXIT_FAILED if findings else EXIT_OK
@@ -1042,13 +1070,29 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         with _notes_printed():
-            return int(args.handler(args))
+            code = int(args.handler(args))
+        sys.stdout.flush()  # here, so a reader gone away is seen while it can be handled
+        return code
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return _reader_gone()
+
+
+def _reader_gone() -> int:
+    """The reader of standard output went away (``harness gate ... | head -2``): end quietly
+    with the status of a command stopped by SIGPIPE, and keep Python from complaining when it
+    flushes standard output on the way out."""
+    import os
+    import signal
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 128 + signal.SIGPIPE
 
 
 if __name__ == "__main__":

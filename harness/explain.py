@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.model import CaseResult, CheckOutcome, Trial
+from harness.visible import shown
 
 MAX_SHOWN = 300
 """Longest excerpt of an obtained value shown in failure text."""
@@ -69,7 +70,8 @@ def trial_lines(trial: Trial, *, numbered: bool) -> list[str]:
 
 def explain(result: CaseResult) -> str:
     """The failure text of a case: headline, where it is defined, and every check of every
-    trial that did not pass (passing trials are summarised)."""
+    trial that did not pass (passing trials are summarised); invisible and direction-changing
+    characters written as escapes."""
     lines = [headline(result)]
     about = [result.category, result.severity]
     if result.owner:
@@ -82,4 +84,4 @@ def explain(result: CaseResult) -> str:
             lines.append(f"trial {trial.index}: pass")
             continue
         lines.extend(trial_lines(trial, numbered=numbered))
-    return "\n".join(lines)
+    return shown("\n".join(lines))

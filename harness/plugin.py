@@ -25,6 +25,7 @@ from harness.explain import explain
 from harness.model import CATEGORIES, SEVERITIES, Case, CaseResult, Suite, TargetSpec
 from harness.records import (
     RunHeader,
+    RunLock,
     RunRecord,
     RunWriter,
     git_commit,
@@ -391,10 +392,11 @@ class Recorder:
     """
 
     def __init__(self, path: Path, *, header: RunHeader | None = None,
-                 resume: RunRecord | None = None) -> None:
+                 resume: RunRecord | None = None, lock: RunLock | None = None) -> None:
         self.path = path
         self.header = header
         self.resume = resume
+        self.lock = lock
         self.writer: RunWriter | None = None
 
     def pytest_collection_modifyitems(self, config: pytest.Config,
@@ -410,7 +412,7 @@ class Recorder:
 
     def open(self, items: list[pytest.Item]) -> None:
         if self.resume is not None:
-            self.writer = RunWriter.resume(self.resume)
+            self.writer = RunWriter.resume(self.resume, lock=self.lock)
             return
         header = self.header
         if header is None:
@@ -433,7 +435,7 @@ class Recorder:
                 shard=items[0].config.getoption("harness_shard") if items else None,
                 retired=(items[0].config.stash[RETIRED_KEY] or None) if items else None,
             )
-        self.writer = RunWriter(self.path, header)
+        self.writer = RunWriter(self.path, header, lock=self.lock)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> None:
@@ -458,8 +460,9 @@ class Recorder:
         if sent is None:
             return
         if self.writer is None:
-            self.writer = RunWriter.resume(self.resume) if self.resume else RunWriter(
-                self.path, self.header or _header_from(sent))
+            self.writer = (RunWriter.resume(self.resume, lock=self.lock) if self.resume
+                           else RunWriter(self.path, self.header or _header_from(sent),
+                                          lock=self.lock))
         self.writer.add(result_from_dict(sent["result"]))
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:

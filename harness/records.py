@@ -7,8 +7,10 @@ line. :func:`read_run` reads what :class:`RunWriter` writes.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
+import fcntl
 import json
 import os
 import platform
@@ -128,6 +130,60 @@ SYNC_INTERVAL_S = 0.05
 """Longest time a finished case's line waits to be synced to disk."""
 
 
+class RunLock:
+    """The one claim on writing a run record: an exclusive lock on ``<record>.lock`` beside
+    it, which holds who has it (pid, host, since when). A second writer, or a second resume
+    of the same record, is refused naming the holder, so two processes never append to one
+    record. The lock goes with the process that holds it, even when it is killed.
+    """
+
+    def __init__(self, record: Path) -> None:
+        self.record = record
+        self.path = record.with_name(record.name + ".lock")
+        self._fd: int | None = None
+
+    def acquire(self) -> RunLock:
+        """Take the lock, or raise InputError naming its holder."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = os.read(fd, 200).decode("utf-8", "replace").strip() or "unknown"
+                os.close(fd)
+                problem = (f"another process is writing this run record ({holder}); wait for "
+                           f"it to finish, then resume or start a new run")
+                raise InputError(problem, path=self.record) from None
+            try:  # the file may have been released and removed between open and lock
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        held = f"pid {os.getpid()} on {platform.node() or 'this host'} since {utc_now()}"
+        os.ftruncate(fd, 0)
+        os.write(fd, held.encode("utf-8"))
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
+        self._fd = None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
 class RunWriter:
     """Writes one run record: the header at once, then a line per case, then the end line.
 
@@ -136,15 +192,17 @@ class RunWriter:
     and the end line, so a machine that dies loses at most that much of finished work (which
     ``harness run --resume`` runs again). Syncing every line would cost a disk round trip per
     case. The file is created exclusively: an existing record is never overwritten. To resume
-    an interrupted run, :meth:`resume` appends to its record instead.
+    an interrupted run, :meth:`resume` appends to its record instead. The writer holds the
+    record's :class:`RunLock` (``lock``, when the caller took it already, else its own).
     """
 
-    def __init__(self, path: Path, header: RunHeader, *, _resumed: RunRecord | None = None
-                 ) -> None:
+    def __init__(self, path: Path, header: RunHeader, *, lock: RunLock | None = None,
+                 _resumed: RunRecord | None = None) -> None:
         self.path = path
         self.header = header
         self.counts = {"pass": 0, "fail": 0, "error": 0}
         self._synced = 0.0
+        self._own_lock = RunLock(path).acquire() if lock is None else None
         if _resumed is not None:
             for result in _resumed.results:
                 self.counts[result.verdict] += 1
@@ -154,19 +212,28 @@ class RunWriter:
         try:
             self._file = path.open("x", encoding="utf-8")
         except FileExistsError:
+            self._release()
             raise InputError("run record already exists; choose another --out",
                              path=path) from None
         self._write(_line("header", asdict(header)))
 
     @classmethod
-    def resume(cls, record: RunRecord) -> RunWriter:
+    def resume(cls, record: RunRecord, *, lock: RunLock | None = None) -> RunWriter:
         """Append to an interrupted run's record. A last line cut short by the interruption
         is dropped first (its case had not finished, so it runs again)."""
+        own = RunLock(record.path).acquire() if lock is None else lock
         with record.path.open("rb+") as file:
             data = file.read()
             if data and not data.endswith(b"\n"):
                 file.truncate(data.rfind(b"\n") + 1)
-        return cls(record.path, record.header, _resumed=record)
+        writer = cls(record.path, record.header, lock=own, _resumed=record)
+        writer._own_lock = own if lock is None else None
+        return writer
+
+    def _release(self) -> None:
+        if self._own_lock is not None:
+            self._own_lock.release()
+            self._own_lock = None
 
     def _write(self, text: str, *, sync: bool = True) -> None:
         self._file.write(text)
@@ -185,6 +252,7 @@ class RunWriter:
         """Close without an end line: the record reads as an interrupted run."""
         os.fsync(self._file.fileno())
         self._file.close()
+        self._release()
 
     def close(self, *, interrupted: bool = False) -> None:
         """Write the end line (with the counts) and close the file."""
@@ -193,6 +261,7 @@ class RunWriter:
         body = {"finished_at": utc_now(), "counts": self.counts, "interrupted": interrupted}
         self._write(_line("end", body))
         self._file.close()
+        self._release()
 
 
 # --- reading --------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -317,3 +318,57 @@ def test_compare_prints_transitions_changed_checks_and_json(tmp_path):
     assert "tool_calls" in case["structured_diffs"]
     bad = harness("compare", "post-fix.jsonl", "missing.jsonl", cwd=tmp_path)
     assert bad.returncode == 2 and "missing.jsonl: run record not found" in bad.stderr
+
+
+def test_a_reader_that_went_away_ends_the_command_quietly(tmp_path):
+    """``harness gate ... | head -2``: standard output closes early; no traceback, and the
+    status of a command stopped by SIGPIPE (128 + 13)."""
+    import os
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run([sys.executable, "-m", "harness", "checks"], stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, timeout=60, check=False)
+    finally:
+        os.close(write_end)
+    assert done.returncode == 141
+    assert done.stderr == ""
+
+
+def test_what_a_run_holds_cannot_steer_the_terminal_or_reorder_what_is_shown(tmp_path):
+    """A right-to-left override or a terminal escape in a run record (a case id, a check's
+    reason quoting an answer) is shown as an escape by gate, compare, the Markdown summary
+    and pytest's failure text."""
+    from conftest import make_result, make_run
+
+    from harness.compare import compare
+    from harness.explain import explain
+    from harness.gate import decide
+    from harness.records import RunWriter
+    from harness.report.markdown import render_markdown
+
+    hostile = "INC-\u202e1-KCOLB\u202c\x1b[2J"
+    runs = []
+    for name, verdict in (("base", "pass"), ("cand", "fail")):
+        result = make_result(hostile, verdict, incident=True)
+        trial = result.trials[0]
+        check = dataclasses.replace(trial.checks[0], reason="answer: \u202eenola \x1b[32mok")
+        result = dataclasses.replace(result, title="Title \u202e" + name,
+                                     trials=(dataclasses.replace(trial, checks=(check,)),))
+        run = make_run(result)
+        writer = RunWriter(tmp_path / f"{name}.jsonl", run.header)
+        writer.add(result)
+        writer.close()
+        runs.append(run)
+    paths = [str(tmp_path / "base.jsonl"), str(tmp_path / "cand.jsonl")]
+    shown = {command: subprocess.run([sys.executable, "-m", "harness", command, *paths],
+                                     capture_output=True, text=True, timeout=60,
+                                     check=False).stdout
+             for command in ("compare", "gate")}
+    comparison = compare(*runs)
+    shown["markdown"] = render_markdown(comparison, decide(comparison))
+    shown["failure text"] = explain(runs[1].results[0])
+    for where, text in shown.items():
+        assert "\u202e" not in text and "\x1b" not in text, where
+        assert "\\u202e" in text, where

@@ -245,3 +245,43 @@ def test_xdist_on_the_bundled_suite_records_what_a_serial_run_records(tmp_path):
     assert "13 passed, 6 failed, 0 errors" in parallel.stdout
     assert _stable(project / "parallel.jsonl") == _stable(project / "serial.jsonl")
     assert len(_stable(project / "serial.jsonl")) == 19
+
+
+SLOW = "slow:\n            python: wf_scaling:respond\n            params: {delay: 0.3}"
+
+
+def test_two_resumes_at_once_leave_one_writer_and_a_record_that_loads(tmp_path):
+    root = project(tmp_path, extra=SLOW)
+    out = _interrupt(root, signal.SIGKILL)
+    command = [sys.executable, "-m", "harness", "run", "suites/s.yaml", "--resume", "run.jsonl"]
+    first = subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    lock = root / "run.jsonl.lock"  # left by the killed run, unlocked: the first takes it
+    while time.monotonic() < deadline:
+        if lock.exists() and lock.read_text().startswith(f"pid {first.pid} "):
+            break
+        time.sleep(0.02)
+    second = harness("run", "suites/s.yaml", "--resume", "run.jsonl", cwd=root)
+    _, _ = first.communicate(timeout=120)
+    assert first.returncode == 0
+    assert second.returncode == 2, second.stdout + second.stderr
+    assert f"another process is writing this run record (pid {first.pid} on" in second.stderr
+    record = read_run(out)  # loads: each case once, one end line
+    assert record.complete
+    assert sorted(r.case_id for r in record.results) == [f"C{n:02d}" for n in range(1, 13)]
+    assert out.read_text().count('"type": "end"') == 1
+    assert not (root / "run.jsonl.lock").exists()
+
+
+def test_a_record_being_written_is_refused_to_a_second_writer(tmp_path):
+    from harness.records import RunLock
+
+    root = project(tmp_path)
+    with RunLock(root / "taken.jsonl"):
+        done = harness("run", "suites/s.yaml", "-t", "free", "--out", "taken.jsonl", cwd=root)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"(pid {os.getpid()} on" in done.stderr
+    assert not (root / "taken.jsonl").exists()  # nothing half-written
+    assert harness("run", "suites/s.yaml", "-t", "free", "--out", "taken.jsonl",
+                   cwd=root).returncode == 0  # released: the next writer goes ahead

@@ -29,6 +29,7 @@ from harness.gate import AWAITING, LIFTABLE, SIGNOFF_MISSING, Decision, GatePoli
 from harness.model import CATEGORIES, SEVERITIES, CaseResult, CheckOutcome, TargetResponse, Trial
 from harness.records import RunRecord
 from harness.report.status import SignoffPolicyView, Status
+from harness.visible import INVISIBLE, escape_char, shown
 
 TEMPLATE = "report.html.j2"
 DERIVED_TEMPLATE = "derived.html.j2"
@@ -57,23 +58,7 @@ STRUCTURED_LABELS = {"tool_calls": "Tool calls, what changed",
                      "approvals": "Approvals, what changed"}
 NO_INCIDENT = "baseline case"
 
-# C0 controls but tab and newline, DEL, C1 controls, zero-width and bidirectional formatting
-# characters, line/paragraph separators, BOM, lone surrogates (which cannot be encoded) and the
-# invisible tag characters that can smuggle text past a reader.
-_INVISIBLE = re.compile(
-    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff"
-    "\ud800-\udfff\U000e0000-\U000e007f]"
-)
-
-
 # --- visible text ---------------------------------------------------------------------------
-
-
-def _escape_char(char: str) -> str:
-    if char == "\r":
-        return "\\r"
-    code = ord(char)
-    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 def _clip(text: str) -> tuple[str, int]:
@@ -86,7 +71,7 @@ def plain(value: str) -> str:
     """``value`` with invisible and direction-changing characters written as escapes, cut to
     :data:`MAX_SHOWN` characters. Still to be HTML-escaped (autoescaping does it)."""
     text, omitted = _clip(value)
-    text = _INVISIBLE.sub(lambda m: _escape_char(m.group()), text)
+    text = shown(text)
     if omitted:
         text += f" \u2026 [{omitted:,} more characters not shown]"
     return text
@@ -100,9 +85,9 @@ def visible(value: Any) -> Markup:
     text, omitted = _clip(value if isinstance(value, str) else str(value))
     parts: list[str] = []
     start = 0
-    for match in _INVISIBLE.finditer(text):
+    for match in INVISIBLE.finditer(text):
         parts.append(escape(text[start:match.start()]))
-        parts.append(Markup('<span class="ctl">{}</span>').format(_escape_char(match.group())))
+        parts.append(Markup('<span class="ctl">{}</span>').format(escape_char(match.group())))
         start = match.end()
     parts.append(escape(text[start:]))
     if omitted:

@@ -9,12 +9,13 @@ import xml.etree.ElementTree as ET
 
 from harness.compare import Comparison
 from harness.gate import Decision, Reason
+from harness.visible import shown
 
 _NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def _message(reasons: list[Reason]) -> str:
-    return "; ".join(f"{r.rule}: {r.message}" for r in reasons)
+    return shown("; ".join(f"{r.rule}: {r.message}" for r in reasons))
 
 
 def render_junit(comparison: Comparison, decision: Decision) -> str:

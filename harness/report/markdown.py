@@ -11,13 +11,15 @@ from typing import Any
 
 from harness.compare import CaseComparison, Comparison, Transition
 from harness.gate import AWAITING, SIGNOFF_MISSING, Decision
+from harness.visible import shown
 
 _SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
 
 
 def escape(text: object) -> str:
-    """Markdown-escape a value for a table cell or a list item (one line)."""
-    flat = " ".join(str(text).split())
+    """Markdown-escape a value for a table cell or a list item (one line), with invisible and
+    direction-changing characters written as escapes (:func:`harness.visible.shown`)."""
+    flat = " ".join(shown(str(text)).split())
     return _SPECIAL.sub(r"\\\1", flat)
 
 
