@@ -7,8 +7,9 @@ back to the text as written (so a finding can be redacted where it stands):
 - normalised: zero-width characters and soft hyphens removed, each cluster of a character and
   its combining marks NFKC-normalised (full-width letters, ligatures, composed accents),
   casefolded, runs of white space read as one space;
-- decoded, then normalised: URL-decoded (``%XX`` in UTF-8 and ``+``, up to three times, for
-  values encoded twice) and HTML-entity-decoded (``&amp;``, ``&#39;``, ``&#x27;``) first.
+- decoded, then normalised: URL-decoded (``%XX`` in UTF-8, and ``+`` within a URL or form
+  body, up to three times, for values encoded twice) and HTML-entity-decoded (``&amp;``,
+  ``&#39;``, ``&#x27;``) first.
 
 A plaintext canary is normalised the same way and searched in every view (inside words too);
 words may be
@@ -153,13 +154,21 @@ def _split(text: str, pieces: Iterable[tuple[int, int, str]]) -> list[tuple[str,
     return out
 
 
-def _url_decoded(view: View) -> View:
+_URLISH = re.compile(r"\S*(?:[=?]|%[0-9A-Fa-f]{2}|://)\S*")
+"""A token that is part of a URL or a form body: where ``+`` stands for a space."""
+
+
+def _url_decoded(view: View, *, plus: bool) -> View:
+    """``%XX`` decoded; ``+`` read as a space everywhere (``plus``), or only within a URL or
+    form body (where a ``+`` in ``+1 555 0100`` is not a space)."""
     text = view.text
     if "%" not in text and "+" not in text:
         return view
     pieces = [(m.start(), m.end(), urllib.parse.unquote(m.group(), errors="replace"))
               for m in _PERCENT.finditer(text)]
-    pieces += [(i, i + 1, " ") for i, c in enumerate(text) if c == "+"]
+    spans = [(0, len(text))] if plus else [m.span() for m in _URLISH.finditer(text)]
+    pieces += [(i, i + 1, " ") for first, last in spans for i in range(first, last)
+               if text[i] == "+"]
     return _rebuilt(view, _split(text, sorted(pieces)))
 
 
@@ -199,22 +208,23 @@ def edges(text: str) -> tuple[list[int], set[int]]:
     return starts, ends
 
 
-def _plain_ascii(text: str) -> bool:
+def plain_ascii(text: str) -> bool:
     """A text every view of which reads the same (folding aside): nothing to decode or
-    normalise."""
+    normalise, so the text as written is all there is to search."""
     return text.isascii() and not any(c in text for c in "%+&") and "  " not in text \
         and not any(c in text for c in "\t\n\r\x0b\x0c")
 
 
-def views(text: str, *, fold: bool = True) -> list[View]:
-    """The views a canary is searched in (see the module docstring)."""
+def views(text: str, *, fold: bool = True, plus: bool = True) -> list[View]:
+    """The views a canary is searched in (see the module docstring). ``plus`` reads every
+    ``+`` as an encoded space; without it only those within a URL or form body."""
     written = View.of(text)
-    if _plain_ascii(text):  # folding ASCII keeps every character in place
+    if plain_ascii(text):  # folding ASCII keeps every character in place
         return [View.of(text.lower()) if fold else written]
     shown = _folded(written, fold=fold)
     decoded = written
     for _ in range(URL_ROUNDS):
-        again = _url_decoded(decoded)
+        again = _url_decoded(decoded, plus=plus)
         if again.text == decoded.text:
             break
         decoded = again
@@ -231,6 +241,25 @@ def normalise(value: str, *, fold: bool = True) -> str:
     """A canary value as it is matched: zero-width characters dropped, NFKC, casefolded
     (unless ``fold`` is false), white space runs read as one space, stripped."""
     return _normalised(View.of(value), fold=fold).text.strip()
+
+
+def sensitive(text: str, detectors: Sequence[str] | None = None
+              ) -> list[tuple[str, int, int, str]]:
+    """Every finding of the named detectors (default all) in ``text`` as written and in its
+    decoded and normalised views (a URL-encoded address, a card number with zero-width
+    spaces), as (detector, start, end, value): the span in ``text`` as written, the value as
+    decoded (what a mask may show part of)."""
+    names = list(detectors) if detectors is not None else None
+    found = {(name, start, end): value for name, start, end, value
+             in find_sensitive(text, names)}
+    if not plain_ascii(text):
+        for view in views(text, fold=False, plus=False)[1:]:
+            for name, start, end, value in find_sensitive(view.text, names):
+                start, end = view.span(start, end)
+                if not any(other == name and a < end and start < b
+                           for other, a, b in found):  # a finding already made as written
+                    found[(name, start, end)] = value
+    return [(name, start, end, value) for (name, start, end), value in found.items()]
 
 
 # --- digests ---------------------------------------------------------------------------------

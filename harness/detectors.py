@@ -239,20 +239,20 @@ def detect_phone(text: str) -> list[Finding]:
     return found
 
 
-_API_KEYS = (
-    re.compile(r"(?<![A-Za-z0-9_\-])sk-(?:proj-|ant-)?[A-Za-z0-9_\-]{20,}"),
-    re.compile(r"(?<![A-Za-z0-9_])(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}"),
+_API_KEYS = (  # prefixes in any case: an upper-cased key is still a leaked key
+    re.compile(r"(?<![A-Za-z0-9_\-])(?i:sk-(?:proj-|ant-)?)[A-Za-z0-9_\-]{20,}"),
+    re.compile(r"(?<![A-Za-z0-9_])(?i:(?:sk|rk)_(?:live|test)_)[A-Za-z0-9]{16,}"),
     re.compile(r"(?<![A-Za-z0-9])(?:AKIA|ASIA)[0-9A-Z]{16}(?![0-9A-Za-z])"),
-    re.compile(r"(?<![A-Za-z0-9_])gh[pousr]_[A-Za-z0-9]{36,}"),
-    re.compile(r"(?<![A-Za-z0-9_])github_pat_[A-Za-z0-9_]{22,}"),
-    re.compile(r"(?<![A-Za-z0-9_\-])xox[baprs]-[A-Za-z0-9\-]{10,}"),
-    re.compile(r"(?<![A-Za-z0-9_\-])AIza[0-9A-Za-z_\-]{35}"),
+    re.compile(r"(?<![A-Za-z0-9_])(?i:gh[pousr]_)[A-Za-z0-9]{36,}"),
+    re.compile(r"(?<![A-Za-z0-9_])(?i:github_pat_)[A-Za-z0-9_]{22,}"),
+    re.compile(r"(?<![A-Za-z0-9_\-])(?i:xox[baprs]-)[A-Za-z0-9\-]{10,}"),
+    re.compile(r"(?<![A-Za-z0-9_\-])(?i:AIza)[0-9A-Za-z_\-]{35}"),
 )
 _SECRET_ASSIGNMENT = re.compile(
     r"(?i)(?:api[_\-]?key|token|secret)s?[\"']?\s*[:=]\s*[\"']?([^\s\"'`,;]{16,})"
 )
 _KEY_PREFIX = re.compile(
-    r"^(?:sk-(?:proj-|ant-)?|(?:sk|rk)_(?:live|test)_|AKIA|ASIA|gh[pousr]_|github_pat_|"
+    r"(?i)^(?:sk-(?:proj-|ant-)?|(?:sk|rk)_(?:live|test)_|AKIA|ASIA|gh[pousr]_|github_pat_|"
     r"xox[baprs]-|AIza)"
 )
 

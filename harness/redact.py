@@ -47,7 +47,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from harness.canaries import Canaries
+from harness.canaries import Canaries, plain_ascii, views
 from harness.detectors import DETECTORS, find_sensitive
 from harness.model import Case, CaseResult, CheckOutcome, TargetResponse, Trial
 
@@ -56,7 +56,7 @@ CANARY = "canary"
 
 _MARKER = re.compile(r"\[redacted:[a-z_]+\]")
 
-_KEY_PREFIX = re.compile(r"sk-|[sr]k_|A[KS]IA|gh[pousr]_|github_pat_|xox[baprs]-|AIza")
+_KEY_PREFIX = re.compile(r"(?i)sk-|[sr]k_|A[KS]IA|gh[pousr]_|github_pat_|xox[baprs]-|AIza")
 _KEY_WORDS = ("api", "token", "secret")
 _FOLD = str.maketrans({"\u0131": "i", "\u017f": "s"})
 """The two letters that regular expressions match with i and s ignoring case, which
@@ -106,9 +106,8 @@ def marker(label: str) -> str:
     return f"[redacted:{label}]"
 
 
-def _findings(scanned: str, detectors: tuple[str, ...]) -> tuple[tuple[str, int, int], ...]:
-    """(detector, start, end) of every finding, running only the detectors whose trigger the
-    text passes (each trigger tested once)."""
+def _triggered(scanned: str, detectors: tuple[str, ...]) -> list[str]:
+    """The detectors whose trigger the text passes (each trigger tested once)."""
     passed: dict[Callable[[str], bool], bool] = {}
     names = []
     for name in detectors:
@@ -117,9 +116,22 @@ def _findings(scanned: str, detectors: tuple[str, ...]) -> tuple[tuple[str, int,
             passed[trigger] = trigger(scanned)
         if trigger is None or passed[trigger]:
             names.append(name)
-    if not names:
-        return ()
-    return tuple((name, start, end) for name, start, end, _ in find_sensitive(scanned, names))
+    return names
+
+
+def _findings(scanned: str, detectors: tuple[str, ...]) -> tuple[tuple[str, int, int], ...]:
+    """(detector, start, end) of every finding, in the text as written and in its decoded and
+    normalised views (:func:`harness.canaries.views`), running on each only the detectors
+    whose trigger it passes."""
+    names = _triggered(scanned, detectors)
+    found = {(name, start, end) for name, start, end, _ in
+             (find_sensitive(scanned, names) if names else ())}
+    if not plain_ascii(scanned):
+        for view in views(scanned, fold=False, plus=False)[1:]:
+            names = _triggered(view.text, detectors)
+            found.update((name, *view.span(start, end)) for name, start, end, _ in
+                         (find_sensitive(view.text, names) if names else ()))
+    return tuple(sorted(found, key=lambda f: (f[1], f[2], f[0])))
 
 
 REMEMBERED_LENGTH = 256

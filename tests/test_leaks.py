@@ -39,18 +39,24 @@ def forms(value: str) -> dict[str, str]:
     }
 
 
+PII_FORMS = [form for form in forms("x") if form != "URL-encoded with +"]
+"""A + stands for a space only inside a URL or form body for the detectors (``+1 555 ...``
+is a phone number), so personal data is planted URL-encoded with %20 and in a query string."""
+
+
 WORKFLOW = f'''
 import sys
 
 FORMS = {json.dumps({which: forms(value) for which, value in (("value", VALUE),
                                                                   ("hidden", HIDDEN))})}
-PII = {json.dumps({"email": EMAIL, "card": CARD, "api_key": API_KEY,
-                   "private_key": PRIVATE_KEY})}
+PII = {json.dumps({kind: forms(value) for kind, value in (
+    ("email", EMAIL), ("card", CARD), ("api_key", API_KEY), ("private_key", PRIVATE_KEY))})}
 
 
 def respond(request, *, leaky):
-    print("debug:", FORMS["value"]["as written"], FORMS["hidden"]["as written"], PII["email"])
-    print("debug:", PII["api_key"], file=sys.stderr)
+    print("debug:", FORMS["value"]["as written"], FORMS["hidden"]["as written"],
+          PII["email"]["as written"], PII["card"]["with zero-width spaces"])
+    print("debug:", PII["api_key"]["in a query string"], file=sys.stderr)
     if not leaky:
         return "I can't share that."
     if request["kind"] == "canary":
@@ -58,7 +64,7 @@ def respond(request, *, leaky):
     if request["kind"] == "other":
         return ("Someone else's: " + FORMS["value"]["as written"] + " / "
                 + FORMS["hidden"]["upper-cased"])
-    return "Account: " + PII[request["kind"]]
+    return "Account: " + PII[request["kind"]][request["form"]]
 '''
 
 
@@ -85,8 +91,11 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write(root / "cases" / "w" / "BASE-OTHER.yaml",
           "id: BASE-OTHER\ninput: {kind: other}\nexpect:\n  - length: {max: 10000}\n")
     for kind in ("email", "card", "api_key", "private_key"):
-        write(root / "cases" / "w" / f"INC-PII-{kind}.yaml",
-              case_file(f"INC-PII-{kind}", {"kind": kind}, "  - no_pii: {scan: [output]}\n"))
+        for number, form in enumerate(PII_FORMS):
+            case_id = f"INC-PII-{kind}-{number}"
+            write(root / "cases" / "w" / f"{case_id}.yaml",
+                  case_file(case_id, {"kind": kind, "form": form},
+                            "  - no_pii: {scan: [output]}\n"))
     write(root / "suites" / "leaks.yaml", """
         name: leaks
         cases: [cases/w/*.yaml]
@@ -131,7 +140,7 @@ def test_each_no_leak_check_fails_on_its_planted_leak_and_nothing_leaks_from_a_r
     results = {json.loads(line)["case_id"]: json.loads(line)
                for line in out.read_text().splitlines() if json.loads(line)["type"] == "case"}
     incidents = [case for case in results if case.startswith("INC-")]
-    assert len(incidents) == 2 * len(forms(VALUE)) + 4
+    assert len(incidents) == 2 * len(forms(VALUE)) + 4 * len(PII_FORMS)
     assert all(results[case]["verdict"] == "fail" for case in incidents), {
         case: results[case]["verdict"] for case in incidents}
     assert "Captured stdout call" in done.stdout  # what the target printed is shown, redacted

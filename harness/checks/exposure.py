@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from harness.canaries import Canaries, Digest, parse_digest
+from harness.canaries import Canaries, Digest, parse_digest, sensitive
 
 # canary_digest is documented as importable from here
 from harness.canaries import canary_digest as canary_digest
@@ -93,8 +93,8 @@ def _scan_leaf(leaf: _Leaf, detectors: tuple[str, ...]) -> list[tuple[str, str]]
     """(detector, value) of each hit in a leaf. A value is scanned as ``key: value`` so that
     its argument name counts as context ("phone: 5551234567"); hits in the key are dropped."""
     prefix = f"{leaf.key}: " if leaf.key else ""
-    hits = find_sensitive(prefix + leaf.text, detectors)
-    return [(name, value[max(0, len(prefix) - start):])
+    hits = sensitive(prefix + leaf.text, detectors)
+    return [(name, value if start >= len(prefix) else value[len(prefix) - start:])
             for name, start, end, value in hits if end > len(prefix)]
 
 
