@@ -346,6 +346,7 @@ def _execute(suite: Suite, spec: TargetSpec, *, out: Path | None, pytest_args: S
         options.append("--harness-no-redact")
     if shard:
         options += ["--harness-shard", shard]
+    held: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
     if resume is not None:
         recorder = plugin.Recorder(resume.path, resume=resume, lock=lock)
         out = resume.path
@@ -360,11 +361,11 @@ def _execute(suite: Suite, spec: TargetSpec, *, out: Path | None, pytest_args: S
             target_digest=spec.digest, started_at=utc_now(), git_commit=git_commit(suite.root),
             shard=shard, retired={c.id: c.retired for c in suite.cases if c.retired} or None,
         )
-        lock = RunLock(out)
-        recorder = plugin.Recorder(out, header=header, lock=lock)
+        held = new = RunLock(out)  # taken before pytest starts: a second writer is refused
+        recorder = plugin.Recorder(out, header=header, lock=new)
     if quiet:
         options += ["-p", "no:terminal"]
-    with contextlib.nullcontext() if resume is not None else lock:
+    with held:
         code = pytest.main(
             [str(suite.path), "--harness-target", spec.name, "-p", "no:cacheprovider",
              # harness is imported before pytest starts, so pytest cannot rewrite its asserts

@@ -191,13 +191,10 @@ def _reason(value: Any, path: Path, where: str, *, version: int) -> Reason:
             raise _manifest_error(f"expected a string or null, found {schema.describe(item)}",
                                   path, f"{where}.{name}")
         optional[name] = item
-    if version == 1:
-        blocking = texts["rule"] not in _V1_NOTES
-    else:
-        blocking = value.get("blocking")
-        if not isinstance(blocking, bool):
-            raise _manifest_error(f"expected true or false, found {schema.describe(blocking)}",
-                                  path, f"{where}.blocking")
+    blocking: Any = texts["rule"] not in _V1_NOTES if version == 1 else value.get("blocking")
+    if not isinstance(blocking, bool):
+        raise _manifest_error(f"expected true or false, found {schema.describe(blocking)}",
+                              path, f"{where}.blocking")
     return Reason(rule=texts["rule"], message=texts["message"], blocking=blocking, **optional)
 
 

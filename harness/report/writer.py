@@ -61,9 +61,9 @@ def policy_view(required_roles: Mapping[str, Sequence[str]], comparison: Compari
     """What the report shows of the sign-off policy: roles, the incidents behind each
     category's roles, and the fixes' authors, who may not approve."""
     incidents: dict[str, list[str]] = {}
-    for case in comparison.cases:
-        if case.incident and case.latest.category:
-            incidents.setdefault(case.latest.category, []).append(case.case_id)
+    for compared in comparison.cases:
+        if compared.incident and compared.latest.category:
+            incidents.setdefault(compared.latest.category, []).append(compared.case_id)
     authors: dict[str, list[str]] = {}
     for case in suite.cases:
         if case.incident is not None:

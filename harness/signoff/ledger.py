@@ -481,9 +481,8 @@ def head_problems(report: Path, html: str, entries: Sequence[Mapping[str, Any] |
     if count > len(entries):
         return [f"{report}: pins {count} sign-off(s) but the ledger has {len(entries)}: "
                 f"the ledger was truncated"]
-    if count == 0:
-        found = ZERO_HASH
-    else:
+    found: Any = ZERO_HASH
+    if count > 0:
         entry = entries[count - 1]
         found = entry.get("hash") if entry is not None else None
     if found != last_hash:

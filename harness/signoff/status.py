@@ -9,9 +9,10 @@ the report, so a row added to the sign-off section by hand, or a banner turned g
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from harness.errors import InputError
 from harness.gate import Decision, Signoffs, with_signoffs
@@ -41,7 +42,7 @@ class Standing:
     """How the report departs from the ledger (see :func:`report_problems`); they block."""
 
 
-def _entries(records: list[Mapping[str, object]]) -> tuple[SignoffEntry, ...]:
+def _entries(records: Sequence[Mapping[str, Any]]) -> tuple[SignoffEntry, ...]:
     return tuple(SignoffEntry(
         reviewer=str(r["reviewer"]), name=str(r["name"]), role=str(r["role"]),
         meaning=str(r["meaning"]), decision=str(r["decision"]), time=str(r["time"]),
