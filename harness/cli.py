@@ -1016,20 +1016,24 @@ def _notes_printed() -> Iterator[None]:
 
 
 _ISOLATED_MAIN = """\
+import importlib.util
 import sys
-home = sys.argv.pop(1)
-try:
-    import harness
-except ImportError:
-    sys.path.append(home)
-    import harness
 from pathlib import Path
+
+home = sys.argv.pop(1)
+spec = importlib.util.find_spec("harness")
+found = str(Path(spec.origin).resolve().parent.parent) if spec and spec.origin else None
+if found != home:  # the harness that started this one, not another copy
+    sys.path.insert(0, home)
+import harness
+
 found = str(Path(harness.__file__).resolve().parent.parent)
 if found != home:
     print(f"error: the isolated interpreter imports harness from {found}, not {home}",
           file=sys.stderr)
     sys.exit(2)
 from harness.cli import main
+
 sys.exit(main(sys.argv[1:]))
 """
 
