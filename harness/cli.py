@@ -65,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-redact", action="store_true",
                      help="keep detected secrets and personal data in the run record and "
                           "failure text (redacted by default)")
+    _no_cache_option(run)
     run.add_argument("--resume", type=Path, metavar="RUN_FILE",
                      help="finish an interrupted run: run only the cases its record lacks, "
                           "appending to it")
@@ -131,6 +132,7 @@ def _parser() -> argparse.ArgumentParser:
                           help="where reports go (default: reports/ beside suites/)")
     validate.add_argument("--concurrency", "-c", type=int, default=1, metavar="N",
                           help="call the targets for up to N cases at once (default 1)")
+    _no_cache_option(validate)
     validate.add_argument("--no-redact", action="store_true",
                           help="keep detected secrets and personal data in the run records "
                                "and reports (redacted by default)")
@@ -282,8 +284,33 @@ def _parser() -> argparse.ArgumentParser:
                        help="the project folder holding cases/ and suites/ (default: .)")
     check.add_argument("--no-targets", action="store_true",
                        help="do not run incident cases on the pre-fix / gate.baseline target")
+    check.add_argument("--no-judges", action="store_true",
+                       help="leave out judge and semantic checks (they call the suite's judges "
+                            "and embedders, also with --no-targets)")
+    _no_cache_option(check)
     _since_option(check)
     check.set_defaults(handler=_check)
+
+    judge = commands.add_parser("judge", help="prove the suite's model judges")
+    judge_actions = judge.add_subparsers(dest="action", required=True, metavar="ACTION")
+    calibrate = judge_actions.add_parser(
+        "calibrate", help="measure each judge on answers whose verdict is known",
+        description="Run every judge check of SUITE on each incident case's evidence (must be "
+                    "judged fail), on each case's reference and acceptable_outputs (must be "
+                    "judged pass) and on the labelled --examples; print per judge accuracy, "
+                    "false-pass rate, false-fail rate, Cohen's kappa and the examples that "
+                    "disagree; write a calibration record per judge. Exit 0 when every judge "
+                    "meets gate.judges.max_false_pass_rate (if set) with a verdict on every "
+                    "example, 1 otherwise, 2 bad input.",
+    )
+    calibrate.add_argument("suite", type=Path, metavar="SUITE")
+    calibrate.add_argument("--examples", type=Path, metavar="FILE",
+                           help="labelled examples (YAML: examples: [{case, output, expected}])")
+    calibrate.add_argument("--out-dir", type=Path, metavar="DIR",
+                           help="where calibration records go (default: the suite's "
+                                "reports/calibration)")
+    _no_cache_option(calibrate)
+    calibrate.set_defaults(handler=_calibrate)
 
     metrics = commands.add_parser(
         "metrics", help="incident metrics from the case files (and run records)",
@@ -320,9 +347,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _no_cache_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-cache", action="store_true",
+                        help="call judges and embedders afresh, not from their cache")
+
+
 def _execute(suite: Suite, spec: TargetSpec, *, out: Path | None, pytest_args: Sequence[str],
              quiet: bool = False, concurrency: int = 1, shard: str | None = None,
-             resume: RunRecord | None = None, redact: bool = True,
+             resume: RunRecord | None = None, redact: bool = True, no_cache: bool = False,
              lock: RunLock | None = None) -> tuple[int, Path]:
     """Run ``suite`` against ``spec`` through pytest; returns the exit code and record path.
 
@@ -344,6 +376,8 @@ def _execute(suite: Suite, spec: TargetSpec, *, out: Path | None, pytest_args: S
     options = ["--harness-concurrency", str(concurrency)]
     if not redact:
         options.append("--harness-no-redact")
+    if no_cache:
+        options.append("--harness-no-cache")
     if shard:
         options += ["--harness-shard", shard]
     held: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
@@ -365,12 +399,13 @@ def _execute(suite: Suite, spec: TargetSpec, *, out: Path | None, pytest_args: S
         recorder = plugin.Recorder(out, header=header, lock=new)
     if quiet:
         options += ["-p", "no:terminal"]
+    spending = plugin.JudgeSpending()
     with held:
         code = pytest.main(
             [str(suite.path), "--harness-target", spec.name, "-p", "no:cacheprovider",
              # harness is imported before pytest starts, so pytest cannot rewrite its asserts
              "-W", "ignore::pytest.PytestAssertRewriteWarning", *options, *pytest_args],
-            plugins=[plugin.Preloaded(suite), recorder],
+            plugins=[plugin.Preloaded(suite), recorder, spending],
         )
     if recorder.writer is None:
         print("error: no run record was written (see pytest's output above)", file=sys.stderr)
@@ -378,6 +413,10 @@ def _execute(suite: Suite, spec: TargetSpec, *, out: Path | None, pytest_args: S
     counts = recorder.writer.counts
     print(f"{spec.name}: {counts['pass']} passed, {counts['fail']} failed, "
           f"{counts['error']} errors; run record: {out}")
+    for name, spent in spending.summary.items():
+        cost = f", cost {spent['cost']:g}" if spent["cost"] else ""
+        print(f"  {name}: {spent['calls']} call(s), {spent['cached']} answer(s) from the "
+              f"cache, {spent['tokens']} token(s){cost}")
     if code == pytest.ExitCode.INTERRUPTED:
         return EXIT_INTERRUPTED, out
     if code == pytest.ExitCode.NO_TESTS_COLLECTED:
@@ -397,7 +436,7 @@ def _run(args: argparse.Namespace) -> int:
         spec = loader.choose_target(suite, args.target)
         code, _ = _execute(suite, spec, out=args.out, pytest_args=args.passthrough,
                            concurrency=args.concurrency, shard=args.shard,
-                           redact=not args.no_redact)
+                           redact=not args.no_redact, no_cache=args.no_cache)
         return code
     # One writer per record: the lock is taken before the record is read, so a second
     # resume waits for nothing and is refused, naming who holds it.
@@ -427,7 +466,7 @@ def _resume(suite: Suite, args: argparse.Namespace, lock: RunLock) -> int:
                          "run", path=args.resume, field="target_digest")
     code, _ = _execute(suite, spec, out=args.out, pytest_args=args.passthrough,
                        concurrency=args.concurrency, shard=resume.header.shard, resume=resume,
-                       redact=not args.no_redact, lock=lock)
+                       redact=not args.no_redact, no_cache=args.no_cache, lock=lock)
     return code
 
 
@@ -544,6 +583,8 @@ def _gate(args: argparse.Namespace) -> int:
     if isolated is not None:
         return isolated
     from harness import loader
+    from harness.calibration import FOLDER as CALIBRATIONS
+    from harness.calibration import latest as latest_calibrations
     from harness.compare import compare
     from harness.digest import sha256_file
     from harness.errors import InputError
@@ -593,7 +634,11 @@ def _gate(args: argparse.Namespace) -> int:
         gate_policy = GatePolicy()
         policy = SignoffPolicy() if args.require_signoff else None
     comparison = compare(baseline, candidate)
-    decision = decide(comparison, gate_policy)
+    calibrations = latest_calibrations(
+        suite.root / CALIBRATIONS if suite is not None
+        else (manifest.path.parent if manifest is not None else candidate.path.parent.parent)
+        / "calibration")
+    decision = decide(comparison, gate_policy, calibrations)
     if policy is not None and manifest is None:
         why = ("no validation report of this candidate against this baseline was found (looked "
                f"in {', '.join(str(f) for f in dict.fromkeys(folders))}; --manifest names one): "
@@ -638,7 +683,7 @@ def _run_file(suite: Suite, reference: str, args: argparse.Namespace) -> tuple[i
         return EXIT_OK, Path(reference)
     code, path = _execute(suite, loader.choose_target(suite, reference), out=None,
                           pytest_args=(), quiet=True, concurrency=args.concurrency,
-                          redact=not args.no_redact)
+                          redact=not args.no_redact, no_cache=args.no_cache)
     if code not in (EXIT_OK, EXIT_FAILED):
         return code, None
     return EXIT_OK, path
@@ -646,6 +691,8 @@ def _run_file(suite: Suite, reference: str, args: argparse.Namespace) -> tuple[i
 
 def _validate(args: argparse.Namespace) -> int:
     from harness import loader
+    from harness.calibration import FOLDER as CALIBRATIONS
+    from harness.calibration import latest as latest_calibrations
     from harness.compare import compare
     from harness.digest import sha256_file
     from harness.errors import InputError
@@ -693,7 +740,8 @@ def _validate(args: argparse.Namespace) -> int:
         raise InputError(problem, path=candidate_path, field="suite_digest")
     gate_policy = GatePolicy.from_section(suite.gate)
     comparison = compare(baseline, candidate)
-    tests = decide(comparison, gate_policy)
+    calibrations = latest_calibrations(suite.root / CALIBRATIONS)
+    tests = decide(comparison, gate_policy, calibrations)
     folder = args.out_dir or suite.root / "reports"
     written = paths_for(folder, suite.name, candidate.header.run_id)
     if written.manifest.exists():  # validated before (and perhaps signed): the report is kept
@@ -713,7 +761,7 @@ def _validate(args: argparse.Namespace) -> int:
                        head=(0, ZERO_HASH))
         write_reports(comparison, tests, status=first, policy=gate_policy,
                       required_roles=policy.to_roles() if policy else None, suite=suite,
-                      folder=folder)
+                      folder=folder, calibrations=calibrations)
         manifest = load_manifest(written.manifest)
     decision = tests
     if policy is not None:
@@ -909,12 +957,71 @@ def _check(args: argparse.Namespace) -> int:
     notes: list[str] = []
     findings = registry_check.check_registry(args.root, run_targets=not args.no_targets,
                                              since=args.since, accepted_retirements=accepted,
-                                             notes=notes)
+                                             notes=notes, judges=not args.no_judges,
+                                             no_cache=args.no_cache)
     rows = registry_check.completeness(registry_check.load_cases(args.root / "cases"))
     _say(registry_check.render_report(findings, rows))
     for note in notes:
         print(note)
     return EXIT_FAILED if findings else EXIT_OK
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from harness import calibration, judges, loader
+    from harness.errors import InputError
+    from harness.redact import run_redactor
+    from harness.visible import shown
+
+    suite = loader.load_suite(args.suite)
+    examples = calibration.examples_of(suite, calibration.load_examples(args.examples),
+                                       args.examples)
+    if not examples:
+        problem = ("nothing to calibrate: no judge check of the suite has a known-bad or "
+                   "known-good answer (incident evidence, reference, acceptable_outputs) or "
+                   "a labelled example (--examples)")
+        raise InputError(problem, path=suite.path)
+    loader.import_project_code(suite.cases, suite.root)
+    redactor = run_redactor(suite.cases)
+    service = judges.for_suite(suite, no_cache=args.no_cache, redactor=lambda: redactor)
+    assert service is not None  # a suite with judge checks has judges (the loader checks)
+    rows = calibration.judge(examples, service)
+    folder = args.out_dir or suite.root / calibration.FOLDER
+    limit = suite.gate.get("judges", {}).get("max_false_pass_rate")
+    code = EXIT_OK
+    for name, judged in sorted(rows.items()):
+        f = calibration.figures(judged)
+        spec = suite.judges[name]
+
+        def rate(value: float | None, part: int, whole: int) -> str:
+            return "n/a (none)" if value is None else f"{value:.3f} ({part} of {whole})"
+
+        models = sorted({model for row in judged for model in row.models})
+        model = ", ".join(models) or spec.target.options.get("model") or spec.target.kind
+        print(f"judge {name} ({model}; configuration {spec.digest}):")
+        print(f"  {f.examples} example(s): {f.bad} bad, {f.good} good answered, "
+              f"{f.errors} without a verdict")
+        print(f"  accuracy    {'n/a' if f.accuracy is None else format(f.accuracy, '.3f')}")
+        print(f"  false-pass  {rate(f.false_pass_rate, f.false_passes, f.bad)}")
+        print(f"  false-fail  {rate(f.false_fail_rate, f.false_fails, f.good)}")
+        print(f"  kappa       {'n/a' if f.kappa is None else format(f.kappa, '.3f')}")
+        for row in judged:
+            if row.agrees:
+                continue
+            text = row.output if len(row.output) <= 120 else row.output[:117] + "..."
+            print(shown(f"  disagrees: {row.source} [{row.rubric}, line {row.line}]: expected "
+                        f"{row.expected}, judged {row.verdict}: {text!r}"))
+            print(shown(f"    judge: {row.reason}"))
+            if row.note:
+                print(shown(f"    label: {row.note}"))
+        path = calibration.write(folder, suite=suite, judge_name=name, rows=judged)
+        print(f"  calibration record: {path}")
+        if f.errors or (limit is not None and (f.false_pass_rate is None
+                                               or f.false_pass_rate > limit)):
+            code = EXIT_FAILED
+            why = (f"{f.errors} example(s) got no verdict" if f.errors else
+                   f"false-pass rate above the gate's {limit:g}")
+            print(f"  NOT ACCEPTED by the gate: {why}")
+    return code
 
 
 def _metrics(args: argparse.Namespace) -> int:

@@ -23,7 +23,11 @@ Rules (each blocking unless stated):
   changed, ``trials`` or ``min_pass_rate`` lowered, its input changed, or settling gained or
   made sooner; an incident case whose file changed while the baseline recorded no strictness
   (``strictness_unknown``). Checks added are a note: a case may get stricter silently;
-- a candidate run that did not finish, or that has no cases.
+- a candidate run that did not finish, or that has no cases;
+- with ``judges.max_false_pass_rate`` set, a judge the candidate's verdicts came from without a
+  complete calibration of its configuration (``judge_uncalibrated``) or whose calibration's
+  false-pass rate is above the limit (``judge_miscalibrated``). Without the setting, an
+  uncalibrated judge is a note.
 
 With sign-off required (:func:`with_signoffs`):
 
@@ -40,6 +44,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from harness.calibration import Calibration, judges_relied_on
 from harness.compare import CaseComparison, Comparison, Transition
 from harness.model import CATEGORIES, SEVERITIES
 
@@ -59,6 +64,8 @@ class GatePolicy:
     severities: frozenset[str] = frozenset(SEVERITIES)
     categories: frozenset[str] = frozenset(CATEGORIES)
     settle_trials: int | None = None
+    max_false_pass_rate: float | None = None
+    """``judges.max_false_pass_rate``: what every judge relied on must be calibrated to."""
 
     @classmethod
     def from_section(cls, section: Mapping[str, Any]) -> GatePolicy:
@@ -67,15 +74,20 @@ class GatePolicy:
             severities=frozenset(section.get("severities", SEVERITIES)),
             categories=frozenset(section.get("categories", CATEGORIES)),
             settle_trials=section.get("settle_trials"),
+            max_false_pass_rate=(section.get("judges") or {}).get("max_false_pass_rate"),
         )
 
     def to_dict(self) -> dict[str, Any]:
         """The policy as a ``gate`` section reads, for :meth:`from_section` to read back."""
-        return {"severities": [s for s in SEVERITIES if s in self.severities]
-                + sorted(self.severities - set(SEVERITIES)),
-                "categories": [c for c in CATEGORIES if c in self.categories]
-                + sorted(self.categories - set(CATEGORIES)),
-                "settle_trials": self.settle_trials}
+        policy: dict[str, Any] = {
+            "severities": [s for s in SEVERITIES if s in self.severities]
+            + sorted(self.severities - set(SEVERITIES)),
+            "categories": [c for c in CATEGORIES if c in self.categories]
+            + sorted(self.categories - set(CATEGORIES)),
+            "settle_trials": self.settle_trials}
+        if self.max_false_pass_rate is not None:
+            policy["judges"] = {"max_false_pass_rate": self.max_false_pass_rate}
+        return policy
 
     def in_scope(self, case: CaseComparison) -> bool:
         """Whether the policy's filters keep this incident case. A severity or category the
@@ -257,10 +269,41 @@ def _judge_strictness(case: CaseComparison, policy: GatePolicy) -> list[Reason]:
     return reasons
 
 
-def decide(comparison: Comparison, policy: GatePolicy | None = None) -> Decision:
-    """Decide RESTORE or BLOCK for the candidate run of ``comparison`` (on the runs alone)."""
+def _judge_judges(comparison: Comparison, policy: GatePolicy,
+                  calibrations: Mapping[str, Calibration]) -> list[Reason]:
+    """Whether the judges behind the candidate's verdicts were proved (see the module)."""
+    limit = policy.max_false_pass_rate
+    reasons = []
+    for name, digests in sorted(judges_relied_on(comparison.candidate.results).items()):
+        for digest in sorted(digests):
+            record = calibrations.get(digest)
+            judge = f"judge {name} (configuration {digest[:12]})"
+            if record is None or not record.complete:
+                why = ("has no calibration of this configuration" if record is None else
+                       f"has an incomplete calibration ({record.figures.errors} example(s) got "
+                       f"no verdict; {record.path.name})")
+                need = (f"the gate requires a false-pass rate <= {limit:g}" if limit is not None
+                        else "its verdicts are unproved")
+                reasons.append(Reason("judge_uncalibrated",
+                                      f"{judge} {why}: run harness judge calibrate; {need}",
+                                      blocking=limit is not None))
+                continue
+            rate = record.figures.false_pass_rate
+            if limit is not None and (rate is None or rate > limit):
+                shown = "unknown (no known-bad example)" if rate is None else f"{rate:g}"
+                reasons.append(Reason("judge_miscalibrated",
+                                      f"{judge} lets bad answers pass: false-pass rate {shown} "
+                                      f"in {record.path.name}, above the gate's {limit:g}",
+                                      blocking=True))
+    return reasons
+
+
+def decide(comparison: Comparison, policy: GatePolicy | None = None,
+           calibrations: Mapping[str, Calibration] | None = None) -> Decision:
+    """Decide RESTORE or BLOCK for the candidate run of ``comparison`` (on the runs alone, and
+    the ``calibrations`` of the judges it relied on, by configuration digest)."""
     policy = policy or GatePolicy()
-    reasons: list[Reason] = []
+    reasons: list[Reason] = _judge_judges(comparison, policy, calibrations or {})
     if not comparison.candidate.complete:
         reasons.append(Reason("incomplete_run", "the candidate run did not finish (no end line)",
                               blocking=True))

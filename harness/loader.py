@@ -21,6 +21,7 @@ import yaml
 from harness import checks, schema, targets
 from harness.budget import DEFAULT_CHECK_BUDGET_S
 from harness.checks.custom import PythonCheck
+from harness.checks.judge import resources_of
 from harness.digest import sha256_json, sha256_text
 from harness.errors import CheckParamError, HarnessNote, InputError
 from harness.files import read_text
@@ -30,6 +31,7 @@ from harness.model import (
     Case,
     Expectation,
     Incident,
+    JudgeSpec,
     Suite,
     TargetSpec,
 )
@@ -310,6 +312,8 @@ def load_case(
         draft=fields.get("draft", False),
         digest=sha256_text(text),
         retired=fields["retired"]["reason"] if "retired" in fields else None,
+        reference=fields.get("reference"),
+        acceptable_outputs=tuple(fields.get("acceptable_outputs", ())),
     )
     _issue_notes(case)
     return case
@@ -366,7 +370,8 @@ def _build_target(entry: Any, where: str, line: int | None) -> TargetSpec:
     kind = kinds[0]
     adapter = targets.ADAPTERS[kind]
     main = adapter.main.check(entry[kind], f"{where}.{kind}", schema.line_of(entry, kind, line))
-    options_node = schema.Record({**adapter.options, **schema.CALL_OPTIONS})
+    options_node = schema.Record({**adapter.options, **schema.CALL_OPTIONS},
+                                 required=adapter.required)
     options_raw = MarkedDict({k: v for k, v in entry.items() if k != kind})
     options_raw.line = line or 1
     options_raw.lines = {k: v for k, v in getattr(entry, "lines", {}).items() if k != kind}
@@ -378,10 +383,45 @@ def _build_target(entry: Any, where: str, line: int | None) -> TargetSpec:
                       calls=calls, digest=sha256_json(spec_json))
 
 
-SUITE_SCHEMA = schema.suite_record(schema.Custom(
+JUDGE_OPTIONS = schema.Record({
+    "receives": schema.Text(choices=("redacted", "raw"), description=(
+        "What leaves the machine: redacted (default, the run's redaction applied) or raw.")),
+    "max_calls": schema.Number(integer=True, minimum=0, description="Most calls per run."),
+    "max_cost": schema.Number(minimum=0, description="Most cost per run (prices: table)."),
+    "timeout_s": schema.Number(minimum=0.001, description="Seconds one call may take "
+                                                          "(default 60)."),
+})
+
+
+def _build_judge(entry: Any, where: str, line: int | None) -> JudgeSpec:
+    if not isinstance(entry, Mapping):
+        return JudgeSpec(target=_build_target(entry, where, line))
+    line = getattr(entry, "line", line)
+    own = MarkedDict({k: v for k, v in entry.items() if k in JUDGE_OPTIONS.fields})
+    own.line = line or 1
+    own.lines = {k: v for k, v in getattr(entry, "lines", {}).items() if k in own}
+    rest = MarkedDict({k: v for k, v in entry.items() if k not in JUDGE_OPTIONS.fields})
+    rest.line = line or 1
+    rest.lines = {k: v for k, v in getattr(entry, "lines", {}).items() if k in rest}
+    options = JUDGE_OPTIONS.check(own, where, line)
+    target = _build_target(rest, where, line)
+    receives = options.get("receives", "redacted")
+    return JudgeSpec(target=target, receives=receives, max_calls=options.get("max_calls"),
+                     max_cost=options.get("max_cost"), timeout_s=options.get("timeout_s", 60.0),
+                     digest=sha256_json({"target": target.digest, "receives": receives}))
+
+
+_TARGET_ENTRY = schema.Custom(
     _build_target,
     schema={"type": "object",
-            "description": "One adapter key (python, command, http, replay) with its options."},
+            "description": "One adapter key (python, command, http, openai, replay) with its "
+                           "options."},
+)
+SUITE_SCHEMA = schema.suite_record(_TARGET_ENTRY, schema.Custom(
+    _build_judge,
+    schema={"type": "object",
+            "description": "A target (one adapter key with its options), with receives, "
+                           "max_calls and max_cost."},
 ))
 
 
@@ -424,6 +464,11 @@ def load_suite(path: Path) -> Suite:
         load_case(file, defaults=defaults, display=display_path(file, root)) for file in files
     )
     check_unique(cases)
+    judges = {name: dataclasses.replace(judge, target=_with_path(judge.target, path))
+              for name, judge in fields.get("judges", {}).items()}
+    embedders = {name: dataclasses.replace(spec, target=_with_path(spec.target, path))
+                 for name, spec in fields.get("embedders", {}).items()}
+    _check_resources(cases, {"judges": judges, "embedders": embedders}, path)
     digest = sha256_json({
         "suite": sha256_text(text),
         "cases": [[str(case.path), case.digest] for case in cases],
@@ -438,7 +483,36 @@ def load_suite(path: Path) -> Suite:
         gate=fields.get("gate", {}),
         defaults=defaults,
         digest=digest,
+        judges=judges,
+        embedders=embedders,
+        prices={model: dict(price) for model, price in fields.get("prices", {}).items()},
     )
+
+
+def _check_resources(cases: Iterable[Case], sections: Mapping[str, Mapping[str, Any]],
+                     path: Path) -> None:
+    """Every judge and embedder a check names must be in the suite: an InputError at the
+    check's line otherwise, naming the ones there are."""
+    for case in cases:
+        for index, expectation in enumerate(case.expect):
+            for section, name in resources_of(expectation.check).items():
+                known = sections.get(section, {})
+                if name in known:
+                    continue
+                listed = ", ".join(known) or f"none: add a {section}: section to {path}"
+                problem = f"no {section[:-1]} named {name!r} in the suite; {section}: {listed}"
+                raise InputError(problem, path=case.path, line=expectation.line,
+                                 field=f"expect[{index}].{expectation.kind}")
+
+
+def load_examples(path: Path) -> list[dict[str, Any]]:
+    """Labelled examples for judge calibration (see :data:`harness.schema.EXAMPLES`), each with
+    the ``line`` it starts at; bad input raises :class:`InputError` naming file, line, field."""
+    data, text = read_yaml(path)
+    checked = _validate(schema.EXAMPLES, data, path, text)
+    raw = data["examples"]
+    return [{**example, "line": schema.line_of(raw, index, data.line)}
+            for index, example in enumerate(checked["examples"])]
 
 
 def import_project_code(cases: Iterable[Case], root: Path) -> None:

@@ -6,6 +6,7 @@ workflow's answer) or by the runner (from evaluating checks). Nothing here does 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -280,8 +281,11 @@ class Expectation:
     def evaluate(self, response: TargetResponse, case: Case) -> CheckOutcome:
         """Run the check within the case's budget; a check that raises or runs past its budget
         gives an ``error`` outcome, never an exception (or a hang)."""
+        # A check that waits on a judge or embedder is bounded by their timeouts, retries and
+        # caps instead: a budget of local computation would stop it mid-call.
+        waits = bool(getattr(self.check, "resources", None))
         try:
-            with check_budget(case.check_budget_s):
+            with contextlib.nullcontext() if waits else check_budget(case.check_budget_s):
                 outcome = self.check(response, case)
         except BudgetExceeded:
             return CheckOutcome(
@@ -352,9 +356,13 @@ class Case:
     draft: bool = False
     digest: str = ""
     retired: str | None = None
+    """Why the case was retired (kept, no longer run), or None."""
     check_budget_s: float = DEFAULT_CHECK_BUDGET_S
     """Longest time one check may take on one response (see :mod:`harness.budget`)."""
-    """Why the case was retired (kept, no longer run), or None."""
+    reference: str | None = None
+    """A known-good answer: what judge checks may compare with, and are calibrated on."""
+    acceptable_outputs: tuple[str, ...] = ()
+    """More known-good answers, for calibrating judges."""
 
     @property
     def is_incident(self) -> bool:
@@ -390,6 +398,25 @@ class TargetSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class JudgeSpec:
+    """A judge of the suite's ``judges:`` section: a target, and what it may receive and cost.
+
+    ``receives`` is ``redacted`` (the default: the run's redaction applies to what it is
+    sent) or ``raw``; ``max_calls`` and ``max_cost`` cap it per run (reaching a cap makes the
+    checks that need it an ``error``).
+    """
+
+    target: TargetSpec
+    receives: str = "redacted"
+    max_calls: int | None = None
+    max_cost: float | None = None
+    timeout_s: float = 60.0
+    digest: str = ""
+    """What the verdicts depend on (the target's digest and ``receives``; not the caps):
+    cached verdicts and calibrations are bound to it."""
+
+
+@dataclass(frozen=True, slots=True)
 class Suite:
     """A suite file: which cases, against which targets, with which defaults and gate policy."""
 
@@ -402,6 +429,10 @@ class Suite:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     gate: Mapping[str, Any] = field(default_factory=dict)
     digest: str = ""
+    judges: Mapping[str, JudgeSpec] = field(default_factory=dict)
+    embedders: Mapping[str, JudgeSpec] = field(default_factory=dict)
+    prices: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    """Model -> price per million tokens (``input``, ``output``), for cost checks and caps."""
 
 
 # --- what a run produces -------------------------------------------------------------------

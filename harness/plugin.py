@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import re
-import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from harness import loader, runner, targets
+from harness import judges, judging, loader, runner, targets
 from harness.errors import HarnessError, InputError
 from harness.explain import explain
 from harness.model import CATEGORIES, SEVERITIES, Case, CaseResult, Suite, TargetSpec
@@ -46,6 +44,7 @@ PRELOADED_KEY = pytest.StashKey[dict[Path, Suite]]()
 RUN_CASES_KEY = pytest.StashKey[dict[tuple[str, str], Case]]()
 """Every case of the suites collected (by file and id): whose canaries the run redacts."""
 REDACTOR_KEY = pytest.StashKey[Redactor]()
+JUDGES_KEY = pytest.StashKey[dict[tuple[str, str], "judges.Judges | None"]]()
 RETIRED_KEY = pytest.StashKey[dict[str, str]]()
 """Retired cases met while collecting (id -> why): not run, named in the run record."""
 REPLAY = "replay"
@@ -76,6 +75,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--harness-no-redact", dest="harness_no_redact", action="store_true", default=False,
         help="Keep detected secrets, personal data and no_leak canaries in run records and "
              "failure text (by default they are redacted).",
+    )
+    group.addoption(
+        "--harness-no-cache", dest="harness_no_cache", action="store_true", default=False,
+        help="Call judges and embedders afresh instead of using their cached verdicts and "
+             "embeddings (the fresh answers are cached).",
     )
     group.addoption(
         "--harness-shard", dest="harness_shard", metavar="K/N", default=None,
@@ -130,30 +134,6 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Fil
     if any(folder.name == "cases" for folder in file_path.resolve().parents):
         return CaseFile.from_parent(parent, path=file_path)
     return None
-
-
-@dataclass(frozen=True)
-class Binding:
-    """A built target with what governs its calls: retries, rate limit, concurrency cap."""
-
-    spec: TargetSpec
-    target: targets.Target
-    limiter: runner.RateLimiter | None
-    slots: threading.BoundedSemaphore | None
-
-    @classmethod
-    def of(cls, spec: TargetSpec, target: targets.Target) -> Binding:
-        calls = spec.calls
-        limiter = runner.RateLimiter(calls.rate_limit) if calls.rate_limit else None
-        slots = (threading.BoundedSemaphore(calls.max_concurrency)
-                 if calls.max_concurrency else None)
-        return cls(spec, target, limiter, slots)
-
-    def call(self, case: Case) -> runner.Call:
-        if self.slots is None:
-            return runner.call(case, self.target, policy=self.spec.calls, limiter=self.limiter)
-        with self.slots:
-            return runner.call(case, self.target, policy=self.spec.calls, limiter=self.limiter)
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -221,16 +201,34 @@ class Scheduler:
 SCHEDULER_KEY = pytest.StashKey[Scheduler]()
 
 
-def run_redaction(config: pytest.Config) -> Redactor | None:
+def outgoing_redaction(config: pytest.Config) -> Redactor:
     """The run's redactor (every detector, every canary of every case collected), built once
-    collection is over; None with ``--harness-no-redact``."""
-    if config.getoption("harness_no_redact", False):
-        return None
+    collection is over. What is sent to a judge is redacted by it even with
+    ``--harness-no-redact``, which concerns what the run keeps."""
     redactor = config.stash.get(REDACTOR_KEY, None)
     if redactor is None:
         redactor = run_redactor(config.stash[RUN_CASES_KEY].values())
         config.stash[REDACTOR_KEY] = redactor
     return redactor
+
+
+def run_redaction(config: pytest.Config) -> Redactor | None:
+    """The run's redactor for what it keeps and shows; None with ``--harness-no-redact``."""
+    if config.getoption("harness_no_redact", False):
+        return None
+    return outgoing_redaction(config)
+
+
+def judge_service(config: pytest.Config, suite: Suite) -> judges.Judges | None:
+    """The suite's judges for this run, one per suite (shared by its suite and case files)."""
+    services = config.stash.setdefault(JUDGES_KEY, {})
+    key = (str(suite.path.resolve()), suite.digest)
+    if key not in services:
+        workers = getattr(config, "workerinput", {}).get("workercount", 1)
+        services[key] = judges.for_suite(
+            suite, no_cache=config.getoption("harness_no_cache", False),
+            redactor=lambda: outgoing_redaction(config), share=workers)
+    return services[key]
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -260,10 +258,12 @@ def _marker_name(text: str) -> str:
 class CaseItem(pytest.Item):
     """One case against one target: pytest reports it under the case's id."""
 
-    def __init__(self, *, case: Case, binding: Binding, suite: str, suite_digest: str,
-                 settle_trials: int | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, case: Case, binding: runner.Binding, suite: str, suite_digest: str,
+                 settle_trials: int | None = None, judges: judging.JudgeService | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.case = case
+        self.judges = judges
         self.settle_trials = settle_trials
         self.binding = binding
         self.spec = binding.spec
@@ -287,7 +287,9 @@ class CaseItem(pytest.Item):
         else:
             calls = [future.result() for future in futures]
             del self.stash[CALLS_KEY]  # the raw responses go once judged
-        trials = tuple(runner.evaluate(self.case, call, i + 1) for i, call in enumerate(calls))
+        with judging.using(self.judges):
+            trials = tuple(runner.evaluate(self.case, call, i + 1)
+                           for i, call in enumerate(calls))
         result = runner.judge(self.case, trials, settle_trials=self.settle_trials)
         redactor = run_redaction(self.config)
         if redactor is not None:
@@ -325,7 +327,8 @@ class _YamlFile(pytest.File):
         return super().repr_failure(excinfo, style=style)
 
     def _items(self, suite: Suite, spec: TargetSpec, cases: tuple[Case, ...]) -> Iterator[CaseItem]:
-        binding = Binding.of(spec, targets.build(spec, suite.root))
+        binding = runner.Binding.of(spec, targets.build(spec, suite.root))
+        service = judge_service(self.config, suite)
         settle = suite.gate.get("settle_trials")
         run_cases = self.config.stash[RUN_CASES_KEY]
         run_cases.update({(str(case.path), case.id): case for case in suite.cases})
@@ -336,7 +339,7 @@ class _YamlFile(pytest.File):
                 continue
             yield CaseItem.from_parent(self, name=case.id, case=case, binding=binding,
                                        suite=suite.name, suite_digest=suite.digest,
-                                       settle_trials=settle)
+                                       settle_trials=settle, judges=service)
 
 
 class SuiteFile(_YamlFile):
@@ -475,6 +478,19 @@ def _header_from(sent: dict[str, Any]) -> RunHeader:
                      target=sent["target"], target_kind=sent["target_kind"],
                      target_digest=sent["target_digest"], started_at=utc_now(),
                      retired=sent.get("retired"))
+
+
+class JudgeSpending:
+    """Collects, once the run is over, what each judge and embedder of the run was asked (in
+    this process: under pytest-xdist, the workers ask)."""
+
+    def __init__(self) -> None:
+        self.summary: dict[str, dict[str, Any]] = {}
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        for service in config.stash.get(JUDGES_KEY, {}).values():
+            if service is not None:
+                self.summary.update(service.summary())
 
 
 class Preloaded:

@@ -12,14 +12,17 @@ approvals, output) is reported beside the findings by :func:`completeness`, for 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from harness import git, loader, schema, targets
+from harness import git, judges, judging, loader, schema, targets
+from harness.checks.judge import resources_of
 from harness.errors import InputError
 from harness.model import EVIDENCE_FIELDS, Case, CaseResult, Suite
+from harness.redact import Redactor, run_redactor
 from harness.runner import run_case
 from harness.targets.replay import ReplayTarget
 
@@ -39,6 +42,7 @@ NOT_REPRODUCED = "not_reproduced"
 DRAFT = "draft"
 RETIRED_UNSIGNED = "retired_unsigned"
 GONE = "incident_gone"
+JUDGE_PASSES_ON_EVIDENCE = "judge_passes_on_evidence"
 DROPPED = "incident_dropped"
 
 
@@ -241,12 +245,61 @@ def _error_of(result: CaseResult) -> str:
     return "no trial ran"
 
 
-def _on_evidence(cases: Iterable[Case]) -> list[Finding]:
+class Judging:
+    """How ``harness check`` treats checks that call a suite's judges or embedders: with the
+    judges of the suite that runs the case, or (``enabled`` False) left out."""
+
+    def __init__(self, suites: Sequence[Suite], cases: Iterable[Case], *, enabled: bool,
+                 no_cache: bool) -> None:
+        self.enabled = enabled
+        redactor = run_redactor(cases)
+
+        def redaction() -> Redactor:
+            return redactor
+
+        self._services = {
+            (suite.root / case.path).resolve(): service
+            for suite in reversed(suites)  # the first suite including a case wins
+            if (service := judges.for_suite(suite, no_cache=no_cache,
+                                            redactor=redaction)) is not None
+            for case in suite.cases}
+
+    def service(self, case: Case, root: Path) -> judges.Judges | None:
+        return self._services.get((root / case.path).resolve())
+
+    def applied(self, case: Case) -> Case:
+        """The case as it is checked: without its model-graded checks when judging is off."""
+        if self.enabled:
+            return case
+        return dataclasses.replace(case, expect=tuple(
+            e for e in case.expect if not resources_of(e.check)))
+
+
+def _model_graded_passes(case: Case, result: CaseResult) -> list[Finding]:
+    """Each judge or semantic check that passed on the incident's evidence, on its own: the
+    model it relies on did not see the failure, whatever the case's other checks say."""
+    graded = {e.line for e in case.expect if resources_of(e.check)}
+    findings = []
+    for trial in result.trials[:1]:
+        for check in trial.checks:
+            if check.line in graded and check.verdict == "pass":
+                findings.append(Finding(
+                    path=str(case.path), line=check.line, case_id=case.id,
+                    rule=JUDGE_PASSES_ON_EVIDENCE,
+                    message=f"{check.kind} check passes on the incident's own evidence: "
+                            f"{check.reason}",
+                    fix="make the rubric or reference catch the failure of the evidence, or "
+                        "use a judge that does (harness judge calibrate measures it)"))
+    return findings
+
+
+def _on_evidence(cases: Iterable[Case], judging_: Judging, root: Path) -> list[Finding]:
     findings = []
     replay = ReplayTarget()
-    for case in cases:
-        if case.incident is None:
+    for original in cases:
+        if original.incident is None:
             continue
+        case = judging_.applied(original)
         where = {"path": str(case.path), "line": case.line, "case_id": case.id}
         if not any(key in case.evidence for key in REPLAYABLE):
             findings.append(Finding(
@@ -255,7 +308,11 @@ def _on_evidence(cases: Iterable[Case]) -> list[Finding]:
                 fix="record what the workflow did during the incident under evidence",
             ))
             continue
-        result = run_case(case, replay)
+        if not case.expect:
+            continue  # only model-graded checks, and judging is off: nothing to replay
+        with judging.using(judging_.service(case, root)):
+            result = run_case(case, replay)
+        findings += _model_graded_passes(case, result)
         if result.verdict == "pass":
             findings.append(Finding(
                 **where, rule=PASSES_ON_EVIDENCE,
@@ -280,11 +337,12 @@ def proof_targets(suite: Suite) -> list[str]:
             if name in suite.targets and suite.targets[name].kind != "replay"]
 
 
-def _on_targets(suites: Sequence[Suite]) -> list[Finding]:
+def _on_targets(suites: Sequence[Suite], judging_: Judging) -> list[Finding]:
     findings = []
     for suite in suites:
-        incidents = [case for case in suite.cases
+        incidents = [judging_.applied(case) for case in suite.cases
                      if case.incident is not None and case.retired is None]
+        incidents = [case for case in incidents if case.expect]
         if not incidents:
             continue
         for name in proof_targets(suite):
@@ -292,7 +350,8 @@ def _on_targets(suites: Sequence[Suite]) -> list[Finding]:
             target = targets.build(spec, suite.root)
             on = f"target {name!r} of {suite.path}:{spec.line}"
             for case in incidents:
-                result = run_case(case, target)
+                with judging.using(judging_.service(case, suite.root)):
+                    result = run_case(case, target)
                 where = {"path": str(case.path), "line": case.line, "case_id": case.id}
                 if result.verdict == "pass":
                     findings.append(Finding(
@@ -313,7 +372,8 @@ def _on_targets(suites: Sequence[Suite]) -> list[Finding]:
 
 def check_registry(root: Path, *, run_targets: bool = True, since: str | None = None,
                    accepted_retirements: frozenset[str] = frozenset(),
-                   notes: list[str] | None = None) -> list[Finding]:
+                   notes: list[str] | None = None, judges: bool = True,
+                   no_cache: bool = False) -> list[Finding]:
     """Every finding for the registry in ``root``, ordered by file and line.
 
     Case files under ``root/cases`` and suites under ``root/suites`` must load, and the targets
@@ -322,6 +382,8 @@ def check_registry(root: Path, *, run_targets: bool = True, since: str | None = 
     (or ``gate.baseline``) target. Incident cases that existed at ``since`` (see
     :func:`vanished`) must still be here; ``accepted_retirements`` are the ids whose
     retirement a reviewer signed. What the history check covered is appended to ``notes``.
+    Judge and semantic checks call the judges of the suite that runs their case (cached
+    unless ``no_cache``); ``judges`` False leaves them out.
     """
     loaded = _load_files(root / "cases")
     suites = load_suites(root)
@@ -336,10 +398,12 @@ def check_registry(root: Path, *, run_targets: bool = True, since: str | None = 
         *_orphans(loaded, suites),
         *_retired(loaded, accepted_retirements),
         *history,
-        *_on_evidence(case for _, case in loaded if case.retired is None),
     ]
+    judging_ = Judging(suites, (case for _, case in loaded), enabled=judges, no_cache=no_cache)
+    findings += _on_evidence((case for _, case in loaded if case.retired is None), judging_,
+                             root)
     if run_targets:
-        findings.extend(_on_targets(suites))
+        findings.extend(_on_targets(suites, judging_))
     return sorted(findings, key=lambda f: (f.path, f.line or 0, f.rule, f.message))
 
 

@@ -7,6 +7,7 @@ without touching how verdicts are reached.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import threading
 import time
@@ -15,7 +16,7 @@ from typing import Any
 
 from harness.digest import sha256_json
 from harness.errors import TargetError
-from harness.model import CallPolicy, Case, CaseResult, TargetResponse, Trial
+from harness.model import CallPolicy, Case, CaseResult, TargetResponse, TargetSpec, Trial
 from harness.targets import Target
 
 MAX_RETRY_WAIT_S = 60.0
@@ -87,7 +88,35 @@ def call(case: Case, target: Target, *, policy: CallPolicy | None = None,
             if attempts > 1:
                 error += f" (after {attempts} attempts)"
             return Call(None, error, time.perf_counter() - started, attempts)
-        return Call(response, None, time.perf_counter() - started, attempts)
+        took = time.perf_counter() - started
+        # The call as the harness measured it (retries included), for the latency check.
+        metadata = {**response.metadata, "call_ms": round(took * 1000, 1)}
+        return Call(dataclasses.replace(response, metadata=metadata), None, took, attempts)
+
+
+@dataclass(frozen=True)
+class Binding:
+    """A built target with what governs its calls: retries, rate limit, concurrency cap."""
+
+    spec: TargetSpec
+    target: Target
+    limiter: RateLimiter | None
+    slots: threading.BoundedSemaphore | None
+
+    @classmethod
+    def of(cls, spec: TargetSpec, target: Target) -> Binding:
+        calls = spec.calls
+        limiter = RateLimiter(calls.rate_limit) if calls.rate_limit else None
+        slots = (threading.BoundedSemaphore(calls.max_concurrency)
+                 if calls.max_concurrency else None)
+        return cls(spec, target, limiter, slots)
+
+    def call(self, case: Case) -> Call:
+        """One call with the case's input, within the target's limits; never raises."""
+        if self.slots is None:
+            return call(case, self.target, policy=self.spec.calls, limiter=self.limiter)
+        with self.slots:
+            return call(case, self.target, policy=self.spec.calls, limiter=self.limiter)
 
 
 def evaluate(case: Case, outcome: Call, index: int) -> Trial:

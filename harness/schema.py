@@ -385,6 +385,10 @@ def case_record(expect_entry: Custom) -> Record:
             "tags": ListOf(Text(allow_numbers=True)),
             "draft": Flag(description="Drafted by tooling (e.g. harness case from-trace): a "
                                       "person must review it; harness check reports it."),
+            "reference": Text(description="A known-good answer: what judge checks compare with "
+                                          "and are calibrated on."),
+            "acceptable_outputs": ListOf(Text(), description="More known-good answers, for "
+                                                            "calibrating judges."),
             "retired": Record(
                 {"reason": Text(description="Why the case no longer guards anything."),
                  "date": Timestamp(date_only=True, description="When it was retired.")},
@@ -432,6 +436,11 @@ GATE = Record(
                 description="Roles whose approval restoration needs: 'default' for every "
                             "validation, a category name for validations covering it.")},
             description="Who must sign a validation report before restoration."),
+        "judges": Record(
+            {"max_false_pass_rate": Number(minimum=0, maximum=1, description=(
+                "Every judge the candidate run relied on must have a calibration (harness "
+                "judge calibrate) with a false-pass rate at most this."))},
+            description="What the gate requires of the judges behind judge checks."),
         "settle_trials": Number(integer=True, minimum=2,
                                 description="A case whose trials disagree is judged by its pass "
                                             "rate once it ran at least this many trials; "
@@ -441,8 +450,31 @@ GATE = Record(
 )
 
 
-def suite_record(target_entry: Custom) -> Record:
-    """The suite file declaration; ``target_entry`` checks one named target (adapter-aware)."""
+EXAMPLES = Record(
+    {"examples": ListOf(Record(
+        {"case": Text(description="The id of a case of the suite: its judge checks judge "
+                                  "this example."),
+         "output": Text(description="The answer to judge."),
+         "expected": Text(choices=("pass", "fail"),
+                          description="The right verdict: pass for an acceptable answer, "
+                                      "fail for one showing the incident's failure."),
+         "sources": ListOf(AnyValue(), description="Sources the answer had (default: the "
+                                                   "case's evidence sources)."),
+         "note": Text(description="Why the verdict is right (shown with disagreements).")},
+        required=("case", "output", "expected")), min_items=1)},
+    required=("examples",),
+    description="Labelled examples for harness judge calibrate.",
+)
+
+
+PRICE = Record({"input": Number(minimum=0, description="Per million prompt tokens."),
+                "output": Number(minimum=0, description="Per million completion tokens.")},
+               required=("input", "output"))
+
+
+def suite_record(target_entry: Custom, judge_entry: Custom | None = None) -> Record:
+    """The suite file declaration; ``target_entry`` checks one named target (adapter-aware),
+    ``judge_entry`` one judge (a target with what it may receive and cost)."""
     return Record(
         {
             "name": Text(description="The suite's name."),
@@ -463,6 +495,15 @@ def suite_record(target_entry: Custom) -> Record:
                 description="Defaults for every case of the suite.",
             ),
             "gate": GATE,
+            "judges": Record({}, extra=judge_entry or target_entry,
+                             description="Named judges for judge checks: each a target, with "
+                                         "receives (redacted or raw), max_calls, max_cost."),
+            "embedders": Record({}, extra=judge_entry or target_entry,
+                                description="Named embedders for semantic checks: an openai "
+                                            "target with api: embeddings, or python."),
+            "prices": Record({}, extra=PRICE,
+                             description="Model -> price per million tokens (input, output), "
+                                         "for cost checks and judges' max_cost."),
         },
         required=("name", "cases", "targets"),
         description="A suite: which cases, against which targets.",

@@ -84,6 +84,16 @@ def make_project(root: Path) -> Path:
     return root
 
 
+@pytest.fixture(autouse=True)
+def judge_cache(tmp_path_factory: pytest.TempPathFactory,
+                monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's own judge cache (also for the harness commands it starts): nothing is read
+    from or written to the machine's cache."""
+    folder = tmp_path_factory.mktemp("judge-cache")
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     return make_project(tmp_path)

@@ -283,11 +283,11 @@ SUITES = [
               "targets.pre-fix.python", "cannot import module 'no_such_workflow'",
               commands=(("run", SUITE, "--target", "pre-fix", "--out", OUT), ("check", "."))),
     bad_suite("suite-unknown-adapter", sample("suite-files/unknown-adapter.yaml"), 6,
-              "targets.replay", "expected exactly one adapter key (command, http, python, "
-              "replay), found none"),
+              "targets.replay", "expected exactly one adapter key (command, http, openai, "
+              "python, replay), found none"),
     bad_suite("suite-two-adapters", sample("suite-files/two-adapters.yaml"), 6,
-              "targets.replay", "expected exactly one adapter key (command, http, python, "
-              "replay), found replay, python"),
+              "targets.replay", "expected exactly one adapter key (command, http, openai, "
+              "python, replay), found replay, python"),
     bad_suite("suite-targets-is-a-list", sample("suite-files/targets-is-a-list.yaml"), 4,
               "targets", "expected a mapping, found a list"),
     bad_suite("suite-unknown-field", sample("suite-files/unknown-field.yaml"), 7, "gates",

@@ -727,7 +727,7 @@ def test_target_needs_exactly_one_adapter_key(tmp_path: Path, target: str, found
     err = suite_error(path, "name: s\ncases: cases/**/*.yaml\ntargets:\n" + target)
     assert head(err) == (
         f"{path}:5: targets.r: expected exactly one adapter key "
-        f"(command, http, python, replay), found {found}")
+        f"(command, http, openai, python, replay), found {found}")
 
 
 def test_target_that_is_not_a_mapping(tmp_path: Path) -> None:
@@ -736,7 +736,7 @@ def test_target_that_is_not_a_mapping(tmp_path: Path) -> None:
     err = suite_error(path, "name: s\ncases: cases/**/*.yaml\ntargets:\n  r: replay\n")
     assert head(err) == (
         f"{path}:4: targets.r: expected a mapping with one adapter "
-        "(command, http, python, replay), found a string ('replay')")
+        "(command, http, openai, python, replay), found a string ('replay')")
 
 
 def test_unknown_target_option(tmp_path: Path) -> None:

@@ -59,6 +59,10 @@ def test_all_checks_pass(tmp_path: Path) -> None:
     assert target.calls == [({"question": "Can I return this?"}, "BASE-1", 3)]
     (trial,) = result.trials
     assert (trial.index, trial.verdict, trial.error) == (1, "pass", None)
+    assert trial.response is not None
+    # the harness times the call and says so beside what the target reported (latency check)
+    assert trial.response.metadata.pop("call_ms") == pytest.approx(trial.duration_s * 1000,
+                                                                   abs=0.1)
     assert trial.response == TargetResponse(output=GOOD)
     assert [(c.kind, c.verdict, c.line) for c in trial.checks] == [
         ("contains", "pass", 5), ("not_contains", "pass", 6)]

@@ -228,6 +228,7 @@ def _stable(record: Path) -> dict[str, dict]:
         data.pop("duration_s")
         for trial in data["trials"]:
             trial.pop("duration_s")
+            trial["response"]["metadata"].pop("call_ms")
         cases[data["case_id"]] = data
     return cases
 

@@ -4,8 +4,10 @@ from harness.checks import (  # noqa: F401 - importing registers the kinds
     automation,
     custom,
     exposure,
+    judge,
     output,
     policy,
     retrieval,
     review,
+    usage,
 )

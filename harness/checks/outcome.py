@@ -21,6 +21,12 @@ def failed(reason: str, *, score: float | None = None, expected: Any = None,
                         obtained=obtained, evidence=evidence)
 
 
+def errored(reason: str, **evidence: Any) -> CheckOutcome:
+    """No verdict: what the check needed did not answer (a judge that failed, a cap reached).
+    An error is never a pass; the gate blocks on it."""
+    return CheckOutcome(kind="", verdict="error", reason=reason, evidence=evidence)
+
+
 def excerpt(text: str, start: int, end: int, *, context: int = 40) -> str:
     """The matched span of ``text`` with a little context either side, marked with [[ ]]."""
     left = max(0, start - context)

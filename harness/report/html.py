@@ -24,6 +24,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, Template, select
 from markupsafe import Markup, escape
 
 from harness import __version__
+from harness.calibration import Calibration
 from harness.compare import CaseComparison, Comparison, Transition
 from harness.gate import AWAITING, LIFTABLE, SIGNOFF_MISSING, Decision, GatePolicy, Reason
 from harness.model import CATEGORIES, SEVERITIES, CaseResult, CheckOutcome, TargetResponse, Trial
@@ -147,19 +148,21 @@ def render_html(
     generated_at: str,
     status: Status | None = None,
     signoff_policy: SignoffPolicyView | None = None,
+    calibrations: Mapping[str, Calibration] | None = None,
 ) -> str:
     """The validation report of ``comparison`` as one self-contained HTML page.
 
     ``decision`` is the gate on the runs, which the report's body shows; ``status`` what the
     sign-off ledger derives (the decision as the sign-offs stand, the sign-offs, the ledger
     head), which its derived parts show (default: the gate on the runs, nothing signed);
-    ``signoff_policy`` the roles that must approve, when the suite requires sign-off.
+    ``signoff_policy`` the roles that must approve, when the suite requires sign-off;
+    ``calibrations`` the judges' calibration records by configuration digest.
     """
     template = environment().get_template(TEMPLATE)
     csp = content_security_policy(_block(template, "style"), _block(template, "script"))
     view = build_view(comparison, decision, policy=policy, generated_at=generated_at,
                       status=status or Status(decision, signoff_required=False),
-                      signoff_policy=signoff_policy)
+                      signoff_policy=signoff_policy, calibrations=calibrations)
     return template.render(report=view, csp=csp)
 
 
@@ -182,6 +185,7 @@ def build_view(
     generated_at: str,
     status: Status,
     signoff_policy: SignoffPolicyView | None = None,
+    calibrations: Mapping[str, Calibration] | None = None,
 ) -> dict[str, Any]:
     """Everything the template shows, as plain values, lists and mappings."""
     anchors = _anchors(case.case_id for case in comparison.cases)
@@ -227,7 +231,51 @@ def build_view(
         "provenance": _provenance(comparison.baseline, comparison.candidate),
         "policy": _policy(policy),
         "signoff_policy": _signoff_policy(signoff_policy),
+        "judges": _judges(comparison.candidate, calibrations or {}),
     }
+
+
+def _judges(candidate: RunRecord, calibrations: Mapping[str, Calibration]) -> list[dict[str, Any]]:
+    """Each judge the candidate's verdicts came from: its votes, and its calibration."""
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for result in candidate.results:
+        for trial in result.trials:
+            for check in trial.checks:
+                for vote in check.evidence.get("votes") or ():
+                    if not isinstance(vote, Mapping) or not vote.get("config_digest"):
+                        continue
+                    key = (str(vote.get("judge")), str(vote["config_digest"]))
+                    row = rows.setdefault(key, {"name": key[0], "digest": key[1],
+                                                "models": set(), "votes": 0, "cached": 0,
+                                                "verdicts": {"pass": 0, "fail": 0}})
+                    row["votes"] += 1
+                    row["cached"] += bool(vote.get("cached"))
+                    if vote.get("model"):
+                        row["models"].add(str(vote["model"]))
+                    if vote.get("verdict") in row["verdicts"]:
+                        row["verdicts"][vote["verdict"]] += 1
+    shown = []
+    for (_, digest), row in sorted(rows.items()):
+        record = calibrations.get(digest)
+        shown.append({**row, "models": ", ".join(sorted(row["models"])) or "\u2014",
+                      "calibration": _calibration(record)})
+    return shown
+
+
+def _calibration(record: Calibration | None) -> dict[str, Any]:
+    if record is None:
+        return {"ok": False, "text": "not calibrated: its verdicts are unproved (harness judge "
+                                     "calibrate)", "file": None, "created_at": None}
+    f = record.figures
+
+    def rate(value: float | None) -> str:
+        return "\u2014" if value is None else f"{value:.3f}"
+
+    text = (f"{f.examples} example(s) ({f.bad} bad, {f.good} good, {f.errors} without a "
+            f"verdict): accuracy {rate(f.accuracy)}, false-pass {rate(f.false_pass_rate)}, "
+            f"false-fail {rate(f.false_fail_rate)}, kappa {rate(f.kappa)}")
+    return {"ok": record.complete, "text": text, "file": record.path.name,
+            "created_at": record.created_at}
 
 
 def _anchors(case_ids: Iterable[str]) -> dict[str, str]:
@@ -634,10 +682,14 @@ def _policy(policy: GatePolicy) -> list[dict[str, str]]:
 
     settle = (f"{policy.settle_trials} trials settle a flaky case by its verdict"
               if policy.settle_trials else "not set: a case whose trials disagree blocks")
+    judges = (f"calibration required: false-pass rate <= {policy.max_false_pass_rate:g}"
+              if policy.max_false_pass_rate is not None
+              else "calibration not required (an uncalibrated judge is a note)")
     return [
         {"label": "Severities in scope", "value": listed(policy.severities, SEVERITIES)},
         {"label": "Categories in scope", "value": listed(policy.categories, CATEGORIES)},
         {"label": "Flaky cases", "value": settle},
+        {"label": "Judges", "value": judges},
     ]
 
 

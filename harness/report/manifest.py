@@ -6,7 +6,8 @@ covered (with their fixes' authors), the gate and sign-off policies that applied
 and the SHA-256 of its body. It is what a sign-off binds to, and the policy travels with it: a
 later gate or verify takes the policy from here, not from a suite file that may have changed.
 :func:`build_manifest` writes what :func:`load_manifest` reads; version 1 manifests (no
-policies, reasons without ``blocking``) still load.
+policies, reasons without ``blocking``) and version 2 ones (no ``gate_policy.judges``) still
+load.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from harness.errors import InputError
 from harness.gate import OUTCOMES, Decision, GatePolicy, Outcome, Reason
 from harness.model import CATEGORIES, Suite
 
-FORMAT_VERSION = 2
-VERSIONS = (1, 2)
+FORMAT_VERSION = 3
+VERSIONS = (1, 2, 3)
 _FIELDS_V1 = (
     "version", "suite", "suite_path", "suite_digest", "baseline_run", "candidate_run",
     "decision", "reasons", "incidents", "report", "report_body_sha256", "generated_at",
@@ -205,8 +206,17 @@ def _outcome(value: Any, path: Path, where: str, allowed: Sequence[str]) -> Outc
     return value  # type: ignore[no-any-return]  # one of the Outcome literals, checked above
 
 
-def _gate_policy(value: Any, path: Path) -> GatePolicy:
-    fields = _take(value, ("severities", "categories", "settle_trials"), path, "gate_policy")
+def _gate_policy(value: Any, path: Path, *, version: int) -> GatePolicy:
+    keys: tuple[str, ...] = ("severities", "categories", "settle_trials")
+    if version >= 3 and isinstance(value, Mapping) and "judges" in value:
+        keys += ("judges",)  # version 3: what the gate required of the judges, when anything
+        judges = _take(value["judges"], ("max_false_pass_rate",), path, "gate_policy.judges")
+        rate = judges["max_false_pass_rate"]
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1:
+            raise _manifest_error(f"expected a number from 0 to 1, found "
+                                  f"{schema.describe(rate)}", path,
+                                  "gate_policy.judges.max_false_pass_rate")
+    fields = _take(value, keys, path, "gate_policy")
     for name in ("severities", "categories"):
         items = _list(fields[name], path, f"gate_policy.{name}")
         for index, item in enumerate(items):
@@ -240,7 +250,7 @@ def _required_roles(value: Any, path: Path) -> Mapping[str, tuple[str, ...]] | N
 
 
 def load_manifest(path: Path) -> Manifest:
-    """Read a validation manifest (version 1 or 2); a missing or malformed one is an
+    """Read a validation manifest (version 1, 2 or 3); a missing or malformed one is an
     InputError naming the field."""
     try:
         raw = path.read_bytes()
@@ -290,7 +300,8 @@ def load_manifest(path: Path) -> Manifest:
         report=report,
         report_body_sha256=_digest(fields["report_body_sha256"], path, "report_body_sha256"),
         generated_at=_text(fields["generated_at"], path, "generated_at"),
-        gate_policy=None if version == 1 else _gate_policy(fields["gate_policy"], path),
+        gate_policy=None if version == 1 else _gate_policy(fields["gate_policy"], path,
+                                                               version=version),
         required_roles=None if version == 1 else _required_roles(fields["signoff_policy"],
                                                                    path),
     )

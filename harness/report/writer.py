@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.calibration import Calibration
 from harness.compare import Comparison
 from harness.errors import InputError
 from harness.files import write_atomic
@@ -78,7 +79,8 @@ def policy_view(required_roles: Mapping[str, Sequence[str]], comparison: Compari
 
 def write_reports(comparison: Comparison, tests: Decision, *, status: Status,
                   policy: GatePolicy, required_roles: Mapping[str, Sequence[str]] | None,
-                  suite: Suite, folder: Path) -> Written:
+                  suite: Suite, folder: Path,
+                  calibrations: Mapping[str, Calibration] | None = None) -> Written:
     """Render and write the report, summary, JUnit XML and manifest of a new validation.
 
     ``tests`` is the gate on the runs, ``status`` the decision as the sign-offs stand (none,
@@ -93,7 +95,8 @@ def write_reports(comparison: Comparison, tests: Decision, *, status: Status,
     generated_at = utc_now()
     view = None if required_roles is None else policy_view(required_roles, comparison, suite)
     html = render_html(_portable(comparison, written.html.parent), tests, policy=policy,
-                       generated_at=generated_at, status=status, signoff_policy=view)
+                       generated_at=generated_at, status=status, signoff_policy=view,
+                       calibrations=calibrations)
     body = report_body_sha256(html)
     manifest = build_manifest(comparison, tests, suite, written.manifest,
                               decision=status.decision.outcome, gate_policy=policy,

@@ -1,6 +1,7 @@
 """Targets: adapters that call the workflow under test and return its :class:`TargetResponse`.
 
-A suite names its targets; each is one adapter (``python``, ``command``, ``http``, ``replay``)
+A suite names its targets; each is one adapter (``python``, ``command``, ``http``, ``openai``,
+``replay``)
 whose key holds the main argument, beside the adapter's options::
 
     targets:
@@ -44,6 +45,8 @@ class Adapter:
     main: Node
     build: Builder
     options: Mapping[str, Node] = field(default_factory=dict)
+    required: tuple[str, ...] = ()
+    """Options a target of this kind must set."""
 
 
 ADAPTERS: dict[str, Adapter] = {}
@@ -61,4 +64,4 @@ def build(spec: TargetSpec, root: Path) -> Target:
 
 
 # Importing the adapter modules registers them.
-from harness.targets import command, http, python, replay  # noqa: E402, F401
+from harness.targets import command, http, openai, python, replay  # noqa: E402, F401

@@ -67,62 +67,76 @@ class HttpTarget:
         self.body = body
         self.response = dict(response or {})
         self.max_response_bytes = max_response_bytes
-        self._opener = urllib.request.build_opener(_NoRedirect)
+        self._opener = opener()
 
     def call(self, case_input: Any, *, case: Case, timeout_s: float | None) -> TargetResponse:
-        headers = {"Content-Type": "application/json", "Accept": "application/json",
-                   "User-Agent": "incident-harness"}
-        headers.update({name: _expand(name, value) for name, value in self.headers.items()})
+        headers = {name: expand(name, value) for name, value in self.headers.items()}
         data = to_json(_fill(self.body, case_input, case.id))
-        request = urllib.request.Request(self.url, data=data, headers=headers, method=self.method)
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        timeout = {} if timeout_s is None else {"timeout": timeout_s}
-        try:
-            with self._opener.open(request, **timeout) as answer:
-                content_type = answer.headers.get_content_type()
-                charset = answer.headers.get_content_charset() or "utf-8"
-                raw = self._read(answer, deadline, timeout_s)
-        except urllib.error.HTTPError as exc:
-            raise _status_error(exc) from None
-        except urllib.error.URLError as exc:
-            if isinstance(exc.reason, TimeoutError):
-                raise TargetError(f"timed out after {timeout_s:g} s", transient=True) from None
-            reason = getattr(exc.reason, "strerror", None) or exc.reason
-            raise TargetError(f"cannot connect to {self.url}: {reason}",
-                              transient=True) from None
-        except TimeoutError:
-            raise TargetError(f"timed out after {timeout_s:g} s", transient=True) from None
-        except (OSError, ValueError, http.client.HTTPException) as exc:
-            reason = f"request to {self.url} failed: {type(exc).__name__}: {exc}"
-            raise TargetError(reason) from None
-        try:
-            text = raw.decode(charset, "replace")
-        except LookupError:  # an unknown charset: read it as UTF-8
-            text = raw.decode("utf-8", "replace")
+        content_type, text = exchange(self._opener, self.url, method=self.method,
+                                      headers=headers, data=data, timeout_s=timeout_s,
+                                      max_bytes=self.max_response_bytes)
         if not self.response:
             if content_type == "application/json" or content_type.endswith("+json"):
-                return TargetResponse.parse(_json(text))
+                return TargetResponse.parse(parse_json(text))
             return TargetResponse(output=text)
-        document = _json(text)
+        document = parse_json(text)
         return TargetResponse.parse(
             {field: _lookup(document, path) for field, path in self.response.items()}
         )
 
-    def _read(
-        self, answer: http.client.HTTPResponse, deadline: float | None, timeout_s: float | None
-    ) -> bytes:
-        """Read the body in chunks, up to the cap and (roughly) the deadline."""
-        body = bytearray()
-        while chunk := answer.read1(_CHUNK):
-            body += chunk
-            if len(body) > self.max_response_bytes:
-                raise TargetError(f"response exceeded {self.max_response_bytes} bytes")
-            if deadline is not None and time.monotonic() > deadline:
-                raise TargetError(f"timed out after {timeout_s:g} s", transient=True)
-        return bytes(body)
+
+def opener() -> urllib.request.OpenerDirector:
+    """An opener that follows no redirect, so headers only ever reach the configured URL."""
+    return urllib.request.build_opener(_NoRedirect)
 
 
-def _expand(header: str, value: str) -> str:
+def exchange(opener: urllib.request.OpenerDirector, url: str, *, method: str,
+             headers: Mapping[str, str], data: bytes, timeout_s: float | None,
+             max_bytes: int) -> tuple[str, str]:
+    """Send one JSON request; the answer's content type and text. Every failure is a
+    :class:`TargetError` (HTTP 429 and 5xx, timeouts and refused connections transient)."""
+    sent = {"Content-Type": "application/json", "Accept": "application/json",
+            "User-Agent": "incident-harness", **headers}
+    request = urllib.request.Request(url, data=data, headers=sent, method=method)
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    timeout = {} if timeout_s is None else {"timeout": timeout_s}
+    try:
+        with opener.open(request, **timeout) as answer:
+            content_type = answer.headers.get_content_type()
+            charset = answer.headers.get_content_charset() or "utf-8"
+            raw = _read(answer, deadline, timeout_s, max_bytes)
+    except urllib.error.HTTPError as exc:
+        raise _status_error(exc) from None
+    except urllib.error.URLError as exc:
+        if isinstance(exc.reason, TimeoutError):
+            raise TargetError(f"timed out after {timeout_s:g} s", transient=True) from None
+        reason = getattr(exc.reason, "strerror", None) or exc.reason
+        raise TargetError(f"cannot connect to {url}: {reason}", transient=True) from None
+    except TimeoutError:
+        raise TargetError(f"timed out after {timeout_s:g} s", transient=True) from None
+    except (OSError, ValueError, http.client.HTTPException) as exc:
+        reason = f"request to {url} failed: {type(exc).__name__}: {exc}"
+        raise TargetError(reason) from None
+    try:
+        return content_type, raw.decode(charset, "replace")
+    except LookupError:  # an unknown charset: read it as UTF-8
+        return content_type, raw.decode("utf-8", "replace")
+
+
+def _read(answer: http.client.HTTPResponse, deadline: float | None, timeout_s: float | None,
+          max_bytes: int) -> bytes:
+    """Read the body in chunks, up to the cap and (roughly) the deadline."""
+    body = bytearray()
+    while chunk := answer.read1(_CHUNK):
+        body += chunk
+        if len(body) > max_bytes:
+            raise TargetError(f"response exceeded {max_bytes} bytes")
+        if deadline is not None and time.monotonic() > deadline:
+            raise TargetError(f"timed out after {timeout_s:g} s", transient=True)
+    return bytes(body)
+
+
+def expand(header: str, value: str) -> str:
     """Replace ``${NAME}`` by the environment variable; a missing one is an error."""
 
     def variable(match: re.Match[str]) -> str:
@@ -182,7 +196,7 @@ def _retry_after(headers: Any) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _json(text: str) -> Any:
+def parse_json(text: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -205,7 +219,7 @@ def _lookup(document: Any, path: str) -> Any:
     return value
 
 
-def _check_url(value: Any, where: str, line: int | None) -> str:
+def check_url(value: Any, where: str, line: int | None) -> str:
     url = Text().check(value, where, line)
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -230,7 +244,7 @@ ADAPTER = register(
     Adapter(
         name="http",
         summary="Send each case to an HTTP endpoint as JSON and read its JSON answer.",
-        main=Custom(_check_url, schema={"type": "string", "format": "uri"},
+        main=Custom(check_url, schema={"type": "string", "format": "uri"},
                     description="The endpoint's http:// or https:// URL."),
         options={
             "method": Text(choices=METHODS, description="HTTP method (default POST)."),
