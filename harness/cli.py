@@ -931,7 +931,7 @@ def _keygen(args: argparse.Namespace) -> int:
 
 
 def _case_from_trace(args: argparse.Namespace) -> int:
-    from harness.drafting import draft_from_trace
+    from harness.intake.drafting import draft_from_trace
 
     drafted = draft_from_trace(args.trace, category=args.category, id=args.id,
                                workflow=args.workflow, out=args.out, format=args.format,
@@ -942,7 +942,7 @@ def _case_from_trace(args: argparse.Namespace) -> int:
 
 
 def _incident_new(args: argparse.Namespace) -> int:
-    from harness import intake
+    from harness.intake import new as intake
 
     values = {k: v for k, v in vars(args).items() if k not in ("handler", "passthrough")}
     intake.new_incident(values, root=args.root, rules_path=args.rules)
@@ -950,7 +950,7 @@ def _incident_new(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from harness import registry_check
+    from harness.intake import registry_check
     from harness.signoff.status import accepted_retirements
 
     accepted = accepted_retirements(args.root / "reports", args.root / "reviewers.yaml")
@@ -1025,9 +1025,9 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 
 def _metrics(args: argparse.Namespace) -> int:
-    from harness import metrics
     from harness.files import write_atomic
-    from harness.registry_check import load_cases
+    from harness.intake import metrics
+    from harness.intake.registry_check import load_cases
 
     notes: list[str] = []
     runs = metrics.load_runs(args.runs, notes=notes) if args.runs else []

@@ -10,9 +10,10 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "harness"
 
-# YAML -> model -> targets and checks -> runner -> records -> compare -> gate -> reports ->
-# sign-off (above the report it signs) -> the pytest plugin -> the command line. Equal ranks
-# may not import each other.
+# YAML -> model -> targets and checks -> runner -> records -> compare -> gate -> intake (from
+# an incident to a case, and what the registry of cases adds up to) and reports -> sign-off
+# (above the report it signs) -> the pytest plugin -> the command line. Equal ranks may not
+# import each other.
 RANKS = {
     "harness": 0, "harness.errors": 0, "harness.digest": 0,
     "harness.budget": 0,
@@ -21,11 +22,11 @@ RANKS = {
     "harness.schema": 2, "harness.canaries": 2, "harness.judging": 2,
     "harness.checks": 3, "harness.targets": 3, "harness.explain": 3,
     "harness.loader": 4, "harness.runner": 4, "harness.redact": 4,
-    "harness.records": 5, "harness.severity": 5, "harness.traces": 5, "harness.judges": 5,
+    "harness.records": 5, "harness.judges": 5,
     "harness.calibration": 5,
-    "harness.compare": 6, "harness.registry_check": 6,
-    "harness.drafting": 6, "harness.intake": 6,
-    "harness.gate": 7, "harness.metrics": 7,
+    "harness.compare": 6,
+    "harness.gate": 7,
+    "harness.intake": 8,
     "harness.report": 8,
     "harness.signoff": 9,
     "harness.plugin": 10,
@@ -34,8 +35,8 @@ RANKS = {
 OWNERS = {  # library -> the modules allowed to import it
     "pytest": {"harness.plugin", "harness.cli", "harness.bench"},
     "_pytest": set(),
-    "pandas": {"harness.metrics"},
-    "jinja2": {"harness.report.html", "harness.metrics"},
+    "pandas": {"harness.intake.metrics"},
+    "jinja2": {"harness.report.html", "harness.intake.metrics"},
     "cryptography": {"harness.signoff.keys", "harness.signoff.ledger"},
     "regex": {"harness.checks.patterns"},
 }

@@ -13,7 +13,8 @@ import pytest
 
 from harness.checks.exposure import canary_digest
 from harness.detectors import find_sensitive
-from harness.drafting import (
+from harness.errors import InputError
+from harness.intake.drafting import (
     DraftCase,
     draft_checks,
     draft_from_trace,
@@ -24,12 +25,11 @@ from harness.drafting import (
     specific_claims,
     write_draft_case,
 )
-from harness.errors import InputError
+from harness.intake.traces import import_trace
 from harness.loader import load_case
 from harness.model import CATEGORIES, CaseResult, plain
 from harness.runner import run_case
 from harness.targets.replay import ReplayTarget
-from harness.traces import import_trace
 
 SAMPLES = Path(__file__).parent / "samples" / "traces"
 TRACES = sorted(SAMPLES.glob("*.json"))

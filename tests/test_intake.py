@@ -14,11 +14,11 @@ import pytest
 import yaml
 from rapidfuzz import fuzz, utils
 
-from harness import intake
 from harness.errors import InputError
 from harness.example.refund_assistant import respond
+from harness.intake import new as intake
+from harness.intake.severity import RULES_FILE
 from harness.loader import load_case
-from harness.severity import RULES_FILE
 from harness.targets.replay import ReplayTarget
 
 BUNDLED = Path(__file__).resolve().parent.parent / "cases" / "refund-assistant"

@@ -24,7 +24,7 @@ import yaml
 from conftest import make_result, make_run, write
 
 from harness.errors import InputError
-from harness.metrics import (
+from harness.intake.metrics import (
     compute_metrics,
     incident_frame,
     load_runs,
@@ -34,8 +34,8 @@ from harness.metrics import (
     to_json,
     to_table,
 )
+from harness.intake.registry_check import load_cases
 from harness.model import CATEGORIES, EVIDENCE_FIELDS, SEVERITIES
-from harness.registry_check import load_cases
 
 ROOT = Path(__file__).parents[1]
 CASE_014 = Path("refund-assistant/INC-2026-014.yaml")

@@ -10,8 +10,7 @@ import pytest
 from conftest import write
 
 from harness.errors import InputError
-from harness.model import EVIDENCE_FIELDS
-from harness.registry_check import (
+from harness.intake.registry_check import (
     DRAFT,
     DUPLICATE_ID,
     NO_EVIDENCE,
@@ -26,6 +25,7 @@ from harness.registry_check import (
     proof_targets,
     render_report,
 )
+from harness.model import EVIDENCE_FIELDS
 
 ROOT = Path(__file__).parents[1]
 CASE_014 = Path("cases/refund-assistant/INC-2026-014.yaml")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import InputError
-from harness.severity import (
+from harness.intake.severity import (
     DEFAULT_RULES,
     DEFAULT_RULES_YAML,
     RULES_FILE,

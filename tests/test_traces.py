@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from harness.errors import InputError
-from harness.traces import FORMATS, ImportedTrace, import_trace
+from harness.intake.traces import FORMATS, ImportedTrace, import_trace
 
 SAMPLES = Path(__file__).parent / "samples" / "traces"
 MESSAGE = ("My espresso machine from order A-1005 arrived with a cracked water tank. "

@@ -2,7 +2,8 @@
 
 An incident is easiest to turn into a regression case while it is fresh, so intake asks only for
 what is known at once (workflow, category, title, owner, how many users and records), derives the
-severity from that impact (:mod:`harness.severity`), and writes ``cases/<workflow>/<ID>.yaml``:
+severity from that impact (:mod:`harness.intake.severity`), and writes
+``cases/<workflow>/<ID>.yaml``:
 
 - marked ``draft: true``, with ``evidence.missing`` naming the evidence not yet collected;
 - with one ``expect`` check fit for the category, built from the evidence when it is given (the
@@ -31,9 +32,7 @@ import yaml
 from harness import schema
 from harness.errors import InputError
 from harness.files import write_atomic
-from harness.loader import load_case, read_yaml
-from harness.model import CATEGORIES, EVIDENCE_FIELDS, SEVERITIES, TIMELINE_STEPS, Case
-from harness.severity import (
+from harness.intake.severity import (
     IMPACT_COUNTS,
     IMPACT_KEYS,
     Derivation,
@@ -43,6 +42,8 @@ from harness.severity import (
     derive,
     rules_for,
 )
+from harness.loader import load_case, read_yaml
+from harness.model import CATEGORIES, EVIDENCE_FIELDS, SEVERITIES, TIMELINE_STEPS, Case
 
 ESSENTIALS: tuple[tuple[str, str, str], ...] = (
     ("workflow", "--workflow W", "Workflow (its folder under cases/)"),

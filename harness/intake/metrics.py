@@ -29,6 +29,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from harness import __version__, checks
 from harness.errors import InputError, TargetError
+from harness.intake.registry_check import completeness
 from harness.model import (
     CATEGORIES,
     EVIDENCE_FIELDS,
@@ -38,7 +39,6 @@ from harness.model import (
     Incident,
 )
 from harness.records import RunRecord, read_run
-from harness.registry_check import completeness
 from harness.targets.replay import ReplayTarget
 
 TEMPLATE = "metrics.html.j2"

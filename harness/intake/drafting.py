@@ -1,8 +1,8 @@
 """Draft regression checks and draft case files from an incident's category and evidence.
 
 ``harness case from-trace`` turns the trace of a conversation that went wrong into a case file
-for a person to finish: :mod:`harness.traces` reads the evidence, :func:`draft_checks` proposes
-the checks for the incident's category, and :func:`write_draft_case` writes a loadable case
+for a person to finish: :mod:`harness.intake.traces` reads the evidence, :func:`draft_checks`
+proposes the checks for the incident's category, and :func:`write_draft_case` writes a loadable case
 marked ``draft: true``. Each category's checks are chosen to fail on the evidence they came
 from, so the draft reproduces the incident; the person keeps those that would have caught it
 without failing a correct answer.
@@ -29,8 +29,14 @@ from harness.checks.automation import WRITE_TOOLS
 from harness.detectors import DETECTORS, find_sensitive
 from harness.errors import InputError
 from harness.files import write_atomic
+from harness.intake.traces import (
+    APPROVAL_NAME,
+    DEFAULT_STEP,
+    FORMAT_NAMES,
+    ImportedTrace,
+    import_trace,
+)
 from harness.model import CATEGORIES, SEVERITIES, STATUSES, plain
-from harness.traces import APPROVAL_NAME, DEFAULT_STEP, FORMAT_NAMES, ImportedTrace, import_trace
 
 DEFAULT_SEVERITY = "sev3"
 DEFAULT_OWNER = "unassigned"

@@ -1,0 +1,12 @@
+"""Intake: from an incident to a regression case, and what the registry of cases adds up to.
+
+- :mod:`~harness.intake.new`: ``harness incident new``, a draft case from what is known at once;
+- :mod:`~harness.intake.traces`: a workflow's trace (OTel GenAI, OpenInference, LangSmith,
+  Langfuse) read as case evidence;
+- :mod:`~harness.intake.drafting`: the checks drafted for an incident, and
+  ``harness case from-trace``;
+- :mod:`~harness.intake.severity`: the severity an incident's impact gives;
+- :mod:`~harness.intake.registry_check`: ``harness check``, whether the registry guards what it
+  should;
+- :mod:`~harness.intake.metrics`: ``harness metrics``.
+"""
