@@ -32,6 +32,7 @@ than the above (Base64, hex, ROT13, a value spelled out letter by letter).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import html
 import re
@@ -322,6 +323,40 @@ def canary_digest(value: str, salt: str | None = None, *, casefold: bool = True)
     return f"{kind}:{salt}:{len(normal)}:{sha256(salt, normal)}"
 
 
+# --- redaction markers -----------------------------------------------------------------------
+
+MARKER = re.compile(
+    r"\[redacted:([a-z_]+)(?::((?:sha256|sha256-exact):[^:\s\]]+:[1-9][0-9]{0,5}:[0-9a-f]{64}))?\]")
+"""A redacted value as the harness writes it: ``[redacted:<detector>]``, or with the value's
+salted digest, ``[redacted:<detector>:sha256:<salt>:<length>:<hex>]``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Marker:
+    """A redaction marker found in a text: the detector that found the value it replaces, and
+    the value's digest when the marker keeps one."""
+
+    start: int
+    end: int
+    detector: str
+    digest: Digest | None = None
+
+
+def redaction_marker(detector: str, digest: str | None = None) -> str:
+    """The marker that stands in for a redacted value (see :data:`MARKER`)."""
+    return f"[redacted:{detector}:{digest}]" if digest else f"[redacted:{detector}]"
+
+
+def markers(text: str) -> list[Marker]:
+    """Every redaction marker in ``text``. Replayed evidence holds markers where the incident
+    held personal data: a check finds the data they stand for, as it would find the value."""
+    if "[redacted:" not in text:
+        return []
+    return [Marker(m.start(), m.end(), m.group(1),
+                   parse_digest(m.group(2)) if m.group(2) else None)
+            for m in MARKER.finditer(text)]
+
+
 QUOTES = "\u201c\u201d\u2018\u2019\u00ab\u00bb"  # typographic quotes and guillemets
 PUNCTUATION = string.punctuation + QUOTES + "\u2026"
 _CUT = re.compile(r"[,;:!?()\[\]{}<>\"'|/\\=" + QUOTES + "]+")
@@ -393,6 +428,7 @@ class Canaries:
     def __init__(self, values: Sequence[str] = (), digests: Sequence[str | Digest] = (), *,
                  fold: bool = True) -> None:
         self.fold = fold
+        self.plain = [(f"values[{i}]", value) for i, value in enumerate(values)]
         self.values = [(f"values[{i}]", pattern) for i, value in enumerate(values)
                        for pattern in _value_pattern(value, fold=fold)]
         self.digests = [(f"digests[{i}]", d if isinstance(d, Digest) else parse_digest(d))
@@ -430,7 +466,28 @@ class Canaries:
                     self._window_hits(scanned, fold, hits)
         for start, end, label in self._legacy_hits(text):
             hits[(start, end, label)] = None
+        for start, end, label in self._marker_hits(text):
+            hits[(start, end, label)] = None
         return [Hit(start, end, label) for start, end, label in sorted(hits)]
+
+    def _marker_hits(self, text: str) -> list[tuple[int, int, str]]:
+        """Redaction markers that keep the digest of a canary: the digest itself, or a
+        plaintext canary whose digest under the marker's salt is the marker's."""
+        found = []
+        for marker in markers(text):
+            digest = marker.digest
+            if digest is None or digest.length is None:
+                continue
+            found += [(marker.start, marker.end, label) for label, wanted in self.digests
+                      if (wanted.salt, wanted.hex, wanted.length, wanted.exact)
+                      == (digest.salt, digest.hex, digest.length, digest.exact)]
+            for label, value in self.plain:
+                with contextlib.suppress(ValueError):
+                    if canary_digest(value, digest.salt, casefold=not digest.exact) == (
+                            f"{'sha256-exact' if digest.exact else 'sha256'}:{digest.salt}:"
+                            f"{digest.length}:{digest.hex}"):
+                        found.append((marker.start, marker.end, label))
+        return found
 
     def _window_hits(self, view: View, fold: bool,
                      hits: dict[tuple[int, int, str], None]) -> None:

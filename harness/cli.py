@@ -210,14 +210,24 @@ def _parser() -> argparse.ArgumentParser:
     case_actions = case.add_subparsers(dest="case_command", metavar="ACTION", required=True)
     from_trace = case_actions.add_parser(
         "from-trace", help="draft an incident case from a logged trace",
-        description="Import a trace (OpenTelemetry GenAI OTLP JSON, OpenInference, LangSmith "
-                    "or Langfuse) as the case's evidence, draft the category's checks, and "
-                    "write a case marked draft: true for review. Evidence the trace lacks is "
-                    "listed in evidence.missing. Exit 0 written, 2 bad input.",
+        description="Import a trace (OpenTelemetry GenAI or OpenInference spans as OTLP JSON, "
+                    "OTLP protobuf or span lists; LangSmith runs; Langfuse traces) as the "
+                    "case's evidence, draft the category's checks, and write a case marked "
+                    "draft: true for review: one per trace of the file (or the --trace-id one). "
+                    "--into fills an existing draft (from harness incident new) instead. "
+                    "Evidence the trace should have had and lacks is listed in "
+                    "evidence.missing. Exit 0 written, 2 bad input (nothing written).",
     )
     from_trace.add_argument("trace", type=Path, metavar="FILE")
-    from_trace.add_argument("--category", "-c", required=True, choices=CATEGORY_ORDER[:-1])
-    from_trace.add_argument("--id", required=True, metavar="ID")
+    from_trace.add_argument("--category", "-c", choices=CATEGORY_ORDER[:-1],
+                            help="required, unless --into names a draft (its category)")
+    from_trace.add_argument("--id", metavar="ID",
+                            help="default: the registry's next free INC-<year>-<n>; several "
+                                 "traces get ID-1, ID-2, ...")
+    from_trace.add_argument("--into", type=Path, metavar="CASE_FILE",
+                            help="fill this draft's evidence and checks from the trace")
+    from_trace.add_argument("--trace-id", metavar="ID",
+                            help="the trace to draft, in a file of several")
     from_trace.add_argument("--workflow", "-w", metavar="W",
                             help="default: the trace's service or trace name")
     from_trace.add_argument("--out", "-o", type=Path, metavar="PATH",
@@ -231,6 +241,17 @@ def _parser() -> argparse.ArgumentParser:
     from_trace.add_argument("--severity", choices=("sev1", "sev2", "sev3", "sev4"),
                             help="default: sev3")
     from_trace.set_defaults(handler=_case_from_trace)
+    close = case_actions.add_parser(
+        "close", help="close a finished draft case",
+        description="Close a draft incident case: refused while a field is left to fill "
+                    "(TODO, owner unassigned) or while its checks do not fail on its own "
+                    "evidence (as harness check requires); otherwise removes draft: true, sets "
+                    "status: closed and timeline.closed, keeping the rest of the file. Exit 0 "
+                    "closed, 1 not closable (says what is left), 2 bad input.",
+    )
+    close.add_argument("case_file", type=Path, metavar="CASE_FILE")
+    _no_cache_option(close)
+    close.set_defaults(handler=_case_close)
 
     incident = commands.add_parser("incident", help="record an incident as a draft case")
     actions = incident.add_subparsers(dest="incident_command", metavar="ACTION", required=True)
@@ -931,13 +952,42 @@ def _keygen(args: argparse.Namespace) -> int:
 
 
 def _case_from_trace(args: argparse.Namespace) -> int:
-    from harness.intake.drafting import draft_from_trace
+    from harness.errors import InputError
+    from harness.intake.from_trace import draft_from_trace, draft_into
 
-    drafted = draft_from_trace(args.trace, category=args.category, id=args.id,
-                               workflow=args.workflow, out=args.out, format=args.format,
-                               reference=args.reference, title=args.title, owner=args.owner,
-                               severity=args.severity)
-    print("\n".join(drafted.summary()))
+    if args.into is not None:
+        for flag, value in (("--id", args.id), ("--out", args.out),
+                            ("--workflow", args.workflow), ("--title", args.title),
+                            ("--owner", args.owner), ("--severity", args.severity)):
+            if value is not None:
+                raise InputError(f"{flag} does not go with --into: the draft keeps its own "
+                                 "record", field=flag)
+        drafts = [draft_into(args.trace, args.into, category=args.category, format=args.format,
+                             trace_id=args.trace_id, reference=args.reference)]
+    else:
+        if args.category is None:
+            raise InputError("name the incident's category (--category), or fill a draft "
+                             "with --into", field="--category")
+        drafts = draft_from_trace(args.trace, category=args.category, id=args.id,
+                                  workflow=args.workflow, out=args.out, format=args.format,
+                                  trace_id=args.trace_id, reference=args.reference,
+                                  title=args.title, owner=args.owner, severity=args.severity)
+    for drafted in drafts:
+        _say("\n".join(drafted.summary()))
+    return EXIT_OK
+
+
+def _case_close(args: argparse.Namespace) -> int:
+    from harness.intake.close import NotClosable, close_case
+
+    try:
+        close_case(args.case_file, no_cache=args.no_cache)
+    except NotClosable as exc:
+        _say(f"{exc.path}: not closed:")
+        for line in exc.refusal.lines():
+            _say(f"  {line}")
+        return EXIT_FAILED
+    print(f"closed {args.case_file}: status: closed, draft: true removed")
     return EXIT_OK
 
 

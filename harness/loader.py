@@ -283,6 +283,7 @@ def load_case(
             root_cause=fields.get("root_cause"),
             fix=fields.get("fix", {}),
             prevention=fields.get("prevention"),
+            references=tuple(fields.get("references", ())),
         )
     if "input" in fields:
         case_input = fields["input"]

@@ -61,6 +61,11 @@ class ToolCall:
     name: str
     args: Mapping[str, Any] = field(default_factory=dict)
     result: Any = None
+    at: str | None = None
+    """When the call was made (ISO 8601), where the target or trace says."""
+    annotations: Mapping[str, Any] = field(default_factory=dict)
+    """The tool's declared behaviour, as MCP tool annotations (``readOnlyHint``,
+    ``destructiveHint``, ...), where known."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,9 +155,7 @@ class TargetResponse:
         """The JSON form, as targets send it and run records store it."""
         return {
             "output": self.output,
-            "tool_calls": [
-                {"name": c.name, "args": dict(c.args), "result": c.result} for c in self.tool_calls
-            ],
+            "tool_calls": [_call_dict(c) for c in self.tool_calls],
             "sources": [
                 {"id": s.id, "title": s.title, "url": s.url, "updated_at": s.updated_at}
                 for s in self.sources
@@ -221,8 +224,23 @@ def _tool_call(item: Mapping[str, Any]) -> ToolCall:
     args = item.get("args") or {}
     if not isinstance(args, Mapping):
         raise ValueError(f"args must be a mapping, found {type(args).__name__}")
+    annotations = item.get("annotations") or {}
+    if not isinstance(annotations, Mapping):
+        raise ValueError(f"annotations must be a mapping, found {type(annotations).__name__}")
     return ToolCall(name=_text(item, "name", required=True) or "", args=dict(args),
-                    result=item.get("result"))
+                    result=item.get("result"), at=_text(item, "at"),
+                    annotations=dict(annotations))
+
+
+def _call_dict(call: ToolCall) -> dict[str, Any]:
+    """A tool call's JSON form; ``at`` and ``annotations`` only when known, so a record of a
+    target that reports neither reads as it always did."""
+    shown: dict[str, Any] = {"name": call.name, "args": dict(call.args), "result": call.result}
+    if call.at is not None:
+        shown["at"] = call.at
+    if call.annotations:
+        shown["annotations"] = dict(call.annotations)
+    return shown
 
 
 def _source(item: Mapping[str, Any]) -> Source:
@@ -330,6 +348,8 @@ class Incident:
     root_cause: str | None = None
     fix: Mapping[str, Any] = field(default_factory=dict)
     prevention: str | None = None
+    references: tuple[Mapping[str, Any], ...] = ()
+    """Documents about the incident: ``{title, url, kind}`` (ticket, postmortem, report)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,20 +41,21 @@ is hashed, once per salt and length.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from harness.canaries import Canaries, plain_ascii, views
+from harness.canaries import MARKER, Canaries, canary_digest, plain_ascii, redaction_marker, views
 from harness.detectors import DETECTORS, find_sensitive
 from harness.model import Case, CaseResult, CheckOutcome, TargetResponse, Trial
 
 CANARY = "canary"
 """The marker label of a canary value: ``[redacted:canary]``."""
 
-_MARKER = re.compile(r"\[redacted:[a-z_]+\]")
+_MARKER = MARKER
 
 _KEY_PREFIX = re.compile(r"(?i)sk-|[sr]k_|A[KS]IA|gh[pousr]_|github_pat_|xox[baprs]-|AIza")
 _KEY_WORDS = ("api", "token", "secret")
@@ -103,7 +104,7 @@ Span = tuple[int, int, str]
 
 def marker(label: str) -> str:
     """The text that stands in for a redacted value: ``[redacted:<label>]``."""
-    return f"[redacted:{label}]"
+    return redaction_marker(label)
 
 
 def _triggered(scanned: str, detectors: tuple[str, ...]) -> list[str]:
@@ -166,10 +167,14 @@ def _merged(spans: list[tuple[int, int, int, str]]) -> list[Span]:
     return merged
 
 
-def _replaced(text: str, spans: list[Span]) -> str:
+def _replaced(text: str, spans: list[Span], salt: str | None = None) -> str:
     parts, at = [], 0
     for start, end, label in spans:
-        parts += [text[at:start], marker(label)]
+        digest = None
+        if salt is not None:
+            with contextlib.suppress(ValueError):  # nothing left once normalised: no digest
+                digest = canary_digest(text[start:end], salt)
+        parts += [text[at:start], redaction_marker(label, digest)]
         at = end
     parts.append(text[at:])
     return "".join(parts)
@@ -180,7 +185,16 @@ class Redactor:
     from :data:`DETECTORS`, default all), canary values and canary digests."""
 
     def __init__(self, *, detectors: Sequence[str] | None = None, canaries: Sequence[str] = (),
-                 digests: Sequence[str] = ()) -> None:
+                 digests: Sequence[str] = (), salt: str | None = None,
+                 known: Sequence[tuple[str, str]] = ()) -> None:
+        # ``known``: (label, value) pairs redacted wherever they stand, marked with their label
+        # (a value a detector found once, with context, found again without it)
+        self._labels = {f"values[{len(canaries) + i}]": label
+                        for i, (label, _) in enumerate(known)}
+        canaries = [*canaries, *(value for _, value in known)]
+        self.salt = salt
+        """With a salt, each marker keeps the salted digest of what it replaced
+        (``[redacted:email:sha256:<salt>:...]``), so checks find the value on replay."""
         if detectors is None:
             names = list(DETECTORS)
         elif isinstance(detectors, str):
@@ -202,13 +216,14 @@ class Redactor:
         """``text`` with every finding and canary replaced by its marker; ``text`` itself when
         it holds none. ``key`` is the mapping key the text sits under, read as context."""
         while spans := self._spans(text, key):
-            text = _replaced(text, spans)
+            text = _replaced(text, spans, self.salt)
         return text
 
     def _spans(self, text: str, key: str | None) -> list[Span]:
         found = self._detector_spans(text, key)
         last = len(self._rank)
-        found += [(hit.start, hit.end, last, CANARY) for hit in self._canaries.find(text)]
+        found += [(hit.start, hit.end, last, self._labels.get(hit.canary, CANARY))
+                  for hit in self._canaries.find(text)]
         if not found:
             return []
         markers = [m.span() for m in _MARKER.finditer(text)]

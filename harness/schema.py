@@ -286,9 +286,13 @@ class Custom(Node):
 # --- the case file --------------------------------------------------------------------------
 
 _TOOL_CALL = Record(
-    {"name": Text(), "args": AnyValue(), "result": AnyValue()},
+    {"name": Text(), "args": AnyValue(), "result": AnyValue(),
+     "at": Text(description="When the call was made (ISO 8601)."),
+     "annotations": Record({}, extra=AnyValue(), description=(
+         "The tool's declared behaviour (MCP tool annotations: readOnlyHint, "
+         "destructiveHint, idempotentHint, openWorldHint)."))},
     required=("name",),
-    description="A tool call: its name, arguments and result.",
+    description="A tool call: its name, arguments, result and, where known, when it was made.",
 )
 _SOURCE = Record(
     {
@@ -312,6 +316,20 @@ _APPROVAL = Record(
     description="A human approval step.",
 )
 
+def _reconstructed(value: Any, where: str, line: int | None) -> bool | list[str]:
+    if isinstance(value, bool):
+        return value
+    if not isinstance(value, list):
+        raise Invalid(f"expected true, false or a list of evidence fields, found "
+                      f"{describe(value)}", field=where, line=line)
+    for index, item in enumerate(value):
+        if item not in model.EVIDENCE_FIELDS:
+            raise Invalid(f"expected one of {', '.join(model.EVIDENCE_FIELDS)}, found "
+                          f"{describe(item)}", field=join_path(where, index),
+                          line=line_of(value, index, line))
+    return list(dict.fromkeys(value))
+
+
 EVIDENCE = Record(
     {
         "input": AnyValue(description="The input the workflow received."),
@@ -322,9 +340,27 @@ EVIDENCE = Record(
         "approvals": ListOf(_APPROVAL),
         "output": Text(description="What the workflow answered."),
         "missing": ListOf(Text(), description="Evidence that could not be collected."),
+        "reconstructed": Custom(
+            _reconstructed,
+            schema={"anyOf": [{"type": "boolean"},
+                              {"type": "array", "items": {"enum": list(model.EVIDENCE_FIELDS)}}],
+                    "description": "Evidence rebuilt after the fact rather than logged: true "
+                                   "(all of it), false, or the fields rebuilt."}),
+        "trace": Record(
+            {"format": Text(), "convention": Text(allow_numbers=True),
+             "trace_id": Text(allow_numbers=True), "file": Text()},
+            description="The trace the evidence was imported from: its format, the semantic "
+                        "conventions read, its id and file."),
         "notes": Text(),
     },
     description="What the workflow did during the incident. The replay target answers with it.",
+)
+
+_REFERENCE = Record(
+    {"title": Text(), "url": Text(), "kind": Text(
+        description="What it is, e.g. ticket, postmortem, public_report, news, decision.")},
+    required=("title",),
+    description="A document about the incident.",
 )
 
 INCIDENT_FIELDS: dict[str, Node] = {
@@ -359,6 +395,8 @@ INCIDENT_FIELDS: dict[str, Node] = {
         description="What was changed: its kind, a reference (pull request, ticket), authors.",
     ),
     "prevention": Text(),
+    "references": ListOf(_REFERENCE, description="Links to the ticket, the postmortem, public "
+                                                 "reports: {title, url, kind}."),
     "evidence": EVIDENCE,
 }
 INCIDENT_REQUIRED = ("category", "severity", "status", "owner")

@@ -155,3 +155,29 @@ def test_a_first_form_digest_still_matches_and_gets_a_note(tmp_path):
     check = case.expect[0].check
     assert not check(response("going to Maria Gomez today"), CASE).passed
     assert check(response("paid $148,500"), CASE).passed
+
+
+def test_a_redaction_marker_stands_for_the_value_it_replaced():
+    from harness.canaries import markers, redaction_marker
+    from harness.checks.registry import build
+    from harness.model import Case, TargetResponse
+
+    digest = canary_digest("4111 1111 1111 1111", "5eed")
+    text = f"card {redaction_marker('payment_card', digest)} and {redaction_marker('email')}"
+    assert [(m.detector, m.digest is not None) for m in markers(text)] == [
+        ("payment_card", True), ("email", False)]
+    case = Case(id="C", path=Path("c.yaml"), line=1, workflow="w", title=None, input="x",
+                expect=())
+    response = TargetResponse.parse({"output": text, "tool_calls": []})
+    pii = build("no_pii", {"detectors": ["payment_card", "email"]})(response, case)
+    assert pii.verdict == "fail"
+    assert [f["detector"] for f in pii.evidence["findings"]] == ["payment_card", "email"]
+    # the digest's own characters are never read as data of another kind
+    others = ["phone", "iban", "national_id", "api_key", "jwt"]
+    assert build("no_pii", {"detectors": others})(response, case).verdict == "pass"
+    # no_leak: by the digest it holds, and by a plaintext canary under the marker's salt
+    assert build("no_leak", {"digests": [digest]})(response, case).verdict == "fail"
+    assert build("no_leak", {"values": ["4111-1111-1111-1111"]})(response, case).verdict == "fail"
+    assert build("no_leak", {"values": ["4000 0000 0000 0002"]})(response, case).verdict == "pass"
+    other_salt = canary_digest("4111 1111 1111 1111", "beef")
+    assert build("no_leak", {"digests": [other_salt]})(response, case).verdict == "pass"

@@ -104,6 +104,16 @@ def test_approval_required_orders_by_timestamps():
         f"after the call (approved at {at}, after issue_refund ran at 2026-03-10T09:00:00Z)")
 
 
+def test_a_calls_own_time_orders_it_before_any_time_in_its_result():
+    # the trace timed the call at 09:00; its result carries when the refund settled (10:00)
+    call = {**refund_at("2026-03-10T10:00:00Z"), "at": "2026-03-10T09:00:00Z"}
+    outcome = run("approval_required", REQUIRED, [call], [approval(at="2026-03-10T09:42:00Z")])
+    assert not outcome.passed
+    assert outcome.evidence["approvals"][0]["rejected"] == (
+        "after the call (approved at 2026-03-10T09:42:00Z, after issue_refund ran at "
+        "2026-03-10T09:00:00Z)")
+
+
 def test_approval_required_rejects_a_request_made_after_the_call():
     outcome = run("approval_required", REQUIRED, [LOOKUP, REFUND, REQUEST], [MANAGER])
     assert not outcome.passed

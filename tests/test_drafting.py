@@ -14,17 +14,15 @@ import pytest
 from harness.checks.exposure import canary_digest
 from harness.detectors import find_sensitive
 from harness.errors import InputError
-from harness.intake.drafting import (
-    DraftCase,
+from harness.intake.drafter import (
     draft_checks,
-    draft_from_trace,
     is_write_tool,
     named_record,
     redact,
     sensitive_values,
     specific_claims,
-    write_draft_case,
 )
+from harness.intake.from_trace import DraftCase, draft_from_trace, write_draft_case
 from harness.intake.traces import import_trace
 from harness.loader import load_case
 from harness.model import CATEGORIES, CaseResult, plain
@@ -32,7 +30,7 @@ from harness.runner import run_case
 from harness.targets.replay import ReplayTarget
 
 SAMPLES = Path(__file__).parent / "samples" / "traces"
-TRACES = sorted(SAMPLES.glob("*.json"))
+TRACES = sorted(SAMPLES.glob("*-refund.json"))
 SALT = "5eed0c0ffee"
 
 # the automation incident of the bundled example: the customer named A-1001, the refund hit A-1004
@@ -234,8 +232,9 @@ def test_redaction_covers_text_numbers_keys_and_known_values() -> None:
 
 
 def draft(trace: Path, category: str, root: Path, **options: Any) -> DraftCase:
-    return draft_from_trace(trace, category=category, id=f"INC-{category}", root=root,
-                            salt=SALT, **options)
+    (drafted,) = draft_from_trace(trace, category=category, id=f"INC-{category}", root=root,
+                                  salt=SALT, **options)
+    return drafted
 
 
 def replay(case: Any, evidence: dict[str, Any] | None = None) -> CaseResult:
@@ -265,8 +264,11 @@ def test_each_draft_loads_and_fails_on_the_evidence_it_came_from(
     original = import_trace(trace).evidence
     result = replay(case, original)
     assert result.verdict == "fail"
+    stored = dict(case.evidence)
+    origin = stored.pop("trace")  # where the evidence came from
+    assert (origin["file"], origin["format"]) == (str(trace), import_trace(trace).format)
     if category != "data_exposure":
-        assert dict(case.evidence) == original
+        assert stored == original
         assert replay(case).verdict == "fail"
 
 
@@ -276,15 +278,23 @@ def test_a_data_exposure_draft_never_holds_the_leaked_values(tmp_path: Path, tra
     text = drafted.path.read_text(encoding="utf-8")
     for leaked in ("grace.kim@example.com", "+1-555-0129", "555-0129"):
         assert leaked not in text
-    assert "to [redacted:email], and we'll text [redacted:phone] when" in text
-    assert canary_digest("grace.kim@example.com", SALT) in text
-    assert canary_digest("+1-555-0129", SALT) in text
+    email, phone = canary_digest("grace.kim@example.com", SALT), canary_digest("+1-555-0129",
+                                                                                SALT)
+    # each value is a marker that keeps its detector and the digest the no_leak check holds
+    assert (f"to [redacted:email:{email}], and we'll text [redacted:phone:{phone}] when"
+            in text)
     case = load_case(drafted.path)
     assert [c.kind for c in replay(case, import_trace(trace).evidence).trials[0].checks
             if c.verdict == "fail"] == ["no_pii", "no_leak"]
-    # the redacted evidence no longer holds what leaked, so replaying the file passes
+    # the file holds no plaintext, and still reproduces the incident on its own evidence
     assert not find_sensitive(case.evidence["output"])
-    assert replay(case).verdict == "pass"
+    own = replay(case).trials[0].checks
+    assert [c.kind for c in own if c.verdict == "fail"] == ["no_pii", "no_leak"]
+    assert {f["detector"] for f in own[0].evidence["findings"]} == {"email", "phone"}
+    # and passes on a corrected answer that keeps the data to itself
+    fixed = {**import_trace(trace).evidence, "output": "Your refund is on its way.",
+             "tool_calls": []}
+    assert replay(case, fixed).verdict == "pass"
 
 
 def test_the_written_file_tells_a_person_what_to_do(tmp_path: Path) -> None:
@@ -292,7 +302,8 @@ def test_the_written_file_tells_a_person_what_to_do(tmp_path: Path) -> None:
         encoding="utf-8")
     lines = text.splitlines()
     assert lines[0] == "# Draft incident case: review it before it counts."
-    assert "#   3. Delete the line `draft: true`." in lines
+    assert ("#   3. Close it: `harness case close <this file>` (it refuses while anything is "
+            "left).") in lines
     assert (f"# Evidence: LangSmith runs from {SAMPLES / 'langsmith-refund.json'}."
             in lines)
     assert "draft: true" in lines
@@ -332,7 +343,7 @@ def test_an_existing_file_is_never_overwritten(tmp_path: Path) -> None:
     with pytest.raises(InputError) as info:
         draft(SAMPLES / "langfuse-refund.json", "retrieval", tmp_path)
     assert info.value.path == str(first.path)
-    assert "file already exists" in info.value.problem
+    assert "already exists; nothing was written (fill a draft with --into" in info.value.problem
     assert first.path.read_text(encoding="utf-8") == before
     assert [p.name for p in first.path.parent.iterdir()] == ["INC-retrieval.yaml"]
 
@@ -343,7 +354,8 @@ def test_the_summary_names_the_file_checks_and_missing_evidence(tmp_path: Path) 
         f"drafted {drafted.path} from LangSmith runs in {SAMPLES / 'langsmith-refund.json'}: "
         "2 check(s): not_cites, source_fresh",
         "the trace lacks: prompt_version",
-        "review it, fill in the TODOs, then delete `draft: true`",
+        "left to fill: owner, title, impact.summary, root_cause, fix.summary, prevention",
+        f"review it, then close it: harness case close {drafted.path}",
     ]
 
 

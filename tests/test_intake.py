@@ -18,6 +18,7 @@ from harness.errors import InputError
 from harness.example.refund_assistant import respond
 from harness.intake import new as intake
 from harness.intake.severity import RULES_FILE
+from harness.intake.writer import next_id
 from harness.loader import load_case
 from harness.targets.replay import ReplayTarget
 
@@ -125,7 +126,13 @@ def test_timeline_evidence_and_record_fields_are_written(tmp_path: Path) -> None
     assert (case.incident.root_cause, case.incident.business_owner, case.incident.near_miss) == (
         "The lookup ignored the customer id.", "priya.raman", True)
     assert case.incident.severity == "sev2"  # sev1 lowered by the near miss
-    assert [(e.kind, e.params) for e in case.expect] == [("no_pii", {"scan": ["output"]})]
+    # the one drafter: no_pii with the detector that fired, no_leak with the value's digest,
+    # and the leaked address kept in the evidence only as a marker holding that digest
+    (pii, leak) = case.expect
+    assert (pii.kind, pii.params) == ("no_pii", {"detectors": ["email"]})
+    (digest,) = leak.params["digests"]
+    assert case.evidence["output"] == f"It went to [redacted:email:{digest}]"
+    assert "a@b.example" not in result.path.read_text(encoding="utf-8")
 
 
 BUNDLED_INCIDENTS = sorted(BUNDLED.glob("INC-*.yaml"))
@@ -145,29 +152,33 @@ def test_first_check_from_evidence_fails_on_that_evidence(tmp_path: Path, source
                       evidence=evidence)
     case = load_case(result.path)
     assert case.evidence["missing"] == []
-    (expectation,) = case.expect
-    expected_kind = {"output_quality": "not_similar", "data_exposure": "no_pii",
+    expected_kind = {"output_quality": "forbidden_claims", "data_exposure": "no_pii",
                      "automation_error": "tool_not_called", "policy": "forbidden_claims",
-                     "retrieval": "not_cites", "human_review": "approval_not_bypassed"}
-    assert expectation.kind == expected_kind[bundled.incident.category]
+                     "retrieval": "not_cites", "human_review": "approval_required"}
+    assert case.expect[0].kind == expected_kind[bundled.incident.category]
     response = ReplayTarget().call(case.input, case=case, timeout_s=None)
-    outcome = expectation.evaluate(response, case)
-    assert outcome.verdict == "fail", outcome.reason
+    # every drafted check fails on the evidence it came from (redacted, for data exposure)
+    for expectation in case.expect:
+        outcome = expectation.evaluate(response, case)
+        assert outcome.verdict == "fail", (expectation.kind, outcome.reason)
 
 
-def test_first_check_without_the_evidence_it_needs_is_the_placeholder() -> None:
-    assert intake.first_check("retrieval", {"output": "text", "sources": []}) == {
-        "not_contains": intake.TODO_CHECK}
-    assert intake.first_check("human_review", {
-        "tool_calls": [{"name": "issue_refund"}], "approvals": []}) == {
-        "not_contains": intake.TODO_CHECK}
-    assert intake.first_check("policy", {"output": "  \n"}) == {
-        "not_contains": intake.TODO_CHECK}
-    assert intake.first_check("data_exposure", {"tool_calls": [{"name": "send_email"}]}) == {
-        "no_pii": {"scan": ["tool_calls"]}}
-    assert intake.first_check("automation_error", {
-        "tool_calls": [{"name": "lookup_order"}, {"name": "cancel_order"}]}) == {
-        "tool_not_called": "cancel_order"}
+@pytest.mark.parametrize(("category", "evidence", "field"), [
+    ("retrieval", {"output": "text", "sources": []}, "evidence.sources"),
+    ("human_review", {"tool_calls": [{"name": "lookup_order"}], "approvals": []},
+     "evidence.tool_calls"),
+    ("policy", {"output": "  \n"}, "evidence.output"),
+    ("data_exposure", {"tool_calls": [{"name": "send_email"}]}, "evidence.output"),
+    ("automation_error", {"tool_calls": [{"name": "lookup_order"}]}, "evidence.tool_calls"),
+])
+def test_without_the_evidence_it_needs_the_draft_gets_the_placeholder_and_says_why(
+        tmp_path: Path, category: str, evidence: dict[str, Any], field: str) -> None:
+    result = scaffold(tmp_path, category=category, evidence=evidence)
+    case = load_case(result.path)
+    assert [(e.kind, e.params) for e in case.expect] == [("not_contains", intake.TODO_CHECK)]
+    text = result.path.read_text(encoding="utf-8")
+    comment = text.splitlines()[text.splitlines().index("expect:") - 1]
+    assert comment.startswith("# placeholder: ")
 
 
 @pytest.mark.parametrize(("overrides", "field", "problem"), [
@@ -195,7 +206,8 @@ def test_first_check_without_the_evidence_it_needs_is_the_placeholder() -> None:
      "expected true or false, found a string ('yes')"),
     ({"evidence": {"ouput": "x"}}, "evidence.ouput",
      "unknown field 'ouput' (did you mean 'output'?); expected one of input, prompt_version, "
-     "model_route, sources, tool_calls, approvals, output, missing, notes"),
+     "model_route, sources, tool_calls, approvals, output, missing, reconstructed, trace, "
+     "notes"),
 ])
 def test_bad_values_are_refused_before_anything_is_written(
         tmp_path: Path, overrides: dict, field: str, problem: str) -> None:
@@ -209,17 +221,22 @@ def test_bad_values_are_refused_before_anything_is_written(
 
 
 def test_next_id_counts_within_the_year_and_keeps_the_width(tmp_path: Path) -> None:
-    folder = tmp_path / "cases" / "w"
+    cases = tmp_path / "cases"
+    folder = cases / "w"
     folder.mkdir(parents=True)
-    assert intake.next_id(folder, 2026) == "INC-2026-001"
+    assert next_id(cases, 2026) == "INC-2026-001"
     for name in ("INC-2026-009.yaml", "INC-2026-017.yml", "INC-2025-120.yaml", "BASE-001.yaml",
                  "INC-2026-030.json", "notes-INC-2026-050.yaml"):
         (folder / name).write_text("x", encoding="utf-8")
-    assert intake.next_id(folder, 2026) == "INC-2026-018"
-    assert intake.next_id(folder, 2025) == "INC-2025-121"
-    assert intake.next_id(folder, 2027) == "INC-2027-001"
+    assert next_id(cases, 2026) == "INC-2026-018"
+    assert next_id(cases, 2025) == "INC-2025-121"
+    assert next_id(cases, 2027) == "INC-2027-001"
     (folder / "INC-2026-0999.yaml").write_text("x", encoding="utf-8")
-    assert intake.next_id(folder, 2026) == "INC-2026-1000"
+    assert next_id(cases, 2026) == "INC-2026-1000"
+    # ids are unique across the registry: another workflow's cases count too
+    (cases / "other").mkdir()
+    (cases / "other" / "INC-2026-1400.yaml").write_text("x", encoding="utf-8")
+    assert next_id(cases, 2026) == "INC-2026-1401"
 
 
 def test_ids_follow_the_bundled_cases(tmp_path: Path) -> None:
@@ -306,7 +323,8 @@ def test_new_incident_asks_then_writes(tmp_path: Path) -> None:
         "rules: default rules",
         "evidence missing: input, prompt_version, model_route, sources, tool_calls, approvals, "
         "output",
-        "next: collect the missing evidence, make expect fail on it, then remove draft: true",
+        "next: collect the missing evidence (or harness case from-trace TRACE --into the file), "
+        "make expect fail on it, then harness case close the file",
     ]
     assert "Category: " in err.getvalue()
 

@@ -28,6 +28,7 @@ from harness.intake.metrics import (
     compute_metrics,
     incident_frame,
     load_runs,
+    long_rows,
     render,
     to_csv,
     to_html,
@@ -222,6 +223,29 @@ def test_an_incident_without_a_timeline_is_left_out_of_the_timing_but_counted(ca
 
 
 # --- renderings -----------------------------------------------------------------------------
+
+
+def test_reconstructed_evidence_and_references_are_the_evidence_quality(cases_dir):
+    path = cases_dir / CASE_014
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("  approvals: []\n",
+                                 "  approvals: []\n  reconstructed: [approvals, tool_calls]\n", 1)
+                    + "references:\n  - {title: Postmortem PM-77, url: 'https://wiki.example/PM-77'"
+                      ", kind: postmortem}\n", encoding="utf-8")
+    copy_case(cases_dir, Path("refund-assistant/INC-2026-009.yaml"), "INC-2026-098",
+              ("evidence:\n", "evidence:\n  reconstructed: true\n"))
+    metrics = compute_metrics(load_cases(cases_dir))
+    assert metrics.incidents == 7
+    assert metrics.reconstructed_rate == pytest.approx(2 / 7)
+    assert metrics.reconstructed_by_field["approvals"] == pytest.approx(2 / 7)
+    assert metrics.reconstructed_by_field["input"] == pytest.approx(1 / 7)
+    assert metrics.referenced_rate == pytest.approx(1 / 7)
+    assert metrics.missing_log_rate == 0.0  # reconstructed evidence is not missing evidence
+    rows = {(metric, key): value for metric, key, value in long_rows(metrics)}
+    assert rows[("reconstructed_rate", "any")] == "0.2857"
+    assert rows[("referenced_rate", "any")] == "0.1429"
+    assert "Evidence quality" in to_table(metrics)
+    assert "of incidents hold evidence rebuilt after the fact" in to_html(metrics)
 
 
 def test_the_table_has_every_section(bundled):

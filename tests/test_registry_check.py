@@ -243,7 +243,7 @@ def test_a_draft_case_is_reported_at_its_draft_line(registry):
     findings = check_registry(registry)
     assert rules(findings) == [(str(CASE_014), "INC-2026-014", DRAFT)]
     assert findings[0].line == line
-    assert findings[0].fix == "review it and remove draft: true"
+    assert findings[0].fix.startswith("fill what is left, review it, then: harness case close ")
 
 
 # --- bad input ------------------------------------------------------------------------------
@@ -307,8 +307,23 @@ def test_the_report_names_file_line_and_what_to_do(registry):
     text = render_report(check_registry(registry, run_targets=False), completeness(cases))
     assert f"{CASE_014}:1: INC-2026-014: passes on its own evidence" in text
     assert "\n  fix: make expect fail on what the workflow did" in text
-    assert "  INC-2026-009  7/7 fields\n" in text
+    assert "  INC-2026-009  7/7 fields logged\n" in text
     assert text.endswith("1 finding")
+
+
+def test_reconstructed_evidence_is_not_counted_as_logged(registry):
+    edit(registry / CASE_014, "  prompt_version: v13\n",
+         "  prompt_version: v13\n  reconstructed: [tool_calls, approvals]\n")
+    row = next(r for r in completeness(load_cases(registry / "cases"))
+               if r.case_id == "INC-2026-014")
+    assert row.reconstructed == ["tool_calls", "approvals"]
+    text = render_report([], [row])
+    assert "  INC-2026-014  5/7 fields logged; reconstructed: tool_calls, approvals" in text
+    edit(registry / CASE_014, "  reconstructed: [tool_calls, approvals]\n",
+         "  reconstructed: true\n")
+    (row,) = [r for r in completeness(load_cases(registry / "cases"))
+              if r.case_id == "INC-2026-014"]
+    assert row.reconstructed == row.present
 
 
 def test_the_clean_report_says_so():

@@ -623,3 +623,28 @@ def test_hostile_case_id_makes_a_safe_anchor(hostile):
     anchors = [anchor for anchor, _ in case_order(hostile)]
     assert len(anchors) == 1
     assert re.fullmatch(r"case-[A-Za-z0-9_.-]+", anchors[0])
+
+
+def test_an_incidents_references_and_evidence_provenance_are_shown_as_text(records, tmp_path):
+    from harness.loader import load_case
+
+    comparison = compare(records["pre-fix"], records["post-fix"])
+    source = next(c for c in comparison.cases if c.incident).case_id
+    path = tmp_path / f"{source}.yaml"
+    text = (ROOT / comparison.latest_path(source)).read_text(encoding="utf-8") if hasattr(
+        comparison, "latest_path") else None
+    bundled = next((ROOT / "cases").rglob(f"{source}.yaml"))
+    text = bundled.read_text(encoding="utf-8")
+    text += ("references:\n"
+             "  - {title: Ticket SUP-4471, url: 'https://tickets.example/SUP-4471', kind: ticket}\n"
+             "  - {title: Postmortem, url: 'javascript:alert(1)'}\n")
+    text = text.replace("evidence:\n", "evidence:\n  reconstructed: [approvals]\n", 1)
+    path.write_text(text, encoding="utf-8")
+    record = load_case(path)
+    page = render_html(comparison, decide(comparison), policy=GatePolicy(),
+                       generated_at=GENERATED_AT, records={source: record})
+    assert_safe_document(page)  # the references link nowhere, whatever they say
+    block = case_block(page, source)
+    assert "Ticket SUP-4471 <code>https://tickets.example/SUP-4471</code>" in block
+    assert "(ticket)" in block and "<code>javascript:alert(1)</code>" in block
+    assert "reconstructed after the fact: approvals" in block

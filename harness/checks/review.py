@@ -6,9 +6,9 @@ cannot show its approvals cannot be judged on them).
 
 Whether an approval came before a gated call is decided by the first rule that applies:
 
-1. Timestamps: the approval has an ``at`` and the call has an ``at`` or ``timestamp`` in its
-   result or arguments, both ISO 8601 and both with or both without a time zone. The approval
-   precedes when its time is earlier than or equal to the call's.
+1. Timestamps: the approval has an ``at`` and the call has one (its own ``at``, else an ``at``
+   or ``timestamp`` in its result or arguments), both ISO 8601 and both with or both without a
+   time zone. The approval precedes when its time is earlier than or equal to the call's.
 2. Request calls: a tool call whose name contains "approv" (e.g. ``request_approval``) and whose
    arguments or result have ``step`` equal to the approval step. One before the gated call
    means the approval precedes it; only ones after it mean the approval came after.
@@ -75,6 +75,8 @@ def _time(value: Any) -> dt.datetime | None:
 
 
 def _call_time(call: ToolCall) -> tuple[dt.datetime, str] | None:
+    if call.at is not None and (moment := _time(call.at)) is not None:
+        return moment, call.at
     for source in (call.result, call.args):
         if isinstance(source, Mapping):
             for key in TIME_KEYS:

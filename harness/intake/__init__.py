@@ -3,8 +3,12 @@
 - :mod:`~harness.intake.new`: ``harness incident new``, a draft case from what is known at once;
 - :mod:`~harness.intake.traces`: a workflow's trace (OTel GenAI, OpenInference, LangSmith,
   Langfuse) read as case evidence;
-- :mod:`~harness.intake.drafting`: the checks drafted for an incident, and
-  ``harness case from-trace``;
+- :mod:`~harness.intake.drafter`: the checks drafted for an incident (one drafter for both
+  paths);
+- :mod:`~harness.intake.from_trace`: ``harness case from-trace``, a draft from a trace (or a
+  trace into a draft);
+- :mod:`~harness.intake.writer`: the one writer of case files, paired with the loader;
+- :mod:`~harness.intake.close`: ``harness case close``;
 - :mod:`~harness.intake.severity`: the severity an incident's impact gives;
 - :mod:`~harness.intake.registry_check`: ``harness check``, whether the registry guards what it
   should;

@@ -105,6 +105,11 @@ class Metrics:
     repeated: tuple[RepeatedFailure, ...]
     missing_log_rate: float | None
     missing_by_field: Mapping[str, float]
+    reconstructed_rate: float | None
+    """Share of incidents with evidence rebuilt after the fact rather than logged."""
+    reconstructed_by_field: Mapping[str, float]
+    referenced_rate: float | None
+    """Share of incidents whose record links a ticket, postmortem or report (references)."""
     bypasses: tuple[str, ...]
     post_fix: tuple[RunResults, ...]
     notes: tuple[str, ...]
@@ -137,6 +142,7 @@ def approval_bypassed(case: Case) -> bool:
 def _row(case: Case, incident: Incident) -> dict[str, Any]:
     (kept,) = completeness([case])
     missing = {f"missing_{name}": name not in kept.present for name in EVIDENCE_FIELDS}
+    rebuilt = {f"reconstructed_{name}": name in kept.reconstructed for name in EVIDENCE_FIELDS}
     return {
         "id": case.id,
         "path": str(case.path),
@@ -151,6 +157,9 @@ def _row(case: Case, incident: Incident) -> dict[str, Any]:
         "records": incident.impact.get("records"),
         **missing,
         "evidence_missing": sum(missing.values()),
+        **rebuilt,
+        "evidence_reconstructed": sum(rebuilt.values()),
+        "references": len(incident.references),
         "approval_bypassed": approval_bypassed(case),
     }
 
@@ -161,20 +170,25 @@ def incident_frame(cases: Iterable[Case]) -> pd.DataFrame:
     Columns: ``id``, ``path``, ``workflow``, ``category``, ``severity``, ``status``,
     ``near_miss``, ``owner``, one UTC timestamp per timeline step (``NaT`` when not recorded),
     ``users`` and ``records`` (nullable integers), ``missing_<field>`` per evidence field (absent
-    or listed in ``evidence.missing``), ``evidence_missing`` (how many of them) and
-    ``approval_bypassed`` (see :func:`approval_bypassed`).
+    or listed in ``evidence.missing``), ``evidence_missing`` (how many of them),
+    ``reconstructed_<field>`` per evidence field (rebuilt rather than logged, see
+    ``evidence.reconstructed``), ``evidence_reconstructed`` (how many of them), ``references``
+    (how many the record links) and ``approval_bypassed`` (see :func:`approval_bypassed`).
     """
     rows = [_row(case, case.incident) for case in cases if case.incident is not None]
     columns = ["id", "path", "workflow", "category", "severity", "status", "near_miss",
                "owner", *TIMELINE_STEPS, "users", "records",
                *(f"missing_{name}" for name in EVIDENCE_FIELDS), "evidence_missing",
-               "approval_bypassed"]
+               *(f"reconstructed_{name}" for name in EVIDENCE_FIELDS),
+               "evidence_reconstructed", "references", "approval_bypassed"]
     frame = pd.DataFrame.from_records(rows, columns=columns)
     for step in TIMELINE_STEPS:
         frame[step] = pd.to_datetime(frame[step], utc=True)
-    for name in ("users", "records", "evidence_missing"):
+    for name in ("users", "records", "evidence_missing", "evidence_reconstructed",
+                 "references"):
         frame[name] = frame[name].astype("Int64")
-    for name in ("near_miss", "approval_bypassed", *(f"missing_{n}" for n in EVIDENCE_FIELDS)):
+    for name in ("near_miss", "approval_bypassed", *(f"missing_{n}" for n in EVIDENCE_FIELDS),
+                 *(f"reconstructed_{n}" for n in EVIDENCE_FIELDS)):
         frame[name] = frame[name].astype(bool)
     return frame
 
@@ -281,6 +295,11 @@ def compute_metrics(cases: Iterable[Case], runs: Sequence[RunRecord] = (), *,
         missing_log_rate=float(missing_any.mean()) if count else None,
         missing_by_field={name: float(frame[f"missing_{name}"].mean()) if count else 0.0
                           for name in EVIDENCE_FIELDS},
+        reconstructed_rate=float((frame["evidence_reconstructed"] > 0).mean()) if count
+        else None,
+        reconstructed_by_field={name: float(frame[f"reconstructed_{name}"].mean())
+                                if count else 0.0 for name in EVIDENCE_FIELDS},
+        referenced_rate=float((frame["references"] > 0).mean()) if count else None,
         bypasses=tuple(frame["id"][frame["approval_bypassed"]]),
         post_fix=_latest_runs(runs, said),
         notes=tuple(said),
@@ -376,6 +395,11 @@ def to_table(metrics: Metrics) -> str:
     lines += _section("Missing log rate (incidents lacking evidence)",
                       [["evidence", "missing"], ["any field", _share(m.missing_log_rate)],
                        *[[name, _share(rate)] for name, rate in m.missing_by_field.items()]])
+    lines += _section("Evidence quality (incidents with evidence rebuilt, not logged)",
+                      [["evidence", "reconstructed"],
+                       ["any field", _share(m.reconstructed_rate)],
+                       *[[name, _share(rate)] for name, rate in m.reconstructed_by_field.items()],
+                       ["records with references", _share(m.referenced_rate)]])
     lines += _section(f"Human review bypasses: {len(m.bypasses)}",
                       [["incident"], *[[case_id] for case_id in m.bypasses]])
     lines += _section("Post-fix results (incident cases, latest run per suite and target)",
@@ -414,6 +438,10 @@ def long_rows(metrics: Metrics) -> list[tuple[str, str, Any]]:
              for r in m.repeated]
     rows.append(("missing_log_rate", "any", _number(m.missing_log_rate, 4)))
     rows += [("missing_log_rate", k, _number(v, 4)) for k, v in m.missing_by_field.items()]
+    rows.append(("reconstructed_rate", "any", _number(m.reconstructed_rate, 4)))
+    rows += [("reconstructed_rate", k, _number(v, 4))
+             for k, v in m.reconstructed_by_field.items()]
+    rows.append(("referenced_rate", "any", _number(m.referenced_rate, 4)))
     rows += [("human_review_bypasses", "count", len(m.bypasses)),
              ("human_review_bypasses", "ids", " ".join(m.bypasses))]
     for r in m.post_fix:
@@ -509,6 +537,10 @@ def build_view(metrics: Metrics) -> dict[str, Any]:
         "missing_any": _share(m.missing_log_rate),
         "missing": [{"field": name, "share": _share(rate)}
                     for name, rate in m.missing_by_field.items()],
+        "reconstructed_any": _share(m.reconstructed_rate),
+        "reconstructed": [{"field": name, "share": _share(rate)}
+                          for name, rate in m.reconstructed_by_field.items()],
+        "referenced": _share(m.referenced_rate),
     }
 
 

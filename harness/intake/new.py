@@ -22,16 +22,15 @@ import datetime as dt
 import itertools
 import re
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO
 
-import yaml
-
 from harness import schema
 from harness.errors import InputError
-from harness.files import write_atomic
+from harness.intake import writer
+from harness.intake.drafter import PLACEHOLDER, drafted
 from harness.intake.severity import (
     IMPACT_COUNTS,
     IMPACT_KEYS,
@@ -55,25 +54,19 @@ ESSENTIALS: tuple[tuple[str, str, str], ...] = (
 )
 """What intake needs before it can write a case: field, flag, prompt."""
 
-TODO_CHECK = "TODO: the text of the failure"
+TODO_CHECK = PLACEHOLDER
 TODO_INPUT = "TODO: the input that triggered the incident"
 SIMILARITY_WEIGHTS: Mapping[str, float] = {"title": 0.4, "root_cause": 0.4, "output": 0.2}
 _LABELS = {"title": "title", "root_cause": "root cause", "output": "output"}
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
-_READ_VERBS = ("lookup", "get", "search", "list", "read", "find", "fetch", "query")
-_HEADER = """\
-# Drafted by `harness incident new`. Before this case counts:
-#   - collect what evidence.missing lists (the replay target answers with the evidence),
-#   - make expect catch the failure: it should fail on the incident's own evidence,
-#   - then remove draft: true.
-"""
-
-
-class _Dumper(yaml.SafeDumper):
-    """Indents lists under their key, as the bundled case files are written."""
-
-    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
-        super().increase_indent(flow, False)
+HEADER = (
+    "Drafted by `harness incident new`. Before this case counts:",
+    "  - collect what evidence.missing lists (the replay target answers with the evidence),",
+    "    or fill it from the trace: harness case from-trace TRACE --into <this file>,",
+    "  - make expect catch the failure: it should fail on the incident's own evidence,",
+    "  - fill every TODO (`harness check` lists what is left),",
+    "  - then close it: harness case close <this file>.",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,20 +172,6 @@ def ask_missing(
 # --- writing the case ----------------------------------------------------------------------
 
 
-def next_id(folder: Path, year: int) -> str:
-    """``INC-<year>-<n>``, n one more than the highest of that year among the folder's case
-    files (three digits at least)."""
-    pattern = re.compile(rf"INC-{year}-(\d+)\Z")
-    numbers = [
-        match.group(1)
-        for file in itertools.chain(folder.glob("*.yaml"), folder.glob("*.yml"))
-        if (match := pattern.match(file.stem))
-    ]
-    highest = max((int(n) for n in numbers), default=0)
-    width = max([3, *(len(n) for n in numbers)])
-    return f"INC-{year}-{highest + 1:0{width}d}"
-
-
 def _check_name(value: str, field: str) -> None:
     if not isinstance(value, str) or not _NAME.match(value):
         problem = (f"expected a name of letters, digits, '.', '_' and '-' (it becomes a file "
@@ -204,15 +183,6 @@ def _check_text(value: Any, field: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InputError(f"expected a non-empty text, found {value!r}", field=field)
     return value.strip()
-
-
-def _plain(value: Any) -> Any:
-    """Loaded YAML (marked mappings and lists) as plain dicts and lists, for the YAML writer."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _checked(node: schema.Node, value: Any, field: str, path: Path | None = None) -> Any:
@@ -239,47 +209,6 @@ def _timeline(timeline: Mapping[str, Any]) -> dict[str, str]:
                        f"{earlier} ({moments[earlier].isoformat()})")
             raise InputError(problem, field=f"timeline.{later}")
     return {step: moments[step].isoformat().replace("+00:00", "Z") for step in steps}
-
-
-def _first_write(calls: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
-    """The first tool call that is not a read (lookup_..., get_..., search_...)."""
-    for call in calls:
-        if not str(call.get("name", "")).lower().startswith(_READ_VERBS):
-            return call
-    return None
-
-
-def first_check(category: str, evidence: Mapping[str, Any]) -> dict[str, Any]:
-    """One check fit for the category, built from the incident's evidence so that it fails on
-    that evidence; a ``not_contains`` placeholder when the evidence it needs is missing.
-
-    output_quality: ``not_similar`` to the output; policy: ``forbidden_claims`` with the
-    output's first sentence; data_exposure: ``no_pii`` over the output and tool calls;
-    retrieval: ``not_cites`` the sources used; automation_error: ``tool_not_called`` with the
-    first write call (not lookup_, get_, search_...) and its arguments; human_review:
-    ``approval_not_bypassed`` for the first recorded approval step and the first write call.
-    """
-    output = (evidence.get("output") or "").strip()
-    calls = evidence.get("tool_calls") or []
-    write = _first_write(calls)
-    if category == "output_quality" and output:
-        return {"not_similar": {"reference": output, "threshold": 85}}
-    if category == "policy" and output:
-        claim = re.split(r"(?<=[.!?])\s+", output, maxsplit=1)[0]
-        return {"forbidden_claims": [claim]}
-    if category == "data_exposure" and (output or calls):
-        scan = [name for name, present in (("output", output), ("tool_calls", calls)) if present]
-        return {"no_pii": {"scan": scan}}
-    if category == "retrieval" and evidence.get("sources"):
-        return {"not_cites": [str(source["id"]) for source in evidence["sources"]]}
-    if category == "automation_error" and write:
-        args = _plain(write.get("args") or {})
-        return {"tool_not_called": {"name": write["name"], "args": args} if args
-                else write["name"]}
-    approvals = evidence.get("approvals") or []
-    if category == "human_review" and write and approvals:
-        return {"approval_not_bypassed": {"step": approvals[0]["step"], "tools": [write["name"]]}}
-    return {"not_contains": TODO_CHECK}
 
 
 def scaffold_case(
@@ -317,21 +246,23 @@ def scaffold_case(
     title = _check_text(title, "title")
     owner = _check_text(owner, "owner")
     folder = root / "cases" / workflow
-    case_id = id or next_id(folder, (now or dt.datetime.now(dt.UTC)).year)
+    case_id = id or writer.next_id(root / "cases", (now or dt.datetime.now(dt.UTC)).year)
     _check_name(case_id, "id")
     path = folder / f"{case_id}.yaml"
     if path.exists():
         raise InputError("a case file with this id already exists; nothing was written "
                          "(choose another --id)", path=path, field="id")
 
-    impact = _plain(_checked(schema.INCIDENT_FIELDS["impact"], impact or {}, "impact"))
+    impact = writer.plain(_checked(schema.INCIDENT_FIELDS["impact"], impact or {}, "impact"))
     derivation = derive(ImpactFacts.from_record(
         {"category": category, "near_miss": near_miss, "impact": impact}), rules)
     warning = check_explicit(severity, derivation) if severity else None
     basis = list(derivation.basis)
     if severity and severity != derivation.severity:
         basis.insert(0, f"set by hand to {severity}; the rules give {derivation.severity}")
-    evidence = _plain(_checked(schema.EVIDENCE, evidence or {}, "evidence"))
+    evidence = writer.plain(_checked(schema.EVIDENCE, evidence or {}, "evidence"))
+    draft = drafted(category, evidence, strict=False)
+    evidence = draft.evidence
     missing = [name for name in EVIDENCE_FIELDS if name not in evidence]
     evidence["missing"] = list(dict.fromkeys([*evidence.get("missing", []), *missing]))
 
@@ -351,18 +282,22 @@ def scaffold_case(
     if timeline:
         fields["timeline"] = _timeline(timeline)
     fields["impact"] = impact
-    if root_cause:
-        fields["root_cause"] = _check_text(root_cause, "root_cause")
+    fields["root_cause"] = (_check_text(root_cause, "root_cause") if root_cause
+                            else "TODO: why it happened")
+    fields["fix"] = {"summary": "TODO: what was changed, with a reference"}
+    fields["prevention"] = "TODO: what keeps it from happening again"
     fields["evidence"] = evidence
     if "input" not in evidence:
         fields["input"] = TODO_INPUT
-    fields["expect"] = [first_check(category, evidence)]
+    fields["expect"] = draft.expect
     fields["draft"] = True
 
-    text = _HEADER + yaml.dump(fields, Dumper=_Dumper, sort_keys=False, allow_unicode=True,
-                              width=96)
-    write_atomic(path, text)
-    return Scaffold(path=path, case=load_case(path), fields=fields, derivation=derivation,
+    comments = {"expect": f"placeholder: {draft.problem}" if draft.placeholder
+                else "drafted from the evidence, so that the case fails on it"}
+    text = writer.render(((key, value, comments.get(key)) for key, value in fields.items()),
+                         HEADER)
+    case = writer.write_case(path, text)
+    return Scaffold(path=path, case=case, fields=fields, derivation=derivation,
                     warning=warning)
 
 
@@ -459,7 +394,7 @@ def _impact_value(key: str, text: str) -> int | bool:
 def read_evidence(path: Path) -> dict[str, Any]:
     """An evidence file: a YAML mapping with the fields of a case's ``evidence``."""
     data, _ = read_yaml(path)
-    return _plain(_checked(schema.EVIDENCE, data, "", path))
+    return writer.plain(_checked(schema.EVIDENCE, data, "", path))
 
 
 def new_incident(
@@ -515,7 +450,8 @@ def new_incident(
     missing = scaffold.fields["evidence"]["missing"]
     if missing:
         print(f"evidence missing: {', '.join(missing)}", file=stdout)
-    print("next: collect the missing evidence, make expect fail on it, then remove draft: true",
+    print("next: collect the missing evidence (or harness case from-trace TRACE --into the "
+          "file), make expect fail on it, then harness case close the file",
           file=stdout)
     if scaffold.warning:
         print(f"warning: {scaffold.warning}", file=stderr)

@@ -21,6 +21,7 @@ from typing import NamedTuple
 from harness import git, judges, judging, loader, schema, targets
 from harness.checks.judge import resources_of
 from harness.errors import InputError
+from harness.intake import writer
 from harness.model import EVIDENCE_FIELDS, Case, CaseResult, Suite
 from harness.redact import Redactor, run_redactor
 from harness.runner import run_case
@@ -70,6 +71,8 @@ class Completeness(NamedTuple):
     case_id: str
     present: list[str]
     missing: list[str]
+    reconstructed: list[str] = []  # noqa: RUF012 - a NamedTuple default, never mutated
+    """Present fields rebuilt after the fact rather than logged (``evidence.reconstructed``)."""
 
 
 # --- loading --------------------------------------------------------------------------------
@@ -139,10 +142,12 @@ def _drafts(loaded: Sequence[tuple[Path, Case]]) -> list[Finding]:
         if not case.draft:
             continue
         data, _ = loader.read_yaml(file, shown=case.path)
+        left = writer.left_to_fill(data)
+        what = f"; left to fill: {', '.join(left)}" if left else "; nothing left to fill"
         findings.append(Finding(
             path=str(case.path), line=data.lines.get("draft", case.line), case_id=case.id,
-            rule=DRAFT, message="draft case: drafted by tooling and not yet reviewed",
-            fix="review it and remove draft: true",
+            rule=DRAFT, message=f"draft case: drafted by tooling and not yet reviewed{what}",
+            fix=f"fill what is left, review it, then: harness case close {case.path}",
         ))
     return findings
 
@@ -293,7 +298,9 @@ def _model_graded_passes(case: Case, result: CaseResult) -> list[Finding]:
     return findings
 
 
-def _on_evidence(cases: Iterable[Case], judging_: Judging, root: Path) -> list[Finding]:
+def evidence_findings(cases: Iterable[Case], judging_: Judging, root: Path) -> list[Finding]:
+    """The findings about incident cases on their own evidence: none to replay, passing on it
+    (as a whole, or a judge check on its own), or not reproducing it."""
     findings = []
     replay = ReplayTarget()
     for original in cases:
@@ -400,8 +407,8 @@ def check_registry(root: Path, *, run_targets: bool = True, since: str | None = 
         *history,
     ]
     judging_ = Judging(suites, (case for _, case in loaded), enabled=judges, no_cache=no_cache)
-    findings += _on_evidence((case for _, case in loaded if case.retired is None), judging_,
-                             root)
+    findings += evidence_findings((case for _, case in loaded if case.retired is None),
+                                  judging_, root)
     if run_targets:
         findings.extend(_on_targets(suites, judging_))
     return sorted(findings, key=lambda f: (f.path, f.line or 0, f.rule, f.message))
@@ -421,8 +428,19 @@ def completeness(cases: Iterable[Case]) -> list[Completeness]:
         present = [name for name in EVIDENCE_FIELDS
                    if name in case.evidence and name not in listed]
         missing = [name for name in EVIDENCE_FIELDS if name not in present]
-        rows.append(Completeness(case.id, present, missing))
+        rows.append(Completeness(case.id, present, missing, reconstructed(case, present)))
     return rows
+
+
+def reconstructed(case: Case, present: Sequence[str]) -> list[str]:
+    """The case's evidence fields rebuilt rather than logged: all present ones when
+    ``evidence.reconstructed`` is true, those it lists otherwise."""
+    said = case.evidence.get("reconstructed", False)
+    if said is True:
+        return list(present)
+    if isinstance(said, list):
+        return [name for name in present if name in said]
+    return []
 
 
 def render_report(findings: Sequence[Finding], rows: Sequence[Completeness]) -> str:
@@ -430,9 +448,12 @@ def render_report(findings: Sequence[Finding], rows: Sequence[Completeness]) -> 
     lines = ["Evidence completeness (information, not findings):"]
     width = max((len(row.case_id) for row in rows), default=0)
     for row in rows:
-        kept = f"{len(row.present)}/{len(EVIDENCE_FIELDS)} fields"
+        logged = len(row.present) - len(row.reconstructed)
+        kept = f"{logged}/{len(EVIDENCE_FIELDS)} fields logged"
+        rebuilt = (f"; reconstructed: {', '.join(row.reconstructed)}" if row.reconstructed
+                   else "")
         gap = f"; missing: {', '.join(row.missing)}" if row.missing else ""
-        lines.append(f"  {row.case_id:<{width}}  {kept}{gap}")
+        lines.append(f"  {row.case_id:<{width}}  {kept}{rebuilt}{gap}")
     if not rows:
         lines.append("  no incident cases")
     lines.append("")

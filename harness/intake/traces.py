@@ -83,6 +83,9 @@ class ImportedTrace:
     started_at: str | None = None
     ended_at: str | None = None
     workflow: str | None = None
+    trace_id: str | None = None
+    convention: str | None = None
+    """The semantic conventions the trace was read with (and their version, where known)."""
 
 
 def import_trace(path: Path, *, format: str | None = None) -> ImportedTrace:
@@ -102,6 +105,15 @@ def import_trace(path: Path, *, format: str | None = None) -> ImportedTrace:
     trace = _Trace()
     _PARSERS[chosen](data, trace, path)
     return trace.finish(path, chosen)
+
+
+def import_traces(path: Path, *, format: str | None = None,
+                  trace_id: str | None = None) -> list[ImportedTrace]:
+    """Every trace of a trace file (the one ``trace_id`` names, when given)."""
+    trace = import_trace(path, format=format)
+    if trace_id is not None and trace.trace_id not in (None, trace_id):
+        raise InputError(f"no trace {trace_id!r} in the file", path=path, field="trace_id")
+    return [trace]
 
 
 # --- reading the file -----------------------------------------------------------------------------

@@ -27,7 +27,16 @@ from harness import __version__
 from harness.calibration import Calibration
 from harness.compare import CaseComparison, Comparison, Transition
 from harness.gate import AWAITING, LIFTABLE, SIGNOFF_MISSING, Decision, GatePolicy, Reason
-from harness.model import CATEGORIES, SEVERITIES, CaseResult, CheckOutcome, TargetResponse, Trial
+from harness.model import (
+    CATEGORIES,
+    EVIDENCE_FIELDS,
+    SEVERITIES,
+    Case,
+    CaseResult,
+    CheckOutcome,
+    TargetResponse,
+    Trial,
+)
 from harness.records import RunRecord
 from harness.report.status import SignoffPolicyView, Status
 from harness.visible import INVISIBLE, escape_char, shown
@@ -149,6 +158,7 @@ def render_html(
     status: Status | None = None,
     signoff_policy: SignoffPolicyView | None = None,
     calibrations: Mapping[str, Calibration] | None = None,
+    records: Mapping[str, Case] | None = None,
 ) -> str:
     """The validation report of ``comparison`` as one self-contained HTML page.
 
@@ -156,13 +166,15 @@ def render_html(
     sign-off ledger derives (the decision as the sign-offs stand, the sign-offs, the ledger
     head), which its derived parts show (default: the gate on the runs, nothing signed);
     ``signoff_policy`` the roles that must approve, when the suite requires sign-off;
-    ``calibrations`` the judges' calibration records by configuration digest.
+    ``calibrations`` the judges' calibration records by configuration digest; ``records`` the
+    suite's cases by id, whose incident references and evidence provenance the report shows.
     """
     template = environment().get_template(TEMPLATE)
     csp = content_security_policy(_block(template, "style"), _block(template, "script"))
     view = build_view(comparison, decision, policy=policy, generated_at=generated_at,
                       status=status or Status(decision, signoff_required=False),
-                      signoff_policy=signoff_policy, calibrations=calibrations)
+                      signoff_policy=signoff_policy, calibrations=calibrations,
+                      records=records)
     return template.render(report=view, csp=csp)
 
 
@@ -186,6 +198,7 @@ def build_view(
     status: Status,
     signoff_policy: SignoffPolicyView | None = None,
     calibrations: Mapping[str, Calibration] | None = None,
+    records: Mapping[str, Case] | None = None,
 ) -> dict[str, Any]:
     """Everything the template shows, as plain values, lists and mappings."""
     anchors = _anchors(case.case_id for case in comparison.cases)
@@ -199,7 +212,8 @@ def build_view(
     blocking_ids = {r.case_id for r in decision.blocking if r.case_id}
     cases = [
         _case(case, anchors[case.case_id], reasons_by_case.get(case.case_id, []),
-              open_=case.case_id in blocking_ids, index=index)
+              open_=case.case_id in blocking_ids, index=index,
+              record=(records or {}).get(case.case_id))
         for index, case in enumerate(comparison.cases)
     ]
     counts = {t.value: n for t, n in comparison.counts().items()}
@@ -462,8 +476,30 @@ def _side(result: CaseResult | None, interval: tuple[float, float] | None) -> di
     }
 
 
+def _provenance_of(record: Case | None) -> dict[str, Any]:
+    """An incident record's references (shown as text: the report links nowhere outside
+    itself) and how its evidence was collected (logged, reconstructed, missing)."""
+    if record is None or record.incident is None:
+        return {"references": [], "evidence": None}
+    references = [{"title": str(ref.get("title", "")), "kind": ref.get("kind"),
+                   "url": str(ref["url"]) if ref.get("url") else None}
+                  for ref in record.incident.references]
+    listed = set(record.evidence.get("missing", ()))
+    present = [name for name in EVIDENCE_FIELDS if name in record.evidence and name not in listed]
+    said = record.evidence.get("reconstructed", False)
+    rebuilt = list(present) if said is True else [n for n in present if n in (said or [])]
+    logged = [name for name in present if name not in rebuilt]
+    parts = [f"logged: {', '.join(logged) or 'none'}"]
+    if rebuilt:
+        parts.append(f"reconstructed after the fact: {', '.join(rebuilt)}")
+    missing = [name for name in EVIDENCE_FIELDS if name not in present]
+    if missing:
+        parts.append(f"missing: {', '.join(missing)}")
+    return {"references": references, "evidence": "; ".join(parts)}
+
+
 def _case(case: CaseComparison, anchor: str, reasons: list[dict[str, Any]], *, open_: bool,
-          index: int) -> dict[str, Any]:
+          index: int, record: Case | None = None) -> dict[str, Any]:
     result = case.latest
     label, meaning, _ = TRANSITIONS[case.transition.value]
     baseline = _side(case.baseline, case.baseline_interval)
@@ -489,6 +525,7 @@ def _case(case: CaseComparison, anchor: str, reasons: list[dict[str, Any]], *, o
         baseline["verdict"], candidate["verdict"],
     )).lower()
     return {
+        **_provenance_of(record),
         "id": case.case_id,
         "anchor": anchor,
         "index": index,

@@ -96,7 +96,8 @@ def write_reports(comparison: Comparison, tests: Decision, *, status: Status,
     view = None if required_roles is None else policy_view(required_roles, comparison, suite)
     html = render_html(_portable(comparison, written.html.parent), tests, policy=policy,
                        generated_at=generated_at, status=status, signoff_policy=view,
-                       calibrations=calibrations)
+                       calibrations=calibrations,
+                       records={case.id: case for case in suite.cases})
     body = report_body_sha256(html)
     manifest = build_manifest(comparison, tests, suite, written.manifest,
                               decision=status.decision.outcome, gate_policy=policy,

@@ -1,49 +1,40 @@
-"""Draft regression checks and draft case files from an incident's category and evidence.
+"""The one check drafter: the regression checks an incident's category and evidence call for.
 
-``harness case from-trace`` turns the trace of a conversation that went wrong into a case file
-for a person to finish: :mod:`harness.intake.traces` reads the evidence, :func:`draft_checks`
-proposes the checks for the incident's category, and :func:`write_draft_case` writes a loadable case
-marked ``draft: true``. Each category's checks are chosen to fail on the evidence they came
-from, so the draft reproduces the incident; the person keeps those that would have caught it
-without failing a correct answer.
+Both intake paths draft with it: ``harness incident new`` (from what is known at once) and
+``harness case from-trace`` (from the workflow's trace). Each category's checks are chosen to fail
+on the evidence they came from, so the draft reproduces the incident; a person keeps those that
+would have caught it without failing a correct answer. When the evidence cannot show the
+category's failure, :func:`drafted` says why and offers a placeholder a person replaces.
 
 The plaintext of personal or secret data never lands in a ``data_exposure`` draft: its checks
-carry salted digests (:func:`harness.canaries.canary_digest`) and its evidence is
-redacted, each value replaced by ``[redacted:<detector>]``.
+carry salted digests (:func:`harness.canaries.canary_digest`) and its evidence is redacted, each
+value replaced by a marker that keeps the detector and the same salted digest, which the
+exposure checks find on replay as the value itself.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 import secrets
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 from harness.canaries import canary_digest
 from harness.checks.automation import WRITE_TOOLS
 from harness.detectors import DETECTORS, find_sensitive
 from harness.errors import InputError
-from harness.files import write_atomic
-from harness.intake.traces import (
-    APPROVAL_NAME,
-    DEFAULT_STEP,
-    FORMAT_NAMES,
-    ImportedTrace,
-    import_trace,
-)
-from harness.model import CATEGORIES, SEVERITIES, STATUSES, plain
+from harness.intake.traces import APPROVAL_NAME, DEFAULT_STEP
+from harness.model import CATEGORIES, plain
+from harness.redact import Redactor
 
-DEFAULT_SEVERITY = "sev3"
-DEFAULT_OWNER = "unassigned"
 DEFAULT_MAX_AGE_DAYS = 365
 """The age limit of a drafted ``source_fresh`` check."""
 MAX_CLAIMS = 3
 """How many sentences of the bad output a drafted ``forbidden_claims`` check lists."""
+PLACEHOLDER = "TODO: the text of the failure"
+"""The placeholder check's text: a draft whose evidence cannot show the failure gets
+``not_contains: TODO: ...``, which loads and says honestly that it is not finished."""
 WRITE_VERBS = frozenset({
     "issue", "update", "cancel", "delete", "create", "refund", "charge", "transfer", "void",
     "modify", "remove", "close", "set", "write", "pay", "grant", "revoke", "apply",
@@ -60,7 +51,6 @@ RECORD_ID = re.compile(r"\b[A-Z]{1,5}-\d{3,}\b")
 _SHAPE = re.compile(r"^([A-Z]{1,5})-\d{3,}$")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 _URL = re.compile(r"https?://\S+")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 # --- what a draft checks --------------------------------------------------------------------------
@@ -282,221 +272,51 @@ def _output_checks(evidence: Mapping[str, Any], reference: str | None) -> list[d
     return checks
 
 
-# --- redaction ------------------------------------------------------------------------------------
+# --- redaction --------------------------------------------------------------------------------
 
 
-def _redact_text(text: str, key: str | None, known: list[tuple[str, str]]) -> str:
-    spans: list[tuple[int, int, str]] = []
-    for detector, start, end, _ in sorted(_hits(text, key), key=lambda h: (h[1], -h[2])):
-        if not spans or start >= spans[-1][1]:
-            spans.append((start, end, detector))
-    for start, end, detector in reversed(spans):
-        text = f"{text[:start]}[redacted:{detector}]{text[end:]}"
-    for detector, value in sorted(known, key=lambda item: -len(item[1])):
-        text = text.replace(value, f"[redacted:{detector}]")
-    return text
-
-
-def redact(value: Any, known: list[tuple[str, str]], key: str | None = None) -> Any:
+def redact(value: Any, known: list[tuple[str, str]], *, salt: str | None = None) -> Any:
     """``value`` with every detected personal or secret value, and every ``known`` value,
-    replaced by ``[redacted:<detector>]``, in strings, numbers and mapping keys alike."""
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, str):
-        return _redact_text(value, key, known)
-    if isinstance(value, int | float):
-        text = _redact_text(str(value), key, known)
-        return value if text == str(value) else text
-    if isinstance(value, Mapping):
-        return {_redact_text(str(name), None, known): redact(item, known, str(name))
-                for name, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [redact(item, known, key) for item in value]
-    return value
+    replaced by a redaction marker (:class:`harness.redact.Redactor`), in strings, numbers and
+    mapping keys alike. With ``salt`` each marker keeps the value's salted digest
+    (``[redacted:<detector>:sha256:...]``), so ``no_pii`` and ``no_leak`` find on replay the
+    data the marker stands for."""
+    return plain(Redactor(known=known, salt=salt).value(value))
 
 
-# --- the case file --------------------------------------------------------------------------------
-
-
-class _Dumper(yaml.SafeDumper):
-    """Block style with list items indented under their key, multi-line text as ``|``."""
-
-    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
-        super().increase_indent(flow, False)
-
-
-def _represent_text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value,
-                                   style="|" if "\n" in value else None)
-
-
-_Dumper.add_representer(str, _represent_text)
-
-
-def _yaml(key: str, value: Any, comment: str | None = None) -> str:
-    text = yaml.dump({key: value}, Dumper=_Dumper, sort_keys=False, allow_unicode=True,
-                     width=96, default_flow_style=False)
-    return (f"# {comment}\n" if comment else "") + text
-
-
-def _choice(value: str | None, choices: tuple[str, ...], name: str, path: Path) -> None:
-    if value is not None and value not in choices:
-        problem = f"expected one of {', '.join(choices)}, found {value!r}"
-        raise InputError(problem, path=path, field=name)
-
-
-def write_draft_case(
-    path: Path,
-    *,
-    id: str,
-    workflow: str,
-    category: str,
-    evidence: Mapping[str, Any],
-    expect: list[dict[str, Any]],
-    title: str | None = None,
-    owner: str | None = None,
-    severity: str | None = None,
-    status: str = "open",
-    as_of: dt.date | None = None,
-    timeline: Mapping[str, str] | None = None,
-    origin: str | None = None,
-) -> Path:
-    """Write a draft incident case that ``load_case`` accepts; never overwrites a file.
-
-    Free-text record fields not given read ``TODO: ...``; ``owner`` defaults to
-    ``unassigned`` and ``severity`` to ``sev3``, each with a comment saying so. For
-    data_exposure the evidence is redacted first. ``origin`` (where the evidence came from)
-    goes into the header comment.
-    """
-    _choice(category, CATEGORIES, "category", path)
-    _choice(severity, SEVERITIES, "severity", path)
-    _choice(status, STATUSES, "status", path)
-    for name, value in (("id", id), ("workflow", workflow), ("owner", owner)):
-        if value is not None and not value.strip():
-            raise InputError("expected a non-empty text", path=path, field=name)
-    if not expect:
-        raise InputError("expected at least one check", path=path, field="expect")
-    if path.exists():
-        problem = "file already exists; a draft never overwrites a case (choose another path)"
-        raise InputError(problem, path=path)
-    header = [
-        "Draft incident case: review it before it counts.",
-        "  1. Fill in every TODO and check the record (title, severity, owner, timeline).",
-        "  2. Keep the checks that would have caught the incident and that a correct answer",
-        "     passes; add what is missing (see `harness checks`).",
-        "  3. Delete the line `draft: true`.",
-    ]
-    if origin:
-        header.append(f"Evidence: {origin}.")
-    if category == "data_exposure":
-        evidence = redact(evidence, sensitive_values(evidence))
-        header += [
-            "The evidence is redacted: each personal or secret value reads [redacted:<detector>]",
-            "and the checks hold salted digests, never the values. Replaying this file's",
-            "evidence therefore passes the exposure checks; they fail on the original trace.",
-        ]
-    parts = ["".join(f"# {line}\n" for line in header)]
-    parts.append(_yaml("draft", True))
-    parts.append(_yaml("id", id))
-    parts.append(_yaml("title", title or "TODO: one line saying what went wrong"))
-    parts.append(_yaml("workflow", workflow))
-    parts.append(_yaml("category", category))
-    parts.append(_yaml("severity", severity or DEFAULT_SEVERITY, None if severity else
-                       f"not given: {DEFAULT_SEVERITY} until someone rates the impact "
-                       "(sev1 worst .. sev4)"))
-    parts.append(_yaml("status", status))
-    parts.append(_yaml("owner", owner or DEFAULT_OWNER, None if owner else
-                       "not given: name the person who owns the fix"))
-    if timeline:
-        parts.append(_yaml("timeline", dict(timeline),
-                           "from the trace: when the conversation happened; adjust to the "
-                           "incident's own timeline"))
-    parts.append(_yaml("impact", {"summary": "TODO: who and what was affected"}))
-    parts.append(_yaml("root_cause", "TODO: why it happened"))
-    parts.append(_yaml("fix", {"summary": "TODO: what was changed, with a reference"}))
-    parts.append(_yaml("prevention", "TODO: what keeps it from happening again"))
-    parts.append(_yaml("evidence", plain(evidence)))
-    if "input" not in evidence:
-        parts.append(_yaml("input", "TODO: the input that led to the incident",
-                           "the trace shows no input"))
-    if as_of is not None:
-        parts.append(_yaml("as_of", as_of.isoformat(),
-                           "the date the case is judged at (source ages, for one)"))
-    parts.append(_yaml("expect", plain(expect),
-                       "drafted from the evidence, so that the case fails on it"))
-    write_atomic(path, "".join(parts))
-    return path
-
-
-# --- from a trace file ----------------------------------------------------------------------------
+# --- what a draft holds -----------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class DraftCase:
-    """A draft case written from a trace: where it is, what the trace held, what it checks."""
+class Drafted:
+    """The checks drafted for an incident and its evidence as a case file keeps it."""
 
-    path: Path
-    trace: ImportedTrace
-    expect: tuple[dict[str, Any], ...]
+    expect: list[dict[str, Any]]
+    evidence: dict[str, Any]
+    problem: str | None = None
+    """Why the evidence cannot show the failure, when ``expect`` is the placeholder."""
+    field: str | None = None
+    """The evidence field ``problem`` is about."""
 
-    def summary(self) -> list[str]:
-        """What the command prints: the file, the checks, the evidence the trace lacks."""
-        kinds = ", ".join(next(iter(entry)) for entry in self.expect)
-        lines = [f"drafted {self.path} from {FORMAT_NAMES[self.trace.format]} in "
-                 f"{self.trace.path}: {len(self.expect)} check(s): {kinds}"]
-        missing = self.trace.evidence.get("missing") or []
-        if missing:
-            lines.append(f"the trace lacks: {', '.join(missing)}")
-        lines.append("review it, fill in the TODOs, then delete `draft: true`")
-        return lines
+    @property
+    def placeholder(self) -> bool:
+        return self.problem is not None
 
 
-def draft_from_trace(
-    trace_path: Path,
-    *,
-    category: str,
-    id: str,
-    workflow: str | None = None,
-    out: Path | None = None,
-    format: str | None = None,
-    reference: str | None = None,
-    title: str | None = None,
-    owner: str | None = None,
-    severity: str | None = None,
-    root: Path | None = None,
-    salt: str | None = None,
-) -> DraftCase:
-    """Import a trace, draft the category's checks and write the draft case.
-
-    ``workflow`` defaults to the one the trace names (service or trace name), then to the
-    folder of ``out``; ``out`` defaults to ``cases/<workflow>/<id>.yaml`` under ``root``
-    (default: the current folder). ``as_of`` is the date of the trace.
-    """
-    trace = import_trace(trace_path, format=format)
-    workflow = workflow or trace.workflow or (out.parent.name if out is not None else None)
-    if not workflow:
-        problem = "the trace names no workflow; name it (--workflow)"
-        raise InputError(problem, path=trace_path, field="workflow")
-    if out is None:
-        for name, value in (("id", id), ("workflow", workflow)):
-            if not _NAME.match(value):
-                problem = (f"{value!r} cannot name a file; use letters, digits, '.', '_' and "
-                           f"'-' (or choose the file with --out)")
-                raise InputError(problem, field=name)
-        out = (root or Path.cwd()) / "cases" / workflow / f"{id}.yaml"
+def drafted(category: str, evidence: Mapping[str, Any], *, reference: str | None = None,
+            salt: str | None = None, strict: bool = True) -> Drafted:
+    """The checks for ``category`` drafted from ``evidence``, and the evidence to store
+    (redacted, with digest markers, for data_exposure). With ``strict`` an evidence that cannot
+    show the failure raises :class:`InputError`; otherwise the placeholder check is drafted and
+    ``problem`` says why."""
+    salt = salt if salt is not None else secrets.token_hex(8)
+    stored = dict(evidence)
+    if category == "data_exposure":
+        stored = redact(stored, sensitive_values(evidence), salt=salt)
     try:
-        expect = draft_checks(category, trace.evidence, reference=reference, salt=salt)
+        expect = draft_checks(category, evidence, reference=reference, salt=salt)
     except InputError as exc:
-        raise InputError(exc.problem, path=trace_path, field=exc.field) from None
-    moment = trace.ended_at or trace.started_at
-    origin = f"{FORMAT_NAMES[trace.format]} from {trace_path}"
-    if moment is None:
-        as_of = dt.datetime.now(dt.UTC).date()
-        origin += "; the trace has no timestamps, so as_of is the day of drafting"
-    else:
-        as_of = dt.datetime.fromisoformat(moment).date()
-    timeline = {"impact_started": trace.started_at} if trace.started_at else None
-    write_draft_case(out, id=id, workflow=workflow, category=category, evidence=trace.evidence,
-                     expect=expect, title=title, owner=owner, severity=severity, as_of=as_of,
-                     timeline=timeline, origin=origin)
-    return DraftCase(path=out, trace=trace, expect=tuple(expect))
+        if strict or exc.field == "category":
+            raise
+        return Drafted([{"not_contains": PLACEHOLDER}], stored, exc.problem, exc.field)
+    return Drafted(expect, stored)
