@@ -22,12 +22,12 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def read_text(file: Path, *, limit: int, kind: str, shown: Path | None = None) -> str:
-    """A UTF-8 text file (a BOM allowed) of at most ``limit`` bytes.
+def read_bytes(file: Path, *, limit: int, kind: str, shown: Path | None = None) -> bytes:
+    """A file's bytes, at most ``limit`` of them.
 
-    Every problem (missing, a folder, unreadable, too large, not UTF-8) raises
-    :class:`~harness.errors.InputError` naming the file as ``shown`` (default: ``file``), with
-    the line of a byte that is not UTF-8. ``kind`` names what was expected ("a YAML file").
+    Every problem (missing, a folder, unreadable, too large) raises
+    :class:`~harness.errors.InputError` naming the file as ``shown`` (default: ``file``).
+    ``kind`` names what was expected ("a trace file").
     """
     from harness.errors import InputError
 
@@ -38,11 +38,24 @@ def read_text(file: Path, *, limit: int, kind: str, shown: Path | None = None) -
         size = file.stat().st_size
         if size > limit:
             raise InputError(f"file too large: {size} bytes, at most {limit}", path=path)
-        raw = file.read_bytes()
+        return file.read_bytes()
     except FileNotFoundError:
         raise InputError("file not found", path=path) from None
     except OSError as exc:
         raise InputError(f"cannot read file: {exc.strerror}", path=path) from None
+
+
+def read_text(file: Path, *, limit: int, kind: str, shown: Path | None = None) -> str:
+    """A UTF-8 text file (a BOM allowed) of at most ``limit`` bytes.
+
+    Every problem (missing, a folder, unreadable, too large, not UTF-8) raises
+    :class:`~harness.errors.InputError` naming the file as ``shown`` (default: ``file``), with
+    the line of a byte that is not UTF-8. ``kind`` names what was expected ("a YAML file").
+    """
+    from harness.errors import InputError
+
+    path = shown or file
+    raw = read_bytes(file, limit=limit, kind=kind, shown=shown)
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -21,6 +21,7 @@ import yaml
 from harness import checks, schema, targets
 from harness.budget import DEFAULT_CHECK_BUDGET_S
 from harness.checks.custom import PythonCheck
+from harness.checks.effects import WriteRules
 from harness.checks.judge import resources_of
 from harness.digest import sha256_json, sha256_text
 from harness.errors import CheckParamError, HarnessNote, InputError
@@ -514,6 +515,23 @@ def load_examples(path: Path) -> list[dict[str, Any]]:
     raw = data["examples"]
     return [{**example, "line": schema.line_of(raw, index, data.line)}
             for index, example in enumerate(checked["examples"])]
+
+
+TOOLS_FILE = "tools.yaml"
+
+
+def load_tool_rules(root: Path) -> WriteRules | None:
+    """The project's ``tools.yaml`` (beside ``suites/``), or None when there is none; bad input
+    raises :class:`InputError` naming file, line and field."""
+    path = root / TOOLS_FILE
+    if not path.is_file():
+        return None
+    data, text = read_yaml(path)
+    checked = _validate(schema.TOOLS, data, path, text)
+    try:
+        return WriteRules.from_mapping(checked, source=str(path))
+    except ValueError as exc:
+        raise InputError(str(exc).removeprefix(f"{path}: "), path=path) from None
 
 
 def import_project_code(cases: Iterable[Case], root: Path) -> None:

@@ -505,6 +505,15 @@ EXAMPLES = Record(
 )
 
 
+TOOLS = Record(
+    {"write_tools": ListOf(Text(), description="Tools that act on something, whatever their "
+                                               "names and arguments say."),
+     "read_tools": ListOf(Text(), description="Tools that only read.")},
+    description="The project's own list of write and read tools (tools.yaml beside suites/), "
+                "which drafting consults before names, arguments and annotations.",
+)
+
+
 PRICE = Record({"input": Number(minimum=0, description="Per million prompt tokens."),
                 "output": Number(minimum=0, description="Per million completion tokens.")},
                required=("input", "output"))

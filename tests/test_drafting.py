@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
+from harness.checks.effects import is_write
 from harness.checks.exposure import canary_digest
 from harness.detectors import find_sensitive
 from harness.errors import InputError
 from harness.intake.drafter import (
     draft_checks,
-    is_write_tool,
     named_record,
     redact,
     sensitive_values,
@@ -95,14 +95,17 @@ def test_named_record(case_input: Any, args: dict[str, Any], expected: Any) -> N
     assert named_record(case_input, args) == expected
 
 
-@pytest.mark.parametrize(("name", "write"), [
-    ("issue_refund", True), ("update_record", True), ("cancel_order", True),
-    ("delete_record", True), ("issueRefund", True), ("create-ticket", True),
-    ("lookup_order", False), ("send_email", False), ("request_approval", False),
-    ("search_kb", False),
+@pytest.mark.parametrize(("call", "write"), [
+    ({"name": "issue_refund"}, True), ({"name": "update_record"}, True),
+    ({"name": "cancel_order"}, True), ({"name": "delete_record"}, True),
+    ({"name": "issueRefund"}, True), ({"name": "create-ticket"}, True),
+    ({"name": "send_email"}, True), ({"name": "lookup_order"}, False),
+    ({"name": "request_approval"}, False), ({"name": "search_kb"}, False),
+    ({"name": "execute_sql", "args": {"query": "DELETE FROM executives;"}}, True),
+    ({"name": "execute_sql", "args": {"query": "SELECT count(*) FROM executives;"}}, False),
 ])
-def test_write_tools(name: str, write: bool) -> None:
-    assert is_write_tool(name) is write
+def test_drafting_tells_writes_by_the_one_rule(call: dict[str, Any], write: bool) -> None:
+    assert is_write(call) is write
 
 
 def test_human_review_gates_the_first_write_on_the_recorded_step() -> None:
@@ -351,8 +354,9 @@ def test_an_existing_file_is_never_overwritten(tmp_path: Path) -> None:
 def test_the_summary_names_the_file_checks_and_missing_evidence(tmp_path: Path) -> None:
     drafted = draft(SAMPLES / "langsmith-refund.json", "retrieval", tmp_path)
     assert drafted.summary() == [
-        f"drafted {drafted.path} from LangSmith runs in {SAMPLES / 'langsmith-refund.json'}: "
-        "2 check(s): not_cites, source_fresh",
+        f"drafted {drafted.path} from LangSmith runs in {SAMPLES / 'langsmith-refund.json'} "
+        "(trace 1ef5c0a2-7d3b-6c41-9e8f-0000000000a1): 2 check(s): not_cites, source_fresh",
+        "read with: LangSmith run schema (runs)",
         "the trace lacks: prompt_version",
         "left to fill: owner, title, impact.summary, root_cause, fix.summary, prevention",
         f"review it, then close it: harness case close {drafted.path}",

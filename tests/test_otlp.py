@@ -18,13 +18,13 @@ from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
-from harness.intake.otlp import (
+from harness.intake.traces import import_trace
+from harness.intake.traces.otlp import (
     MAX_VALUE_DEPTH,
     ProtobufError,
     decode_traces,
     looks_like_protobuf,
 )
-from harness.intake.traces import import_trace
 
 SAMPLES = Path(__file__).parent / "samples" / "traces"
 TRACE_ID = "5b8efff798038103d269b633813fc60c"

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from harness.errors import InputError
-from harness.intake.traces import FORMATS, ImportedTrace, import_trace
+from harness.intake.traces import FORMATS, ImportedTrace, import_trace, import_traces
 
 SAMPLES = Path(__file__).parent / "samples" / "traces"
 MESSAGE = ("My espresso machine from order A-1005 arrived with a cracked water tank. "
@@ -82,6 +82,9 @@ def test_each_format_imports_the_refund_conversation(
     expected.update({"model_route": route, "sources": SOURCES, "tool_calls": TOOL_CALLS,
                      "approvals": approvals, "output": OUTPUT, "missing": missing})
     assert trace.format == fmt
+    # each tool call keeps when it ran, in the order it ran
+    moments = [call.pop("at") for call in trace.evidence["tool_calls"]]
+    assert moments == sorted(moments) and all(m.startswith("2026-03-10T09:4") for m in moments)
     assert trace.evidence == expected
     assert list(trace.evidence) == list(expected)  # the order of a case file's evidence
     assert trace.started_at == "2026-03-10T09:41:58.120Z"
@@ -99,8 +102,8 @@ def test_a_forced_format_reads_its_own_sample_as_detection_does(fmt: str) -> Non
 def test_a_forced_format_that_does_not_fit_names_the_file() -> None:
     with pytest.raises(InputError) as info:
         import_trace(SAMPLES / "otel-refund.json", format="langsmith")
+    assert info.value.problem == "expected LangSmith runs; found a mapping with keys resourceSpans"
     assert str(info.value).startswith(f"{SAMPLES / 'otel-refund.json'}: ")
-    assert str(info.value).endswith("no runs found; expected the runs of one trace")
 
 
 def test_an_unknown_format_name_is_refused() -> None:
@@ -164,10 +167,12 @@ def test_a_single_chat_span_gives_input_route_and_output_and_lists_what_it_lacks
         **CHAT, "gen_ai.input.messages": json.dumps(messages),
         "gen_ai.output.messages": json.dumps(answer)}, start=0)))
     trace = import_trace(path)
+    # no sign of a tool, a retriever or an approval: the workflow did none (not missing);
+    # a model answered, and no prompt version was logged: that is missing
     assert trace.evidence == {
         "input": {"message": "Refund window?"}, "model_route": "gpt-4o-mini",
-        "output": "60 days.",
-        "missing": ["prompt_version", "sources", "tool_calls", "approvals"],
+        "sources": [], "tool_calls": [], "approvals": [], "output": "60 days.",
+        "missing": ["prompt_version"],
     }
     assert (trace.started_at, trace.ended_at) == ("2026-03-10T09:00:00Z", "2026-03-10T09:00:01Z")
     assert trace.workflow is None
@@ -239,8 +244,11 @@ def test_span_prompt_version_datastore_tools_and_approval_events(tmp_path: Path)
     assert trace.evidence["prompt_version"] == "14"
     assert trace.evidence["sources"] == [{"id": "kb-7", "title": "Final sale",
                                           "updated_at": "2025-01-02"}]
-    assert trace.evidence["tool_calls"] == [{"name": "issue_refund",
-                                             "args": {"order_id": "A-9"}, "result": None}]
+    # a datastore tool is a tool call too, and its results are sources
+    assert trace.evidence["tool_calls"] == [
+        {"name": "search_kb", "args": {}, "result": documents, "at": "2026-03-10T09:00:01Z"},
+        {"name": "issue_refund", "args": {"order_id": "A-9"}, "result": None,
+         "at": "2026-03-10T09:00:02Z"}]
     assert trace.evidence["approvals"] == [{"step": "refund_over_threshold",
                                             "approver": "jordan.blake",
                                             "role": "support_manager", "status": "approved",
@@ -278,8 +286,8 @@ def test_openinference_nested_attributes_read_like_flat_ones(tmp_path: Path) -> 
     assert trace.format == "openinference"
     assert trace.evidence == {
         "input": {"message": "Is my kettle covered?"}, "prompt_version": "v9",
-        "model_route": "gpt-4o-mini", "output": "Yes, for a year.",
-        "missing": ["sources", "tool_calls", "approvals"],
+        "model_route": "gpt-4o-mini", "sources": [], "tool_calls": [], "approvals": [],
+        "output": "Yes, for a year.", "missing": [],
     }
     assert trace.started_at == "2026-03-10T09:00:00Z"
 
@@ -314,7 +322,7 @@ def test_langsmith_runs_wrapped_in_a_mapping_are_read(
     assert trace.evidence["output"] == ANSWER
     assert trace.evidence["tool_calls"] == [{"name": "update_record",
                                              "args": {"customer_id": "C-1", "field": "x"},
-                                             "result": "done"}]
+                                             "result": "done", "at": "2026-03-10T09:00:01Z"}]
 
 
 def test_a_langfuse_trace_without_observations_keeps_its_input_and_output(
@@ -322,9 +330,9 @@ def test_a_langfuse_trace_without_observations_keeps_its_input_and_output(
 ) -> None:
     trace = import_trace(write(tmp_path, {"id": "t", "observations": [],
                                           "input": "hi", "output": {"content": "Hello!"}}))
-    assert trace.evidence == {"input": {"message": "hi"}, "output": "Hello!",
-                              "missing": ["prompt_version", "model_route", "sources",
-                                          "tool_calls", "approvals"]}
+    assert trace.evidence == {"input": {"message": "hi"}, "sources": [], "tool_calls": [],
+                              "approvals": [], "output": "Hello!",
+                              "missing": ["prompt_version", "model_route"]}
     assert isinstance(trace, ImportedTrace)
     assert trace.started_at is None
 
@@ -354,9 +362,9 @@ def test_a_bad_json_lines_line_is_named(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("content", "problem"), [
-    ("", "file is empty; expected a JSON trace export"),
-    ('{"resourceSpans": []}', "no spans found; expected the spans of one trace"),
-    ('{"runs": []}', "no runs found; expected the runs of one trace"),
+    ("", "file is empty; expected a trace export"),
+    ('{"resourceSpans": []}', "no spans found; expected the spans of at least one trace"),
+    ('{"runs": []}', "no runs found; expected the runs of at least one trace"),
     ('{"observations": []}', "no observations, input or output found in the trace"),
     ('{"resourceSpans": [{"scopeSpans": [{"spans": ["oops"]}]}]}',
      "resourceSpans[0].scopeSpans[0].spans[0]: expected a mapping, found str"),
@@ -382,22 +390,28 @@ def test_an_unknown_shape_lists_the_formats_and_what_was_found(
     path = write(tmp_path, data)
     err = error(path)
     assert err.path == str(path)
-    assert "unknown trace format: expected OpenTelemetry GenAI spans (OTLP JSON)" in err.problem
+    assert ("unknown trace format: looked for OTLP spans (resourceSpans, JSON or protobuf), a "
+            "span list, LangSmith runs (run_type) and Langfuse traces (observations)"
+            in err.problem)
     assert found in err.problem
     assert "--format otel|openinference|langsmith|langfuse" in err.problem
 
 
-def test_several_traces_in_one_file_are_refused(tmp_path: Path) -> None:
+def test_several_traces_in_one_file_are_each_imported_or_chosen(tmp_path: Path) -> None:
     path = write(tmp_path, otlp(span("chat", CHAT, start=0, trace_id="aaa"),
                                 span("chat", CHAT, start=1, trace_id="bbb")))
-    err = error(path)
-    assert err.problem == ("the file holds 2 traces (aaa, bbb); export only the trace of the "
-                           "incident's conversation")
+    assert [t.trace_id for t in import_traces(path)] == ["aaa", "bbb"]
+    assert [t.trace_id for t in import_traces(path, trace_id="bbb")] == ["bbb"]
+    with pytest.raises(InputError, match=r"no trace 'ccc' in the file \(traces: aaa, bbb\)"):
+        import_traces(path, trace_id="ccc")
+    # the one-trace reader says how to choose
+    assert error(path).problem == ("the file holds 2 traces (aaa, bbb); choose one with "
+                                   "--trace-id, or draft them all")
 
 
-def test_langsmith_runs_of_two_traces_are_refused(tmp_path: Path) -> None:
+def test_langsmith_runs_of_two_traces_are_two_traces(tmp_path: Path) -> None:
     runs = [{"id": "a", "run_type": "chain"}, {"id": "b", "run_type": "chain"}]
-    assert "the file holds 2 traces (a, b)" in error(write(tmp_path, runs)).problem
+    assert [t.trace_id for t in import_traces(write(tmp_path, runs))] == ["a", "b"]
 
 
 def test_unreadable_files_are_named(tmp_path: Path) -> None:
@@ -406,4 +420,5 @@ def test_unreadable_files_are_named(tmp_path: Path) -> None:
     binary = tmp_path / "trace.bin"
     binary.write_bytes(b'{"a":\n"\xff"}')
     err = error(binary)
-    assert (err.line, err.problem) == (2, "not UTF-8 text (byte 7)")
+    assert err.problem == ("neither JSON text nor OTLP protobuf: byte 7 is not UTF-8, and the "
+                           "file does not start like an OTLP protobuf export")

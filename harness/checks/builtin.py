@@ -3,6 +3,7 @@
 from harness.checks import (  # noqa: F401 - importing registers the kinds
     automation,
     custom,
+    destructive,
     exposure,
     judge,
     output,

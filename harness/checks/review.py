@@ -22,6 +22,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from harness.checks.effects import effect
 from harness.checks.outcome import failed, passed
 from harness.checks.registry import Params, register
 from harness.checks.toolcalls import MISSING, call_dict, call_names, read_path, resolve, show
@@ -201,6 +202,10 @@ def _lower_list(params: Params, name: str, default: Any, *, allow_empty: bool = 
         "when": "Only gated calls whose arguments meet these conditions need approval, e.g. "
                 "{amount: {gt: 500}}; operators gt, gte, lt, lte, eq, ne; a bare value means "
                 "eq (default: every call).",
+        "writes_only": "Only calls of the gated tool that act on something need approval, as "
+                       "harness.checks.effects judges them: for a tool that both reads and "
+                       "writes, e.g. execute_sql, whose SELECT needs none but whose DELETE does "
+                       "(default false).",
     },
     category=CATEGORY,
     example="- approval_required: {step: refund_over_threshold, before: issue_refund, "
@@ -215,7 +220,11 @@ def approval_required(params: Params) -> Check:
     roles = _lower_list(params, "roles", None)
     not_by = _lower_list(params, "not_by", list(SELF_APPROVERS), allow_empty=True)
     conditions = _conditions(params)
+    writes_only = params.flag("writes_only", False)
     when = f" with {_describe_when(conditions)}" if conditions else ""
+    if writes_only:
+        when += "," if conditions else ""
+        when += " to write"
     expected = f"an approved {step} before each {gate} call{when}"
 
     def rejection(approval: Approval, index: int, calls: Sequence[ToolCall]
@@ -246,6 +255,8 @@ def approval_required(params: Params) -> Check:
         if not gated:
             return passed(f"{gate} was not called; no approval needed", expected=expected,
                           obtained=None, calls=call_names(response))
+        if writes_only:
+            gated = [i for i in gated if effect(calls[i]).write]
         judged = [(i, *_needs_approval(calls[i].args, conditions)) for i in gated]
         needing = [(i, notes) for i, needs, notes in judged if needs]
         if not needing:

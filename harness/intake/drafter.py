@@ -6,10 +6,12 @@ on the evidence they came from, so the draft reproduces the incident; a person k
 would have caught it without failing a correct answer. When the evidence cannot show the
 category's failure, :func:`drafted` says why and offers a placeholder a person replaces.
 
-The plaintext of personal or secret data never lands in a ``data_exposure`` draft: its checks
-carry salted digests (:func:`harness.canaries.canary_digest`) and its evidence is redacted, each
-value replaced by a marker that keeps the detector and the same salted digest, which the
-exposure checks find on replay as the value itself.
+The plaintext of the personal or secret data a workflow exposed never lands in a
+``data_exposure`` draft: its checks carry salted digests (:func:`harness.canaries.canary_digest`)
+and its evidence is redacted, each value replaced by a marker that keeps the detector and the
+same salted digest, which the exposure checks find on replay as the value itself. Where a message
+was sent (``to``, ``cc``, ``recipients``) is its destination, not what it carried: the drafted
+``no_pii`` allows those addresses, so a corrected workflow may still send there (review them).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.canaries import canary_digest
-from harness.checks.automation import WRITE_TOOLS
+from harness.checks.effects import Effect, WriteRules, effect
+from harness.checks.exposure import RECIPIENT_FIELDS
 from harness.detectors import DETECTORS, find_sensitive
 from harness.errors import InputError
 from harness.intake.traces import APPROVAL_NAME, DEFAULT_STEP
@@ -35,11 +38,6 @@ MAX_CLAIMS = 3
 PLACEHOLDER = "TODO: the text of the failure"
 """The placeholder check's text: a draft whose evidence cannot show the failure gets
 ``not_contains: TODO: ...``, which loads and says honestly that it is not finished."""
-WRITE_VERBS = frozenset({
-    "issue", "update", "cancel", "delete", "create", "refund", "charge", "transfer", "void",
-    "modify", "remove", "close", "set", "write", "pay", "grant", "revoke", "apply",
-})
-"""The first word of a tool name that acts on a record (``issue_refund``, ``update_record``)."""
 PROMISES = re.compile(
     r"\b(refund\w*|guarantee\w*|waive\w*|free|full|credit\w*|compensat\w*|promis\w*|always|"
     r"never|reimburs\w*|discount\w*|exception|eligible|entitled|approved|covered)\b",
@@ -62,12 +60,14 @@ def draft_checks(
     *,
     reference: str | None = None,
     salt: str | None = None,
+    rules: WriteRules | None = None,
 ) -> list[dict[str, Any]]:
     """The ``expect`` entries (one-key mappings ``kind: params``) drafted for an incident.
 
     ``reference`` is a corrected answer (policy and output_quality); ``salt`` makes the
-    data_exposure digests reproducible (default: a random one). Raises :class:`InputError`
-    (with the evidence field) when the evidence cannot show the category's failure.
+    data_exposure digests reproducible (default: a random one); ``rules`` is the project's list
+    of write and read tools. Raises :class:`InputError` (with the evidence field) when the
+    evidence cannot show the category's failure.
     """
     if category not in CATEGORIES:
         problem = f"unknown category {category!r}; expected one of {', '.join(CATEGORIES)}"
@@ -75,9 +75,9 @@ def draft_checks(
     if category == "data_exposure":
         return _exposure_checks(evidence, salt)
     if category == "automation_error":
-        return _automation_checks(evidence)
+        return _automation_checks(evidence, rules)
     if category == "human_review":
-        return _review_checks(evidence)
+        return _review_checks(evidence, rules)
     if category == "retrieval":
         return _retrieval_checks(evidence)
     return _output_checks(evidence, reference)
@@ -113,19 +113,38 @@ def _hits(text: str, key: str | None) -> list[tuple[str, int, int, str]]:
     return found
 
 
-def sensitive_values(evidence: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(detector, value) of each personal or secret value in the evidence output and tool-call
-    arguments, as ``no_pii`` finds them, in the order they appear, without repeats."""
-    found: dict[str, str] = {}
+def _places(evidence: Mapping[str, Any]) -> list[tuple[str | None, str]]:
     output = evidence.get("output")
-    places = [(None, output)] if isinstance(output, str) else []
+    places: list[tuple[str | None, str]] = [(None, output)] if isinstance(output, str) else []
     for call in evidence.get("tool_calls") or []:
         if isinstance(call, Mapping):
             places.extend(_leaves(call.get("args")))
-    for key, text in places:
+    return places
+
+
+def _is_recipient(key: str | None) -> bool:
+    return key is not None and key.casefold() in RECIPIENT_FIELDS
+
+
+def sensitive_values(evidence: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(detector, value) of each personal or secret value in the evidence output and tool-call
+    arguments, as ``no_pii`` finds them, in the order they appear, without repeats. Where a
+    message went (``to``, ``cc``, ``recipients``, ...) is its destination, not what it carried:
+    left out."""
+    found: dict[str, str] = {}
+    for key, text in _places(evidence):
+        if _is_recipient(key):
+            continue
         for detector, _, _, value in _hits(text, key):
             found.setdefault(value, detector)
     return [(detector, value) for value, detector in found.items()]
+
+
+def recipients(evidence: Mapping[str, Any]) -> list[str]:
+    """The addresses the evidence's tool calls sent to, as the detectors find them."""
+    found = [value for key, text in _places(evidence) if _is_recipient(key)
+             for _, _, _, value in _hits(text, key)]
+    return list(dict.fromkeys(found))
 
 
 def _exposure_checks(evidence: Mapping[str, Any], salt: str | None) -> list[dict[str, Any]]:
@@ -141,17 +160,12 @@ def _exposure_checks(evidence: Mapping[str, Any], salt: str | None) -> list[dict
     except ValueError as exc:
         raise InputError(str(exc), field="salt") from None
     fired = {detector for detector, _ in found}
-    return [
-        {"no_pii": {"detectors": [name for name in DETECTORS if name in fired]}},
-        {"no_leak": {"digests": digests}},
-    ]
-
-
-def is_write_tool(name: str) -> bool:
-    """Whether a tool acts on a record: a known write tool, or a name starting with a verb
-    like issue, update, cancel or delete (``issueRefund`` counts too)."""
-    words = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).casefold().replace("-", "_")
-    return name in WRITE_TOOLS or words.split("_", 1)[0] in WRITE_VERBS
+    pii: dict[str, Any] = {"detectors": [name for name in DETECTORS if name in fired]}
+    sent_to = [value for value in recipients(evidence)
+               if value not in {text for _, text in found}]
+    if sent_to:  # a message may still go there: what it carries is the finding
+        pii["allow"] = sent_to
+    return [{"no_pii": pii}, {"no_leak": {"digests": digests}}]
 
 
 def _calls(evidence: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -159,12 +173,16 @@ def _calls(evidence: Mapping[str, Any]) -> list[Mapping[str, Any]]:
             if isinstance(call, Mapping) and isinstance(call.get("name"), str)]
 
 
-def _writes(evidence: Mapping[str, Any], purpose: str) -> list[Mapping[str, Any]]:
-    writes = [call for call in _calls(evidence) if is_write_tool(call["name"])]
+def _writes(evidence: Mapping[str, Any], purpose: str,
+            rules: WriteRules | None) -> list[tuple[Mapping[str, Any], Effect]]:
+    """The calls that act on something (:mod:`harness.checks.effects`), with what they do."""
+    judged = [(call, effect(call, rules)) for call in _calls(evidence)]
+    writes = [(call, what) for call, what in judged if what.write]
     if not writes:
         names = ", ".join(call["name"] for call in _calls(evidence)) or "none"
         problem = (f"no write call in the evidence (calls: {names}); {purpose} needs a call "
-                   f"that acts on a record, such as {', '.join(WRITE_TOOLS)}")
+                   f"that acts on something (by its name, its SQL or HTTP method, its "
+                   f"annotations, or the project's write_tools)")
         raise InputError(problem, field="evidence.tool_calls")
     return writes
 
@@ -205,13 +223,25 @@ def named_record(case_input: Any, args: Mapping[str, Any]) -> tuple[str, Any, bo
     return None
 
 
-def _automation_checks(evidence: Mapping[str, Any]) -> list[dict[str, Any]]:
-    wrong = _writes(evidence, "an automation_error draft")[-1]
+def _automation_checks(evidence: Mapping[str, Any],
+                       rules: WriteRules | None) -> list[dict[str, Any]]:
+    writes = _writes(evidence, "an automation_error draft", rules)
+    destructive = [(call, what) for call, what in writes if what.destructive]
+    # the call that did the damage: a destructive one, else one acting on another record than
+    # the input names, else the first write (later ones, a confirmation email, follow it)
+    misdirected = [(call, what) for call, what in writes
+                   if (named := named_record(evidence.get("input"), dict(call.get("args") or {})))
+                   and named[1] != (call.get("args") or {}).get(named[0])]
+    wrong, _ = (destructive[-1] if destructive else misdirected[0] if misdirected
+                else writes[0])
     name = wrong["name"]
     args = dict(wrong.get("args") or {})
     checks: list[dict[str, Any]] = [
         {"tool_not_called": {"name": name, "args": args} if args else {"name": name}},
     ]
+    if destructive:  # forbidden by what it does, however the next one is worded
+        tools = list(dict.fromkeys(call["name"] for call, _ in destructive))
+        checks.append({"no_destructive_calls": {"tools": tools}})
     record = named_record(evidence.get("input"), args)
     if record is not None:
         arg, value, is_field = record
@@ -221,14 +251,19 @@ def _automation_checks(evidence: Mapping[str, Any]) -> list[dict[str, Any]]:
     return checks
 
 
-def _review_checks(evidence: Mapping[str, Any]) -> list[dict[str, Any]]:
-    gated = _writes(evidence, "a human_review draft")[0]["name"]
+def _review_checks(evidence: Mapping[str, Any],
+                   rules: WriteRules | None) -> list[dict[str, Any]]:
+    gated = _writes(evidence, "a human_review draft", rules)[0][0]["name"]
     steps = [approval.get("step") for approval in evidence.get("approvals") or []
              if isinstance(approval, Mapping)]
     steps += [call.get("args", {}).get("step") for call in _calls(evidence)
               if APPROVAL_NAME.search(call["name"]) and isinstance(call.get("args"), Mapping)]
     step = next((s for s in steps if isinstance(s, str) and s), DEFAULT_STEP)
-    return [{"approval_required": {"step": step, "before": gated}}]
+    params: dict[str, Any] = {"step": step, "before": gated}
+    if any(call["name"] == gated and not effect(call, rules).write
+           for call in _calls(evidence)):
+        params["writes_only"] = True  # the tool also reads (SELECT): only its writes are gated
+    return [{"approval_required": params}]
 
 
 def _retrieval_checks(evidence: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -304,7 +339,8 @@ class Drafted:
 
 
 def drafted(category: str, evidence: Mapping[str, Any], *, reference: str | None = None,
-            salt: str | None = None, strict: bool = True) -> Drafted:
+            salt: str | None = None, strict: bool = True,
+            rules: WriteRules | None = None) -> Drafted:
     """The checks for ``category`` drafted from ``evidence``, and the evidence to store
     (redacted, with digest markers, for data_exposure). With ``strict`` an evidence that cannot
     show the failure raises :class:`InputError`; otherwise the placeholder check is drafted and
@@ -314,7 +350,8 @@ def drafted(category: str, evidence: Mapping[str, Any], *, reference: str | None
     if category == "data_exposure":
         stored = redact(stored, sensitive_values(evidence), salt=salt)
     try:
-        expect = draft_checks(category, evidence, reference=reference, salt=salt)
+        expect = draft_checks(category, evidence, reference=reference, salt=salt,
+                              rules=rules)
     except InputError as exc:
         if strict or exc.field == "category":
             raise

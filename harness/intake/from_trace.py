@@ -22,7 +22,7 @@ from harness.errors import InputError
 from harness.intake import writer
 from harness.intake.drafter import drafted
 from harness.intake.traces import FORMAT_NAMES, ImportedTrace, import_traces
-from harness.loader import read_yaml
+from harness.loader import cases_root, load_tool_rules, read_yaml
 from harness.model import CATEGORIES, EVIDENCE_FIELDS, SEVERITIES, STATUSES
 
 DEFAULT_SEVERITY = "sev3"
@@ -203,6 +203,7 @@ def draft_from_trace(
                    f"out (one draft per trace) or choose one with --trace-id")
         raise InputError(problem, path=trace_path, field="out")
     base = root or Path.cwd()
+    rules = load_tool_rules(base)
     ids = _ids(id, len(traces), base / "cases", now or dt.datetime.now(dt.UTC))
     # every check first: a batch writes all of its drafts or none
     plans = []
@@ -224,7 +225,7 @@ def draft_from_trace(
                        "draft with --into, or choose another --id)")
             raise InputError(problem, path=path, field="id")
         try:
-            draft = drafted(category, trace.evidence, reference=reference,
+            draft = drafted(category, trace.evidence, reference=reference, rules=rules,
                             salt=salt if salt is not None else secrets.token_hex(8))
         except InputError as exc:
             raise InputError(exc.problem, path=trace_path, field=exc.field) from None
@@ -282,6 +283,7 @@ def draft_into(
         raise InputError(problem, path=trace_path, field="trace_id")
     (trace,) = traces
     draft = drafted(kind, trace.evidence, reference=reference,
+                    rules=load_tool_rules(cases_root(case_path)),
                     salt=salt if salt is not None else secrets.token_hex(8))
     fields = writer.plain(data)
     before = dict(fields.get("evidence") or {})

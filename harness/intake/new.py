@@ -41,7 +41,7 @@ from harness.intake.severity import (
     derive,
     rules_for,
 )
-from harness.loader import load_case, read_yaml
+from harness.loader import load_case, load_tool_rules, read_yaml
 from harness.model import CATEGORIES, EVIDENCE_FIELDS, SEVERITIES, TIMELINE_STEPS, Case
 
 ESSENTIALS: tuple[tuple[str, str, str], ...] = (
@@ -261,7 +261,7 @@ def scaffold_case(
     if severity and severity != derivation.severity:
         basis.insert(0, f"set by hand to {severity}; the rules give {derivation.severity}")
     evidence = writer.plain(_checked(schema.EVIDENCE, evidence or {}, "evidence"))
-    draft = drafted(category, evidence, strict=False)
+    draft = drafted(category, evidence, strict=False, rules=load_tool_rules(root))
     evidence = draft.evidence
     missing = [name for name in EVIDENCE_FIELDS if name not in evidence]
     evidence["missing"] = list(dict.fromkeys([*evidence.get("missing", []), *missing]))

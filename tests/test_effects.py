@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from harness.intake import writes
-from harness.intake.writes import MAX_NODES, MAX_TEXT, Effect, WriteRules, effect, is_write
+from harness.checks import effects as writes
+from harness.checks.effects import MAX_NODES, MAX_TEXT, Effect, WriteRules, effect, is_write
 from harness.model import ToolCall
 
 
@@ -349,7 +349,7 @@ DROP = {"sql": "DROP TABLE companies"}
 def test_the_project_list_beats_annotations_arguments_and_name():
     listed_read = call("purge_preview", DROP, annotations={"destructiveHint": True})
     assert effect(listed_read, RULES) == reads("listed in read_tools in harness.yaml")
-    assert effect(listed_read) == destroys("MCP annotation destructiveHint: true")
+    assert effect(listed_read) == destroys("SQL DROP statement in argument 'sql'")
     listed_write = call("sync_crm", {}, annotations={"readOnlyHint": True})
     assert effect(listed_write, RULES) == writes_("listed in write_tools in harness.yaml")
 
@@ -363,11 +363,21 @@ def test_a_listed_write_is_destructive_when_its_arguments_destroy():
         "run_sql"}))) == writes_("listed in write_tools")
 
 
-def test_annotations_beat_arguments():
+def test_what_the_arguments_do_beats_what_the_annotations_claim():
+    # an MCP server's annotations are hints: a DELETE is a DELETE, whatever it says
     hinted = call("run_sql", {"sql": "DELETE FROM executives"}, annotations={"readOnlyHint": True})
-    assert effect(hinted) == reads("MCP annotation readOnlyHint: true")
+    assert effect(hinted) == destroys("SQL DELETE statement in argument 'sql', though the "
+                                      "tool's annotations claim readOnlyHint: true")
     assert effect(call("run_sql", {"sql": "DELETE FROM executives"})) == destroys(
         "SQL DELETE statement in argument 'sql'")
+    # annotations can only add: a destructive hint on a plain write makes it destructive
+    inserted = call("run_sql", {"sql": "INSERT INTO notes (body) VALUES ('x')"},
+                    annotations={"destructiveHint": True})
+    assert effect(inserted).destructive
+    # and a read in the arguments does not outweigh a tool declared to write
+    selected = call("run_sql", {"sql": "SELECT 1"}, annotations={"readOnlyHint": False,
+                                                               "destructiveHint": False})
+    assert effect(selected).write and not effect(selected).destructive
 
 
 def test_arguments_beat_the_name():
