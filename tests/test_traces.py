@@ -422,3 +422,31 @@ def test_unreadable_files_are_named(tmp_path: Path) -> None:
     err = error(binary)
     assert err.problem == ("neither JSON text nor OTLP protobuf: byte 7 is not UTF-8, and the "
                            "file does not start like an OTLP protobuf export")
+
+
+def test_messages_recorded_as_events_are_read(tmp_path: Path) -> None:
+    def event(name: str, attributes: dict[str, Any], at: int) -> dict[str, Any]:
+        return {"name": name, "timeUnixNano": str((1_773_133_200 + at) * 10**9),
+                "attributes": [{"key": k, "value": value(v)} for k, v in attributes.items()]}
+
+    # the event-based conventions (1.28 to 1.35): a message per event, the answer as a choice
+    older = write(tmp_path, otlp(span("chat gpt-4o", CHAT, start=0, events=[
+        event("gen_ai.system.message", {"content": "You are a fares assistant."}, 0),
+        event("gen_ai.user.message", {"content": "Can I claim it after travel?"}, 0),
+        event("gen_ai.choice", {"index": 0, "finish_reason": "stop",
+                                "message": json.dumps({"role": "assistant",
+                                                       "content": "Yes, within 90 days."})}, 1),
+    ])), name="events.json")
+    evidence = import_trace(older).evidence
+    assert evidence["input"] == {"message": "Can I claim it after travel?"}
+    assert evidence["output"] == "Yes, within 90 days."
+    # 1.37 and later may put the messages on an operation-details event
+    details = write(tmp_path, otlp(span("chat gpt-4o", CHAT, start=0, events=[
+        event("gen_ai.client.inference.operation.details", {
+            "gen_ai.input.messages": json.dumps([{"role": "user", "parts": [
+                {"type": "text", "content": "Is my bag included?"}]}]),
+            "gen_ai.output.messages": json.dumps([{"role": "assistant", "parts": [
+                {"type": "text", "content": "One checked bag."}]}])}, 1)])), name="d.json")
+    evidence = import_trace(details).evidence
+    assert (evidence["input"], evidence["output"]) == ({"message": "Is my bag included?"},
+                                                       "One checked bag.")

@@ -58,10 +58,36 @@ def convention(spans: list[Span]) -> str:
     return f"{NAME}, before 1.36 (gen_ai.prompt / gen_ai.completion; no schema URL)"
 
 
+MESSAGE_EVENTS = {"gen_ai.system.message": "system", "gen_ai.user.message": "user",
+                  "gen_ai.assistant.message": "assistant", "gen_ai.tool.message": "tool"}
+"""Span events of the event-based conventions (1.28 to 1.35): one message each."""
+
+
+def _event_messages(events: Iterable[Event], *, inputs: bool) -> list[Message]:
+    """Messages recorded as events: ``gen_ai.<role>.message`` events are the input,
+    ``gen_ai.choice`` events the output (their ``message``, or ``content``)."""
+    found = []
+    for event in events:
+        attrs = event.attributes
+        if inputs and event.name in MESSAGE_EVENTS:
+            item = {"role": MESSAGE_EVENTS[event.name], **{
+                key.removeprefix("gen_ai."): value for key, value in attrs.items()}}
+            found += messages_of(item, MESSAGE_EVENTS[event.name])
+        elif not inputs and event.name == "gen_ai.choice":
+            message = first(attrs, "message", "gen_ai.choice.message")
+            found += messages_of(message if message is not None else
+                                 {"role": "assistant", "content": attrs.get("content")},
+                                 "assistant")
+    return found
+
+
 def _messages(attrs: Mapping[str, Any], events: Iterable[Event], new: str, old: str,
               role: str) -> list[Message]:
-    """Messages from ``gen_ai.input.messages`` (or the older ``gen_ai.prompt``, as JSON, as
-    ``gen_ai.prompt.N.content`` attributes, or on a ``gen_ai.content.prompt`` event)."""
+    """Messages from ``gen_ai.input.messages`` (on the span, or on a
+    ``gen_ai.client.inference.operation.details`` event), else the older ``gen_ai.prompt`` (as
+    JSON, as ``gen_ai.prompt.N.content`` attributes, or on a ``gen_ai.content.prompt`` event),
+    else the event-based conventions' message and choice events."""
+    events = list(events)
     if new in attrs:
         return messages_of(attrs[new], role)
     if old in attrs:
@@ -70,9 +96,10 @@ def _messages(attrs: Mapping[str, Any], events: Iterable[Event], new: str, old: 
     if indexed:
         return messages_of(indexed, role)
     for event in events:
-        if old in event.attributes:
-            return messages_of(event.attributes[old], role)
-    return []
+        for name in (new, old):
+            if name in event.attributes:
+                return messages_of(event.attributes[name], role)
+    return _event_messages(events, inputs=role != "assistant")
 
 
 def parse(spans: list[Span], trace: Trace) -> None:
