@@ -85,3 +85,45 @@ def test_the_worked_plugin_check_registers_and_judges(tmp_path):
         assert check(over, None).reason == "refund of 640 exceeds the limit of 500"
     finally:
         checks.registry._KINDS.pop("max_refund", None)
+
+
+def _quick_start() -> list[str]:
+    block = re.search(r"## Quick start.*?```sh\n(.*?)```", README, re.DOTALL).group(1)
+    return [line for line in block.splitlines() if line.strip()]
+
+
+def test_the_quick_start_is_two_commands_for_a_system_python3_and_ci_runs_the_second():
+    install, tests = _quick_start()
+    for command in (install, tests):
+        # stock Debian/Ubuntu: python3, no python on PATH, pip refusing system installs
+        assert command.startswith("python3 -m venv .venv && .venv/bin/python -m pip install ")
+        assert " python " not in f" {command} " and "sudo" not in command
+    assert install.endswith(".venv/bin/harness validate suites/refund-assistant.yaml")
+    assert tests.endswith(".venv/bin/tox")
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert ci.rstrip().splitlines()[-1] == tests  # CI runs exactly the README's test command
+
+
+def test_no_shell_example_loses_a_dollar_amount_to_the_shell():
+    for block in re.findall(r"```sh\n(.*?)```", README, re.DOTALL):
+        for quoted in re.findall(r'"[^"\n]*"', block):
+            assert not re.search(r"\$\d", quoted), quoted
+
+
+def test_the_license_the_metadata_declares_ships_with_the_package():
+    from importlib import metadata
+
+    assert "Apache License" in (ROOT / "LICENSE").read_text(encoding="utf-8")[:200]
+    assert metadata.metadata("incident-harness")["License"] == "Apache-2.0"
+    shipped = [f for f in metadata.files("incident-harness") or () if f.name == "LICENSE"]
+    assert shipped, "LICENSE is not in the installed distribution"
+    assert "Apache License" in shipped[0].read_text(encoding="utf-8")[:200]
+
+
+def test_the_bundled_suite_runs_without_naming_a_target(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "harness", "run",
+                           str(ROOT / "suites" / "refund-assistant.yaml"), "--out",
+                           str(tmp_path / "run.jsonl")], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "\npost-fix: 19 passed, 0 failed, 0 errors; run record: " in done.stdout
