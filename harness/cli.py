@@ -9,13 +9,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
 
-    from harness.compare import CheckChange
+    from harness.compare import Comparison
     from harness.gate import Decision
     from harness.model import Suite, TargetSpec
     from harness.records import RunLock, RunRecord
@@ -25,6 +25,8 @@ EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_AWAITING = 3
 SIGNOFF_MISSING = "signoff_missing"  # harness.gate's, without importing it for --help
+JSON_VERSION = 1
+"""The version of the ``--format json`` documents of gate, validate, check and verify."""
 EXIT_INTERRUPTED = 130
 CATEGORY_ORDER = ("output_quality", "data_exposure", "automation_error", "policy", "retrieval",
                   "human_review", None)
@@ -86,8 +88,9 @@ def _parser() -> argparse.ArgumentParser:
     compare = commands.add_parser(
         "compare", help="compare two run records case by case",
         description="Give each case a transition (fixed, regressed, still_failing, "
-                    "still_passing, new, removed, flaky, error) with pass rates, changed checks "
-                    "and the tool-call, source and approval differences.",
+                    "still_passing, new, removed, flaky, error) with pass rates, changed checks, "
+                    "the output's word diff and the tool-call (aligned by name and arguments), "
+                    "source and approval differences.",
     )
     compare.add_argument("baseline", type=Path, metavar="BASELINE_RUN")
     compare.add_argument("candidate", type=Path, metavar="CANDIDATE_RUN")
@@ -112,6 +115,8 @@ def _parser() -> argparse.ArgumentParser:
                       help="the validation manifest of these runs, whose recorded policy "
                            "applies (default: found under reports/)")
     _signoff_options(gate)
+    _format_option(gate)
+    _notify_option(gate)
     gate.set_defaults(handler=_gate)
 
     validate = commands.add_parser(
@@ -137,6 +142,8 @@ def _parser() -> argparse.ArgumentParser:
                           help="keep detected secrets and personal data in the run records "
                                "and reports (redacted by default)")
     _signoff_options(validate)
+    _format_option(validate)
+    _notify_option(validate)
     validate.set_defaults(handler=_validate)
 
     signoff = commands.add_parser(
@@ -194,6 +201,7 @@ def _parser() -> argparse.ArgumentParser:
     _since_option(verify)
     verify.add_argument("--reviewers", type=Path, default=Path("reviewers.yaml"),
                         metavar="PATH", help="default: reviewers.yaml")
+    _format_option(verify)
     verify.set_defaults(handler=_verify)
 
     keygen = commands.add_parser(
@@ -310,6 +318,7 @@ def _parser() -> argparse.ArgumentParser:
                             "and embedders, also with --no-targets)")
     _no_cache_option(check)
     _since_option(check)
+    _format_option(check)
     check.set_defaults(handler=_check)
 
     judge = commands.add_parser("judge", help="prove the suite's model judges")
@@ -361,11 +370,45 @@ def _parser() -> argparse.ArgumentParser:
     schema = commands.add_parser(
         "schema", help="print the JSON Schema of case and suite files",
         description="Print a JSON Schema for case files, suite files, or both (default), for "
-                    "editors to complete and check them.",
+                    "editors to complete and check them. It lists every check kind known here "
+                    "(the built-in ones and those of installed harness.checks packages) with "
+                    "its parameters: print it again after installing such a package.",
     )
     schema.add_argument("which", nargs="?", choices=("all", "case", "suite"), default="all")
     schema.set_defaults(handler=_schema)
     return parser
+
+
+def _format_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", choices=("text", "json"), default="text",
+                        help="json: one JSON document on stdout, with stable keys (see the "
+                             "README); bad input still exits 2 with the error on stderr")
+
+
+def _notify_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--notify", type=Path, metavar="FILE",
+                        help="write who must be told (each blocking case's owner and business "
+                             "owner, which cases, why, the report) as JSON, for CI to send")
+
+
+class _Out:
+    """What a deciding command says: lines in text mode, one JSON document in json mode."""
+
+    def __init__(self, fmt: str) -> None:
+        self.json = fmt == "json"
+        self.said: list[str] = []
+
+    def line(self, text: str) -> None:
+        """A line of the text output (kept, not printed, in json mode)."""
+        self.said.append(text)
+        if not self.json:
+            _say(text)
+
+    def document(self, body: Mapping[str, Any]) -> None:
+        import json
+
+        if self.json:
+            print(json.dumps(body, indent=2, ensure_ascii=False))
 
 
 def _no_cache_option(parser: argparse.ArgumentParser) -> None:
@@ -418,15 +461,18 @@ def _execute(suite: Suite, spec: TargetSpec, *, out: Path | None, pytest_args: S
         )
         held = new = RunLock(out)  # taken before pytest starts: a second writer is refused
         recorder = plugin.Recorder(out, header=header, lock=new)
+    progress: list[object] = []
     if quiet:
         options += ["-p", "no:terminal"]
+        if sys.stderr.isatty():  # a person is watching; a CI log is not a terminal
+            progress.append(_Progress(spec.name, sys.stderr))
     spending = plugin.JudgeSpending()
     with held:
         code = pytest.main(
             [str(suite.path), "--harness-target", spec.name, "-p", "no:cacheprovider",
              # harness is imported before pytest starts, so pytest cannot rewrite its asserts
              "-W", "ignore::pytest.PytestAssertRewriteWarning", *options, *pytest_args],
-            plugins=[plugin.Preloaded(suite), recorder, spending],
+            plugins=[plugin.Preloaded(suite), recorder, spending, *progress],
         )
     if recorder.writer is None:
         print("error: no run record was written (see pytest's output above)", file=sys.stderr)
@@ -446,6 +492,33 @@ def _execute(suite: Suite, spec: TargetSpec, *, out: Path | None, pytest_args: S
     if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
         return EXIT_BAD_INPUT, out
     return (EXIT_FAILED if counts["fail"] or counts["error"] else EXIT_OK), out
+
+
+class _Progress:
+    """A quiet run's progress on a terminal: one line, rewritten as each case finishes."""
+
+    def __init__(self, name: str, stream: TextIO) -> None:
+        self.name, self.stream = name, stream
+        self.done = self.total = self.failed = 0
+
+    def _show(self) -> None:
+        failed = f", {self.failed} not passing" if self.failed else ""
+        self.stream.write(f"\r\033[K{self.name}: {self.done}/{self.total} cases{failed}")
+        self.stream.flush()
+
+    def pytest_collection_finish(self, session: Any) -> None:
+        self.total = len(session.items)
+        self._show()
+
+    def pytest_runtest_logreport(self, report: Any) -> None:
+        if report.when == "call" or (report.when == "setup" and not report.passed):
+            self.done += 1
+            self.failed += not report.passed
+            self._show()
+
+    def pytest_sessionfinish(self) -> None:
+        self.stream.write("\r\033[K")
+        self.stream.flush()
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -516,16 +589,54 @@ def _say(text: str) -> None:
     print(shown(text))
 
 
-def _print_decision(decision: Decision) -> None:
-    print(f"decision: {decision.outcome}")
+def _print_decision(decision: Decision, out: _Out) -> None:
+    out.line(f"decision: {decision.outcome}")
     for reason in decision.reasons:
         label = ("await" if reason.rule == SIGNOFF_MISSING else "BLOCK") if reason.blocking \
             else "note "
         who = f"{reason.case_id}: " if reason.case_id else ""
-        owner = f" (owner {reason.owner})" if reason.owner else ""
-        _say(f"  {label} {who}[{reason.rule}] {reason.message}{owner}")
+        people = ([f"owner {reason.owner}"] if reason.owner else []) + (
+            [f"business owner {reason.business_owner}"] if reason.business_owner else [])
+        owner = f" ({', '.join(people)})" if people else ""
+        out.line(f"  {label} {who}[{reason.rule}] {reason.message}{owner}")
     if decision.owners():
-        _say(f"owners to notify: {', '.join(decision.owners())}")
+        out.line(f"owners to notify: {', '.join(decision.owners())}")
+    business = sorted({r.person for r in decision.recipients() if r.role == "business_owner"})
+    if business:
+        out.line(f"business owners to notify: {', '.join(business)}")
+
+
+def _decided(command: str, decision: Decision, comparison: Comparison, out: _Out, *,
+             notify: Path | None, report: Path | None = None,
+             written: Mapping[str, Path] | None = None, **facts: Any) -> int:
+    """Say the decision (text or JSON), write the notifications, and give the exit code."""
+    from harness.files import write_atomic
+    from harness.report.notify import notifications
+
+    code = _exit_code(decision)
+    runs = {side: {"path": str(record.path), "run_id": record.header.run_id,
+                   "target": record.header.target}
+            for side, record in (("baseline", comparison.baseline),
+                                 ("candidate", comparison.candidate))}
+    if notify is not None:
+        import json
+
+        body = notifications(decision, suite=comparison.candidate.header.suite,
+                             baseline_run=comparison.baseline.header.run_id,
+                             candidate_run=comparison.candidate.header.run_id,
+                             report=str(report) if report else None)
+        write_atomic(notify, json.dumps(body, indent=2, ensure_ascii=False) + "\n")
+        out.line(f"notifications: {notify} ({len(body['notifications'])})")
+    out.document({
+        "version": JSON_VERSION, "command": command, "exit_code": code,
+        "decision": decision.outcome, "suite": comparison.candidate.header.suite, **runs,
+        "counts": {t.value: n for t, n in comparison.counts().items()},
+        **facts, **decision.to_dict(),
+        "files": {name: str(path) for name, path in (written or {}).items()},
+        "notifications_file": str(notify) if notify else None,
+        "said": out.said,
+    })
+    return code
 
 
 def _exit_code(decision: Decision) -> int:
@@ -538,24 +649,13 @@ def _exit_code(decision: Decision) -> int:
 def _compare(args: argparse.Namespace) -> int:
     import json
 
-    from harness.compare import compare
+    from harness.compare import OutputState, compare
+    from harness.diff import output_lines
     from harness.records import read_run
 
     comparison = compare(read_run(args.baseline), read_run(args.candidate))
     if args.format == "json":
-        rows = [
-            {"case_id": c.case_id, "transition": c.transition.value, "incident": c.incident,
-             "baseline": c.baseline.verdict if c.baseline else None,
-             "candidate": c.candidate.verdict if c.candidate else None,
-             "baseline_pass_rate": c.baseline.pass_rate if c.baseline else None,
-             "candidate_pass_rate": c.candidate.pass_rate if c.candidate else None,
-             "candidate_interval": c.candidate_interval, "similarity": c.similarity,
-             "check_changes": [_change_as_dict(change) for change in c.check_changes],
-             "structured_diffs": c.structured_diffs}
-            for c in comparison.cases
-        ]
-        print(json.dumps({"counts": {t.value: n for t, n in comparison.counts().items()},
-                          "cases": rows}, indent=2))
+        print(json.dumps(comparison.to_dict(), indent=2))
         return EXIT_OK
     for case in comparison.cases:
         before = case.baseline.verdict if case.baseline else "-"
@@ -566,19 +666,22 @@ def _compare(args: argparse.Namespace) -> int:
             interval = f"  pass rate {case.latest.pass_rate:.0%} (95% CI {low:.0%}-{high:.0%})"
         _say(f"{case.case_id:<24} {case.transition.value:<14} {before:>5} -> {after:<5}{interval}")
         for change in case.check_changes:
-            _say(f"    {change.kind} (line {change.line}): {change.baseline} -> "
-                 f"{change.candidate}: {change.reason}")
+            where = "" if change.line is None else f" (line {change.line})"
+            reason = next(iter(change.reason.splitlines()), "")
+            _say(f"    {change.kind}{where}: {change.baseline or 'absent'} -> "
+                 f"{change.candidate or 'absent'}: {reason}")
+        if case.output_state is OutputState.CHANGED:
+            print(f"    output, word by word (similarity {case.similarity} / 100):")
+            _say("\n".join(f"      {line}" for line in output_lines(
+                case.output_diff, omitted=case.output_diff_omitted)))
+        elif case.output_state is OutputState.NO_RESPONSE:
+            print("    output: not compared, a run has no response for this case")
         for name, lines in case.structured_diffs.items():
             print(f"    {name}:")
             _say("\n".join(f"      {line}" for line in lines))
     counts = ", ".join(f"{n} {t.value}" for t, n in comparison.counts().items() if n)
     print(f"\n{counts}")
     return EXIT_OK
-
-
-def _change_as_dict(change: CheckChange) -> dict[str, object]:
-    return {"kind": change.kind, "line": change.line, "baseline": change.baseline,
-            "candidate": change.candidate, "reason": change.reason}
 
 
 def _signoff_options(parser: argparse.ArgumentParser) -> None:
@@ -617,6 +720,7 @@ def _gate(args: argparse.Namespace) -> int:
     from harness.signoff.policy import SignoffPolicy
     from harness.signoff.status import awaiting, stand
 
+    out = _Out(args.format)
     baseline, candidate = read_run(args.baseline), read_run(args.candidate)
     suite = loader.load_suite(args.suite) if args.suite else None
     if suite is not None and suite.digest != candidate.header.suite_digest:
@@ -671,14 +775,16 @@ def _gate(args: argparse.Namespace) -> int:
                                                           manifest.suite_path)
         reviewers = args.reviewers or root / "reviewers.yaml"
         history = check_history(manifest.path.parent, args.since, reviewers=reviewers)
-        print(f"history: {history.note}")
+        out.line(f"history: {history.note}")
         ledger = ledger_for(manifest, args.ledger)
         decision = stand(manifest, policy=policy, tests=decision, ledger=ledger,
                          reviewers=reviewers, untrusted=history.problems,
                          accepted=history.accepted(ledger)).decision
-    print(f"policy: {source}")
-    _print_decision(decision)
-    return _exit_code(decision)
+    out.line(f"policy: {source}")
+    _print_decision(decision, out)
+    report = manifest.path.parent / manifest.report if manifest is not None else None
+    return _decided("gate", decision, comparison, out, notify=args.notify, report=report,
+                    policy=source)
 
 
 def _suite_of_run(run: RunRecord) -> Suite | None:
@@ -728,6 +834,7 @@ def _validate(args: argparse.Namespace) -> int:
     from harness.signoff.policy import SignoffPolicy
     from harness.signoff.status import awaiting, stand
 
+    out = _Out(args.format)
     if all(str(ref or "").endswith(".jsonl") for ref in (args.baseline, args.candidate)):
         isolated = _isolated(args.argv)  # nothing to run: decide in a clean process at once
         if isolated is not None:
@@ -740,12 +847,14 @@ def _validate(args: argparse.Namespace) -> int:
                    "TARGET_OR_RUN_FILE (or gate.baseline and gate.candidate); targets: "
                    f"{', '.join(suite.targets)}")
         raise InputError(problem, path=suite.path, field="gate")
-    code, baseline_path = _run_file(suite, baseline_ref, args)
-    if baseline_path is None:
-        return code
-    code, candidate_path = _run_file(suite, candidate_ref, args)
-    if candidate_path is None:
-        return code
+    # In json mode what the runs say goes to stderr: stdout carries the one document.
+    with contextlib.redirect_stdout(sys.stderr) if out.json else contextlib.nullcontext():
+        code, baseline_path = _run_file(suite, baseline_ref, args)
+        if baseline_path is None:
+            return code
+        code, candidate_path = _run_file(suite, candidate_ref, args)
+        if candidate_path is None:
+            return code
     ran = (baseline_path, candidate_path) != (Path(baseline_ref), Path(candidate_ref))
     # Targets that ran in this process may have changed it: the decision is made in a fresh
     # one, from the records alone.
@@ -764,13 +873,18 @@ def _validate(args: argparse.Namespace) -> int:
     calibrations = latest_calibrations(suite.root / CALIBRATIONS)
     tests = decide(comparison, gate_policy, calibrations)
     folder = args.out_dir or suite.root / "reports"
-    written = paths_for(folder, suite.name, candidate.header.run_id)
+    written = paths_for(folder, suite.name, candidate.header.run_id, baseline.header.run_id)
+    earlier = paths_for(folder, suite.name, candidate.header.run_id)  # the former name
+    if not written.manifest.exists() and earlier.manifest.exists() and \
+            load_manifest(earlier.manifest).baseline_run.sha256 == sha256_file(baseline.path):
+        written = earlier  # this very comparison, validated (and perhaps signed) before
     if written.manifest.exists():  # validated before (and perhaps signed): the report is kept
         manifest = load_manifest(written.manifest)
         if manifest.baseline_run.sha256 != sha256_file(baseline.path):
-            problem = (f"a validation report of this candidate against another baseline run "
-                       f"({manifest.baseline_run.path}) already exists and is kept as it is; "
-                       f"its sign-offs are about that comparison, not this one")
+            problem = (f"the validation report {written.html} names this baseline run but "
+                       f"another file ({manifest.baseline_run.path}, sha256 "
+                       f"{manifest.baseline_run.sha256}): the record changed since; it is kept "
+                       f"as it is")
             raise InputError(problem, path=written.manifest)
         policy = (SignoffPolicy.of_manifest(manifest, required=args.require_signoff)
                   if manifest.version >= 2
@@ -788,21 +902,24 @@ def _validate(args: argparse.Namespace) -> int:
     if policy is not None:
         reviewers = args.reviewers or suite.root / "reviewers.yaml"
         history = check_history(folder, args.since, reviewers=reviewers)
-        print(f"history: {history.note}")
+        out.line(f"history: {history.note}")
         ledger = ledger_for(manifest, args.ledger)
         decision = stand(manifest, policy=policy, tests=tests, ledger=ledger,
                          reviewers=reviewers, untrusted=history.problems,
                          accepted=history.accepted(ledger)).decision
     counts = ", ".join(f"{n} {t.value}" for t, n in comparison.counts().items() if n)
-    print(f"{baseline.header.target} -> {candidate.header.target}: {counts}")
-    _print_decision(decision)
+    out.line(f"{baseline.header.target} -> {candidate.header.target}: {counts}")
+    _print_decision(decision, out)
     if decision.awaiting:
-        print(f"next: each required role signs the report (harness signoff {written.html} "
-              f"--reviewer ID --decision approve), then run this again")
-    print(f"report: {written.html}")
-    print(f"summary: {written.markdown}")
-    print(f"junit: {written.junit}")
-    return _exit_code(decision)
+        out.line(f"next: each required role signs the report (harness signoff {written.html} "
+                 f"--reviewer ID --decision approve), then run this again")
+    out.line(f"report: {written.html}")
+    out.line(f"summary: {written.markdown}")
+    out.line(f"junit: {written.junit}")
+    files = {"report": written.html, "summary": written.markdown, "junit": written.junit,
+             "manifest": written.manifest}
+    return _decided("validate", decision, comparison, out, notify=args.notify,
+                    report=written.html, written=files, policy=f"the suite {suite.path}")
 
 
 def _signoff(args: argparse.Namespace) -> int:
@@ -889,6 +1006,7 @@ def _verify(args: argparse.Namespace) -> int:
     from harness.signoff.ledger import LEGACY_LEDGER, Verification, ledger_for, verify
     from harness.signoff.status import report_problems
 
+    out = _Out(args.format)
     reviewers = load_reviewers(args.reviewers)
     reports = list(args.reports)
     if not reports and args.ledger is None:
@@ -902,7 +1020,7 @@ def _verify(args: argparse.Namespace) -> int:
         histories[folder.resolve()] = history = check_history(folder, args.since,
                                                               reviewers=args.reviewers)
         problems.extend(history.problems)
-        print(f"history: {history.note}")
+        out.line(f"history: {history.note}")
     checked: dict[Path, Verification] = {}
 
     def ledger_checked(path: Path) -> Verification | None:
@@ -931,14 +1049,25 @@ def _verify(args: argparse.Namespace) -> int:
         for ledger in sorted(args.reports_dir.glob(f"*{LEGACY_LEDGER}")):
             ledger_checked(ledger)
     for problem in problems:
-        _say(f"INVALID {problem}")
+        out.line(f"INVALID {problem}")
     for path, verification in checked.items():
         head = verification.head
         state = "valid" if verification.valid else "invalid"
-        print(f"ledger {path}: {state}, {head['count']} record(s), head {head['last_hash']}")
+        out.line(f"ledger {path}: {state}, {head['count']} record(s), head {head['last_hash']}")
     state = "valid" if not problems else "INVALID"
-    print(f"{state}: {len(reports)} report(s), {len(checked)} ledger(s) checked")
-    return EXIT_OK if not problems else EXIT_FAILED
+    out.line(f"{state}: {len(reports)} report(s), {len(checked)} ledger(s) checked")
+    code = EXIT_OK if not problems else EXIT_FAILED
+    out.document({
+        "version": JSON_VERSION, "command": "verify", "exit_code": code,
+        "valid": not problems, "problems": problems,
+        "reports": [str(report) for report in reports],
+        "ledgers": [{"path": str(path), "valid": verification.valid,
+                     "records": verification.head["count"],
+                     "head": verification.head["last_hash"]}
+                    for path, verification in checked.items()],
+        "said": out.said,
+    })
+    return code
 
 
 def _keygen(args: argparse.Namespace) -> int:
@@ -1003,17 +1132,39 @@ def _check(args: argparse.Namespace) -> int:
     from harness.intake import registry_check
     from harness.signoff.status import accepted_retirements
 
+    out = _Out(args.format)
     accepted = accepted_retirements(args.root / "reports", args.root / "reviewers.yaml")
     notes: list[str] = []
-    findings = registry_check.check_registry(args.root, run_targets=not args.no_targets,
-                                             since=args.since, accepted_retirements=accepted,
-                                             notes=notes, judges=not args.no_judges,
-                                             no_cache=args.no_cache)
-    rows = registry_check.completeness(registry_check.load_cases(args.root / "cases"))
-    _say(registry_check.render_report(findings, rows))
+    with contextlib.redirect_stdout(sys.stderr) if out.json else contextlib.nullcontext():
+        findings = registry_check.check_registry(
+            args.root, run_targets=not args.no_targets, since=args.since,
+            accepted_retirements=accepted, notes=notes, judges=not args.no_judges,
+            no_cache=args.no_cache)
+    cases = registry_check.load_cases(args.root / "cases")
+    rows = registry_check.completeness(cases)
+    for line in registry_check.render_report(findings, rows).splitlines():
+        out.line(line)
     for note in notes:
-        print(note)
-    return EXIT_FAILED if findings else EXIT_OK
+        out.line(note)
+    code = EXIT_FAILED if findings else EXIT_OK
+    people = {case.id: case.incident for case in cases if case.incident is not None}
+
+    def finding(item: registry_check.Finding) -> dict[str, Any]:
+        incident = people.get(item.case_id or "")
+        return {"path": item.path, "line": item.line, "case_id": item.case_id,
+                "rule": item.rule, "message": item.message, "fix": item.fix,
+                "owner": incident.owner if incident else None,
+                "business_owner": incident.business_owner if incident else None}
+
+    out.document({
+        "version": JSON_VERSION, "command": "check", "exit_code": code,
+        "clean": not findings, "findings": [finding(item) for item in findings],
+        "completeness": [{"case_id": row.case_id, "present": row.present,
+                          "missing": row.missing, "reconstructed": row.reconstructed}
+                         for row in rows],
+        "notes": notes, "said": out.said,
+    })
+    return code
 
 
 def _calibrate(args: argparse.Namespace) -> int:

@@ -6,22 +6,27 @@ the candidate is the run to restore or deploy. Comparison only describes; the ga
 
 from __future__ import annotations
 
-import difflib
 import math
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from harness.diff import (
+    MAX_DIFF_CHARS,
+    CallChange,
+    CallOp,
+    align_calls,
+    call_lines,
+    not_diffed,
+    word_diff,
+)
 from harness.errors import InputError
 from harness.model import CaseResult, TargetResponse
 from harness.records import RunRecord
 
 MAX_DIFF_LINES = 60
 """Longest structured diff kept per field."""
-MAX_DIFF_WORDS = 2_000
-"""Outputs longer than this many words are diffed only up to it."""
 
 
 class Transition(StrEnum):
@@ -37,15 +42,36 @@ class Transition(StrEnum):
     ERROR = "error"
 
 
+class OutputState(StrEnum):
+    """Whether a case's two outputs were diffed and, if not, why."""
+
+    CHANGED = "changed"
+    IDENTICAL = "identical"
+    ONE_RUN = "one_run"
+    """The case is in one run only."""
+    STILL_PASSING = "still_passing"
+    """Not diffed: the case passes in both runs."""
+    NO_RESPONSE = "no_response"
+    """A run has no response for the case (its trials errored)."""
+
+
 @dataclass(frozen=True, slots=True)
 class CheckChange:
-    """A check whose verdict differs between the runs (first trial of each)."""
+    """A check whose verdict differs between the runs (first trial of each); ``None`` where
+    the check is absent from a run. The reason is the candidate's (the baseline's for a check
+    the candidate lacks)."""
 
     kind: str
     line: int | None
     baseline: str | None
     candidate: str | None
     reason: str
+    turn: int | None = None
+    """The turn a per-turn check judged (multi-turn cases); None for the case's own checks."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "line": self.line, "baseline": self.baseline,
+                "candidate": self.candidate, "reason": self.reason}
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +86,12 @@ class CaseComparison:
     candidate_interval: tuple[float, float] | None = None
     check_changes: tuple[CheckChange, ...] = ()
     output_diff: tuple[tuple[str, str], ...] = ()
+    output_diff_omitted: int = 0
+    """Characters of the two outputs past what the word diff covers (its caps)."""
     similarity: float | None = None
+    """rapidfuzz's ratio (0-100) of the two outputs' first :data:`MAX_DIFF_CHARS` characters."""
+    tool_call_diff: tuple[CallChange, ...] = ()
+    """The tool calls of both runs aligned; empty when no call changed."""
     structured_diffs: dict[str, list[str]] = field(default_factory=dict)
     case_changed: bool = False
 
@@ -75,6 +106,35 @@ class CaseComparison:
     def incident(self) -> bool:
         return self.latest.incident
 
+    @property
+    def output_state(self) -> OutputState:
+        if self.baseline is None or self.candidate is None:
+            return OutputState.ONE_RUN
+        if self.transition is Transition.STILL_PASSING:
+            return OutputState.STILL_PASSING
+        if self.similarity is None:
+            return OutputState.NO_RESPONSE
+        return OutputState.CHANGED if self.output_diff else OutputState.IDENTICAL
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form ``harness compare --format json`` prints for this case."""
+        baseline, candidate = self.baseline, self.candidate
+        return {
+            "case_id": self.case_id, "transition": self.transition.value,
+            "incident": self.incident,
+            "baseline": baseline.verdict if baseline else None,
+            "candidate": candidate.verdict if candidate else None,
+            "baseline_pass_rate": baseline.pass_rate if baseline else None,
+            "candidate_pass_rate": candidate.pass_rate if candidate else None,
+            "candidate_interval": self.candidate_interval, "similarity": self.similarity,
+            "check_changes": [change.to_dict() for change in self.check_changes],
+            "structured_diffs": self.structured_diffs,
+            "output_diff_state": self.output_state.value,
+            "output_diff": [{"op": op, "text": text} for op, text in self.output_diff],
+            "output_diff_omitted": self.output_diff_omitted,
+            "tool_call_diff": [change.to_dict() for change in self.tool_call_diff],
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class Comparison:
@@ -87,6 +147,11 @@ class Comparison:
     def counts(self) -> dict[Transition, int]:
         counted = Counter(case.transition for case in self.cases)
         return {transition: counted.get(transition, 0) for transition in Transition}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form ``harness compare --format json`` prints."""
+        return {"counts": {t.value: n for t, n in self.counts().items()},
+                "cases": [case.to_dict() for case in self.cases]}
 
 
 def wilson_interval(passes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
@@ -142,35 +207,27 @@ def _response(result: CaseResult | None) -> TargetResponse | None:
     return with_response[0].response if with_response else None
 
 
-def word_diff(before: str, after: str) -> tuple[tuple[str, str], ...]:
-    """A word-level diff as (op, text) pairs; op is ``equal``, ``delete`` or ``insert``."""
-    old = re.findall(r"\S+|\s+", before)[:MAX_DIFF_WORDS]
-    new = re.findall(r"\S+|\s+", after)[:MAX_DIFF_WORDS]
-    matcher = difflib.SequenceMatcher(a=old, b=new, autojunk=False)
-    parts: list[tuple[str, str]] = []
-    for op, a1, a2, b1, b2 in matcher.get_opcodes():
-        if op == "equal":
-            parts.append(("equal", "".join(old[a1:a2])))
-            continue
-        if op in ("delete", "replace"):
-            parts.append(("delete", "".join(old[a1:a2])))
-        if op in ("insert", "replace"):
-            parts.append(("insert", "".join(new[b1:b2])))
-    return tuple(parts)
+def _capped(lines: list[str]) -> list[str]:
+    if len(lines) > MAX_DIFF_LINES:
+        return [*lines[:MAX_DIFF_LINES], f"... ({len(lines) - MAX_DIFF_LINES} more)"]
+    return lines
 
 
-def _structured(before: TargetResponse, after: TargetResponse) -> dict[str, list[str]]:
-    from deepdiff import DeepDiff  # imported here: only comparisons with changes need it
-
+def _structured(before: TargetResponse, after: TargetResponse,
+                calls: tuple[CallChange, ...]) -> dict[str, list[str]]:
+    """Human-readable lines per field that differs: the tool calls as aligned by
+    :func:`harness.diff.align_calls`, sources and approvals position by position."""
     diffs: dict[str, list[str]] = {}
+    if calls:
+        diffs["tool_calls"] = _capped(call_lines(calls))
     old, new = before.to_dict(), after.to_dict()
-    for name in ("tool_calls", "sources", "approvals"):
+    for name in ("sources", "approvals"):
         if old[name] == new[name]:
             continue
+        from deepdiff import DeepDiff  # imported here: only comparisons with changes need it
+
         lines = DeepDiff(old[name], new[name], verbose_level=2).pretty().splitlines()
-        if len(lines) > MAX_DIFF_LINES:
-            lines = [*lines[:MAX_DIFF_LINES], f"... ({len(lines) - MAX_DIFF_LINES} more)"]
-        diffs[name] = [line.replace("root", name, 1) for line in lines]
+        diffs[name] = _capped([line.replace("root", name, 1) for line in lines])
     return diffs
 
 
@@ -192,6 +249,7 @@ def _check_changes(baseline: CaseResult, candidate: CaseResult) -> tuple[CheckCh
             baseline=before.verdict if before else None,
             candidate=after.verdict if after else None,
             reason=shown.reason,
+            turn=shown.turn,
         ))
     return tuple(changes)
 
@@ -210,8 +268,15 @@ def compare_case(baseline: CaseResult | None, candidate: CaseResult | None) -> C
 
             if before.output != after.output:
                 details["output_diff"] = word_diff(before.output, after.output)
-            details["similarity"] = round(fuzz.ratio(before.output, after.output), 1)
-            details["structured_diffs"] = _structured(before, after)
+                details["output_diff_omitted"] = (not_diffed(before.output)
+                                                  + not_diffed(after.output))
+            cut = MAX_DIFF_CHARS  # an output of megabytes would take rapidfuzz minutes
+            details["similarity"] = round(fuzz.ratio(before.output[:cut], after.output[:cut]), 1)
+            calls = align_calls(before.tool_calls, after.tool_calls)
+            if any(call.op is not CallOp.UNCHANGED for call in calls):
+                details["tool_call_diff"] = calls
+            details["structured_diffs"] = _structured(before, after,
+                                                      details.get("tool_call_diff", ()))
     return CaseComparison(
         case_id=case_id, transition=kind, baseline=baseline, candidate=candidate,
         baseline_interval=_interval(baseline), candidate_interval=_interval(candidate),

@@ -37,7 +37,9 @@ def headline(result: CaseResult) -> str:
 
 def check_lines(outcome: CheckOutcome, indent: str = "  ") -> list[str]:
     """A check's verdict with its reason and, unless it passed, its evidence."""
-    where = f" (line {outcome.line})" if outcome.line else ""
+    placed = [f"turn {outcome.turn}"] if outcome.turn is not None else []
+    placed += [f"line {outcome.line}"] if outcome.line else []
+    where = f" ({', '.join(placed)})" if placed else ""
     label = {"pass": "pass ", "fail": "FAIL ", "error": "ERROR"}[outcome.verdict]
     lines = [f"{indent}{label} {outcome.kind}{where}: {outcome.reason}"]
     if outcome.verdict == "pass":
@@ -58,6 +60,17 @@ def check_lines(outcome: CheckOutcome, indent: str = "  ") -> list[str]:
     return lines
 
 
+def conversation_lines(trial: Trial, indent: str = "") -> list[str]:
+    """A multi-turn trial's conversation, one line per message, long messages shortened."""
+    lines = [f"{indent}conversation:"] if trial.turns else []
+    for number, turn in enumerate(trial.turns, start=1):
+        lines.append(f"{indent}  turn {number} user:      {shorten(turn.user)}")
+        answer = (shorten(turn.response.output) if turn.response is not None
+                  else f"(no answer: {turn.error})")
+        lines.append(f"{indent}  turn {number} assistant: {answer}")
+    return lines
+
+
 def trial_lines(trial: Trial, *, numbered: bool) -> list[str]:
     lines = [f"trial {trial.index}: {trial.verdict}"] if numbered else []
     indent = "  " if numbered else ""
@@ -65,6 +78,7 @@ def trial_lines(trial: Trial, *, numbered: bool) -> list[str]:
         lines.append(f"{indent}ERROR target: {trial.error}")
     for outcome in trial.checks:
         lines.extend(check_lines(outcome, indent))
+    lines.extend(conversation_lines(trial, indent))
     return lines
 
 

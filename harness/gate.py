@@ -100,6 +100,20 @@ class GatePolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class FailingCheck:
+    """A check a reason names: what failed in the candidate, where, and why in one line."""
+
+    kind: str
+    line: int | None
+    verdict: str
+    reason: str
+
+    def __str__(self) -> str:
+        where = f" (line {self.line})" if self.line else ""
+        return f"{self.kind}{where}: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
 class Reason:
     """Why the gate decided as it did, about one case (or the run, when ``case_id`` is None)."""
 
@@ -111,6 +125,18 @@ class Reason:
     owner: str | None = None
     severity: str | None = None
     category: str | None = None
+    business_owner: str | None = None
+    checks: tuple[FailingCheck, ...] = ()
+    """The candidate's failing checks the message names (the first failing trial's)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The reason as ``--format json`` and the manifest give it."""
+        return {"rule": self.rule, "blocking": self.blocking, "case_id": self.case_id,
+                "message": self.message, "title": self.title, "owner": self.owner,
+                "business_owner": self.business_owner, "severity": self.severity,
+                "category": self.category,
+                "checks": [{"kind": c.kind, "line": c.line, "verdict": c.verdict,
+                            "reason": c.reason} for c in self.checks]}
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,15 +163,52 @@ class Decision:
         return tuple(reason for reason in self.reasons if not reason.blocking)
 
     def owners(self) -> list[str]:
-        """Everyone to notify: the owners of the cases that block."""
+        """The owners of the cases that block."""
         return sorted({r.owner for r in self.blocking if r.owner})
 
+    def to_dict(self) -> dict[str, Any]:
+        """The decision as ``--format json`` gives it: the outcome, every reason (blocking
+        first), the owners and everyone to tell."""
+        return {"outcome": self.outcome,
+                "reasons": [reason.to_dict() for reason in (*self.blocking, *self.notes)],
+                "owners": self.owners(),
+                "notify": [{"person": r.person, "role": r.role, "case_ids": list(r.case_ids)}
+                           for r in self.recipients()]}
 
-def _reason(case: CaseComparison, rule: str, message: str, *, blocking: bool = True) -> Reason:
+    def recipients(self) -> list[Recipient]:
+        """Everyone who must be told: each blocking case's owner and business owner, with the
+        cases that concern them, in a stable order."""
+        found: dict[tuple[str, str], list[str]] = {}
+        for reason in self.blocking:
+            if reason.case_id is None:
+                continue
+            for role, person in (("owner", reason.owner),
+                                 ("business_owner", reason.business_owner)):
+                if person:
+                    cases = found.setdefault((person, role), [])
+                    if reason.case_id not in cases:
+                        cases.append(reason.case_id)
+        return [Recipient(person, role, tuple(cases))
+                for (person, role), cases in sorted(found.items())]
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """Someone a blocking decision must reach, in which role, about which cases."""
+
+    person: str
+    role: str
+    """``owner`` (fixes the workflow) or ``business_owner`` (answers for it to customers)."""
+    case_ids: tuple[str, ...]
+
+
+def _reason(case: CaseComparison, rule: str, message: str, *, blocking: bool = True,
+            checks: tuple[FailingCheck, ...] = ()) -> Reason:
     result = case.latest
     return Reason(rule=rule, message=message, blocking=blocking, case_id=case.case_id,
                   title=result.title, owner=result.owner, severity=result.severity,
-                  category=result.category)
+                  category=result.category, business_owner=result.business_owner,
+                  checks=checks)
 
 
 def _rate(case: CaseComparison) -> str:
@@ -154,17 +217,50 @@ def _rate(case: CaseComparison) -> str:
     return f"{passed} of {len(result.trials)} trial(s) passed"
 
 
+MAX_NAMED_CHECKS = 2
+"""How many failing checks a reason names before counting the rest."""
+
+
+def _short(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def failing_checks(case: CaseComparison,
+                   verdicts: tuple[str, ...] = ("fail", "error")) -> tuple[FailingCheck, ...]:
+    """The candidate's failing checks: every one of the first trial that has any."""
+    for trial in case.latest.trials:
+        failing = tuple(FailingCheck(check.kind, check.line, check.verdict, _short(check.reason))
+                        for check in trial.checks if check.verdict in verdicts)
+        if failing:
+            return failing
+    return ()
+
+
+def _because(checks: tuple[FailingCheck, ...]) -> str:
+    """The checks as a reason's message says them: the first few, then how many more."""
+    if not checks:
+        return ""
+    more = len(checks) - MAX_NAMED_CHECKS
+    return (": " + "; ".join(map(str, checks[:MAX_NAMED_CHECKS]))
+            + (f"; and {more} more" if more > 0 else ""))
+
+
 def _judge_case(case: CaseComparison, policy: GatePolicy,
                 retired: Mapping[str, str]) -> Reason | None:
     kind = case.transition
     what = "incident case" if case.incident else "case"
+    failing = failing_checks(case)
     if kind is Transition.REGRESSED:
         return _reason(case, "regressed",
-                       f"{what} passed in the baseline and fails in the candidate ({_rate(case)})")
+                       f"{what} passed in the baseline and fails in the candidate ({_rate(case)})"
+                       f"{_because(failing)}", checks=failing)
     if kind is Transition.ERROR:
+        errored = failing_checks(case, ("error",))
         errors = [t.error for t in case.latest.trials if t.error]
-        detail = f": {errors[0]}" if errors else ""
-        return _reason(case, "error", f"{what} errored in the candidate run{detail}")
+        detail = f": {_short(errors[0])}" if errors else _because(errored)
+        return _reason(case, "error", f"{what} errored in the candidate run{detail}",
+                       checks=errored)
     if kind is Transition.STILL_FAILING:
         if case.incident and not policy.in_scope(case):
             return _reason(case, "still_failing_out_of_scope",
@@ -172,9 +268,10 @@ def _judge_case(case: CaseComparison, policy: GatePolicy,
                            blocking=False)
         message = ("incident case still fails: the fix is not validated" if case.incident
                    else "case fails in both runs")
-        return _reason(case, "still_failing", message)
+        return _reason(case, "still_failing", message + _because(failing), checks=failing)
     if kind is Transition.NEW and case.latest.verdict != "pass":
-        return _reason(case, "new_failing", f"new {what} fails in the candidate ({_rate(case)})")
+        return _reason(case, "new_failing", f"new {what} fails in the candidate ({_rate(case)})"
+                                            f"{_because(failing)}", checks=failing)
     if kind is Transition.REMOVED:
         if case.incident and case.case_id in retired:
             return _reason(case, "retired",
@@ -198,10 +295,12 @@ def _judge_case(case: CaseComparison, policy: GatePolicy,
                            f"trials disagree ({_rate(case)}) but reach the pass rate over "
                            f"{trials} trials", blocking=False)
         if settled:
-            return _reason(case, "flaky_failing", f"trials disagree and fall short ({_rate(case)})")
+            return _reason(case, "flaky_failing", f"trials disagree and fall short ({_rate(case)})"
+                                                  f"{_because(failing)}", checks=failing)
         need = (f"; the policy settles at {policy.settle_trials} trials"
                 if policy.settle_trials else "; set gate.settle_trials to settle it by trials")
-        return _reason(case, "flaky", f"trials disagree ({_rate(case)}){need}")
+        return _reason(case, "flaky", f"trials disagree ({_rate(case)}){need}"
+                                      f"{_because(failing)}", checks=failing)
     if case.case_changed and kind is not Transition.NEW:
         return _reason(case, "case_changed",
                        "case file changed between the runs: verdicts may not be comparable",

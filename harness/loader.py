@@ -35,6 +35,7 @@ from harness.model import (
     JudgeSpec,
     Suite,
     TargetSpec,
+    Turn,
 )
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
@@ -230,11 +231,7 @@ def _build_expectation(entry: Any, where: str, line: int | None) -> Expectation:
     return Expectation(kind=str(kind), params=params, check=check, line=line)
 
 
-CASE_SCHEMA = schema.case_record(schema.Custom(
-    _build_expectation,
-    schema={"type": "object", "minProperties": 1, "maxProperties": 1,
-            "description": "One check: 'kind: params'. See `harness checks`."},
-))
+CASE_SCHEMA = schema.case_record(schema.Custom(_build_expectation, schema=checks.json_schema))
 
 
 def cases_root(path: Path) -> Path:
@@ -286,7 +283,10 @@ def load_case(
             prevention=fields.get("prevention"),
             references=tuple(fields.get("references", ())),
         )
-    if "input" in fields:
+    turns = _turns(fields, data, shown, text)
+    if turns:
+        case_input = fields.get("context", {})
+    elif "input" in fields:
         case_input = fields["input"]
     elif "input" in evidence:
         case_input = evidence["input"]
@@ -316,16 +316,63 @@ def load_case(
         retired=fields["retired"]["reason"] if "retired" in fields else None,
         reference=fields.get("reference"),
         acceptable_outputs=tuple(fields.get("acceptable_outputs", ())),
+        turns=turns,
+        expect_on=fields.get("expect_on", "final"),
     )
     _issue_notes(case)
     return case
 
 
+TURN_FIELDS = ("context", "expect_on")
+"""Case fields that only mean something beside ``turns``."""
+TURN_REQUEST_KEYS = ("message", "messages")
+"""Keys of a turn's request the harness fills: ``context`` may not hold them."""
+
+
+def _turns(fields: Mapping[str, Any], data: Any, path: Path, text: str) -> tuple[Turn, ...]:
+    """The case's scripted turns (empty without ``turns``); ``turns`` beside ``input``, or
+    ``context`` and ``expect_on`` without ``turns``, are errors at their line."""
+
+    def fail(problem: str, field: str, line: int | None) -> InputError:
+        excerpt = _excerpt(text, line) if line else None
+        return InputError(problem, path=path, line=line, field=field, excerpt=excerpt)
+
+    if "turns" not in fields:
+        for name in TURN_FIELDS:
+            if name in fields:
+                raise fail(f"{name} applies only to a case with turns", name,
+                           data.lines.get(name))
+        return ()
+    if "input" in fields:
+        raise fail("input and turns exclude each other: a case sends one input, or scripts "
+                   "a conversation in turns; put what every turn's request carries in context",
+                   "input", data.lines.get("input"))
+    context = fields.get("context", {})
+    for key in TURN_REQUEST_KEYS:
+        if key in context:
+            line = schema.line_of(data["context"], key, data.lines.get("context"))
+            raise fail(f"context may not hold {key!r}: each turn's request gets the turn's "
+                       f"message as 'message' and the conversation so far as 'messages'",
+                       f"context.{key}", line)
+    return tuple(Turn(user=turn["user"], expect=tuple(turn["expect"]), line=turn["line"])
+                 for turn in fields["turns"])
+
+
 def _issue_notes(case: Case) -> None:
-    for index, expectation in enumerate(case.expect):
+    for where, expectation in _placed(case):
         for note in checks.notes_of(expectation.check):
-            where = f"{case.path}:{expectation.line}: expect[{index}].{expectation.kind}"
-            warnings.warn(HarnessNote(f"{where}: {note}"), stacklevel=3)
+            warnings.warn(HarnessNote(f"{case.path}:{expectation.line}: {where}: {note}"),
+                          stacklevel=3)
+
+
+def _placed(case: Case) -> Iterable[tuple[str, Expectation]]:
+    """Every check of the case with the field path that names it in errors: ``expect[0].kind``,
+    ``turns[2].expect[0].kind``."""
+    for index, expectation in enumerate(case.expect):
+        yield f"expect[{index}].{expectation.kind}", expectation
+    for number, turn in enumerate(case.turns):
+        for index, expectation in enumerate(turn.expect):
+            yield f"turns[{number}].expect[{index}].{expectation.kind}", expectation
 
 
 def _check_timeline(timeline: Mapping[str, Any], raw: Any, path: Path) -> None:
@@ -496,15 +543,14 @@ def _check_resources(cases: Iterable[Case], sections: Mapping[str, Mapping[str, 
     """Every judge and embedder a check names must be in the suite: an InputError at the
     check's line otherwise, naming the ones there are."""
     for case in cases:
-        for index, expectation in enumerate(case.expect):
+        for where, expectation in _placed(case):
             for section, name in resources_of(expectation.check).items():
                 known = sections.get(section, {})
                 if name in known:
                     continue
                 listed = ", ".join(known) or f"none: add a {section}: section to {path}"
                 problem = f"no {section[:-1]} named {name!r} in the suite; {section}: {listed}"
-                raise InputError(problem, path=case.path, line=expectation.line,
-                                 field=f"expect[{index}].{expectation.kind}")
+                raise InputError(problem, path=case.path, line=expectation.line, field=where)
 
 
 def load_examples(path: Path) -> list[dict[str, Any]]:
@@ -542,15 +588,14 @@ def import_project_code(cases: Iterable[Case], root: Path) -> None:
     input before the first target call rather than an ``error`` outcome of every case.
     """
     for case in cases:
-        for index, expectation in enumerate(case.expect):
+        for where, expectation in _placed(case):
             if not isinstance(expectation.check, PythonCheck):
                 continue
             try:
                 expectation.check.load(root)
             except CheckParamError as exc:
-                field = f"expect[{index}].python.{exc.param}"
                 raise InputError(exc.problem, path=case.path, line=expectation.line,
-                                 field=field) from None
+                                 field=f"{where}.{exc.param}") from None
 
 
 def choose_target(suite: Suite, name: str | None) -> TargetSpec:

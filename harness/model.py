@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Callable, Mapping
+import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -262,6 +263,44 @@ def _approval(item: Mapping[str, Any]) -> Approval:
     )
 
 
+# --- what a target receives --------------------------------------------------------------
+
+Message = dict[str, str]
+"""One message of a conversation: ``{"role": "user" | "assistant", "content": text}``."""
+
+
+def message_text(case_input: Any) -> str:
+    """The user message a single-turn case's input stands for: a string is the message, any
+    other input its JSON (as the ``openai`` target has always sent it)."""
+    if isinstance(case_input, str):
+        return case_input
+
+    def fallback(item: Any) -> str:
+        if isinstance(item, dt.date | dt.datetime | dt.time):
+            return item.isoformat()
+        return str(item)  # e.g. YAML !!binary: building a request never fails
+
+    return json.dumps(case_input, ensure_ascii=False, default=fallback)
+
+
+def with_messages(case_input: Any) -> Any:
+    """A mapping input with ``messages``, the conversation it stands for, added when it has
+    none: one user message, its :func:`message_text`. A turn's request (see
+    :func:`turn_request`) and an ``openai``-style input already have theirs; any other input
+    (a string, a list) is returned as it is, so a workflow written for it keeps working."""
+    if isinstance(case_input, Mapping) and "messages" not in case_input:
+        return {**case_input, "messages": [{"role": "user", "content": message_text(case_input)}]}
+    return case_input
+
+
+def turn_request(context: Mapping[str, Any], user: str,
+                 history: Sequence[Message]) -> dict[str, Any]:
+    """What a target receives for one turn of a conversation: the case's ``context``, the
+    turn's ``message``, and ``messages``: the conversation so far, ending with this turn."""
+    return {**context, "message": user,
+            "messages": [*map(dict, history), {"role": "user", "content": user}]}
+
+
 # --- what a user writes --------------------------------------------------------------------
 
 
@@ -277,6 +316,9 @@ class CheckOutcome:
     obtained: Any = None
     evidence: Mapping[str, Any] = field(default_factory=dict)
     line: int | None = None
+    turn: int | None = None
+    """The turn (1-based) whose response a per-turn check judged; None for the case's own
+    checks."""
 
     @property
     def passed(self) -> bool:
@@ -332,6 +374,20 @@ class Expectation:
         )
 
 
+EXPECT_ON = ("final", "transcript")
+"""What a multi-turn case's own ``expect`` checks judge: the final turn's response (default)
+or the whole conversation (see :func:`harness.runner.transcript`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One user message of a scripted conversation, and the checks on the answer to it."""
+
+    user: str
+    expect: tuple[Expectation, ...] = ()
+    line: int | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Incident:
     """The incident record half of a case file: what happened, who owns it, what was done."""
@@ -383,10 +439,21 @@ class Case:
     """A known-good answer: what judge checks may compare with, and are calibrated on."""
     acceptable_outputs: tuple[str, ...] = ()
     """More known-good answers, for calibrating judges."""
+    turns: tuple[Turn, ...] = ()
+    """A scripted conversation: the target is called once per turn with the conversation so
+    far. Empty for a single-turn case; with turns, ``input`` is the case's ``context`` (what
+    every turn's request carries besides the conversation)."""
+    expect_on: str = "final"
+    """What ``expect`` judges in a multi-turn case: ``final`` or ``transcript``."""
 
     @property
     def is_incident(self) -> bool:
         return self.incident is not None
+
+    @property
+    def expectations(self) -> tuple[Expectation, ...]:
+        """Every check of the case: its own ``expect``, then each turn's."""
+        return self.expect + tuple(e for turn in self.turns for e in turn.expect)
 
 
 @dataclass(frozen=True, slots=True)
@@ -459,8 +526,25 @@ class Suite:
 
 
 @dataclass(frozen=True, slots=True)
+class Exchange:
+    """One turn of a conversation as a trial ran it: the user's message and the workflow's
+    response, or why there is none."""
+
+    user: str
+    response: TargetResponse | None = None
+    error: str | None = None
+    duration_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class Trial:
-    """One call of the target for a case, and the verdicts of the case's checks on it."""
+    """One call of the target for a case (one conversation, for a multi-turn case), and the
+    verdicts of the case's checks on it.
+
+    For a multi-turn case ``turns`` holds every turn that ran, ``checks`` the per-turn checks
+    (each with its ``turn``) and then the case's own, and ``response`` what the case's own
+    checks judged (the final turn's response, or the whole conversation).
+    """
 
     index: int
     verdict: Verdict
@@ -469,6 +553,7 @@ class Trial:
     error: str | None = None
     duration_s: float = 0.0
     attempts: int = 1
+    turns: tuple[Exchange, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -492,6 +577,8 @@ class CaseResult:
     owner: str | None = None
     case_digest: str = ""
     duration_s: float = 0.0
+    business_owner: str | None = None
+    """The incident's ``business_owner``, to be told when the case blocks (record version 3)."""
     strictness: Mapping[str, Any] | None = None
     """How strict the case was when it ran, for the gate to compare across runs: its checks
     (kind and parameters digest), ``trials``, ``min_pass_rate``, its input's digest and the

@@ -25,11 +25,14 @@ from typing import IO, Any
 from harness import __version__
 from harness.errors import InputError, TargetError
 from harness.git import head_commit
-from harness.model import CaseResult, CheckOutcome, TargetResponse, Trial
+from harness.model import CaseResult, CheckOutcome, Exchange, TargetResponse, Trial
 
-FORMAT_VERSION = 2
-VERSIONS = (1, 2)
-"""Run record versions this harness reads: version 2 adds each case's ``strictness``."""
+FORMAT_VERSION = 3
+VERSIONS = (1, 2, 3)
+"""Run record versions this harness reads: version 2 adds each case's ``strictness``, version 3
+its ``business_owner`` and, for a multi-turn case, each trial's ``turns`` (the user's message,
+the response or the error of every turn that ran) and each per-turn check's ``turn`` (and what
+the changelog lists for it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,17 +116,29 @@ _RESULT_FIELDS = tuple(f.name for f in fields(CaseResult) if f.name != "trials")
 _CHECK_FIELDS = tuple(f.name for f in fields(CheckOutcome))
 
 
+def _check_to_dict(check: CheckOutcome) -> dict[str, Any]:
+    """A check outcome's JSON form; ``turn`` only for a per-turn check, so a single-turn
+    case's line reads as it did before version 3."""
+    return {name: getattr(check, name) for name in _CHECK_FIELDS
+            if name != "turn" or check.turn is not None}
+
+
 def _trial_to_dict(trial: Trial) -> dict[str, Any]:
-    return {
+    body = {
         "index": trial.index,
         "verdict": trial.verdict,
         "duration_s": round(trial.duration_s, 6),
         "attempts": trial.attempts,
         "error": trial.error,
         "response": trial.response.to_dict() if trial.response else None,
-        "checks": [{name: getattr(check, name) for name in _CHECK_FIELDS}
-                   for check in trial.checks],
+        "checks": [_check_to_dict(check) for check in trial.checks],
     }
+    if trial.turns:
+        body["turns"] = [
+            {"user": turn.user, "response": turn.response.to_dict() if turn.response else None,
+             "error": turn.error, "duration_s": round(turn.duration_s, 6)}
+            for turn in trial.turns]
+    return body
 
 
 SYNC_INTERVAL_S = 0.05
@@ -271,16 +286,28 @@ def _check_from_dict(data: Mapping[str, Any]) -> CheckOutcome:
     return CheckOutcome(**data)
 
 
+def _response_from_dict(data: Mapping[str, Any] | None) -> TargetResponse | None:
+    return TargetResponse.from_dict(data) if data is not None else None
+
+
+def _exchange_from_dict(data: Mapping[str, Any]) -> Exchange:
+    if not isinstance(data.get("user"), str):
+        raise ValueError("a turn's user must be a string")
+    return Exchange(user=data["user"], response=_response_from_dict(data.get("response")),
+                    error=data.get("error"), duration_s=data.get("duration_s", 0.0))
+
+
 def _trial_from_dict(data: Mapping[str, Any]) -> Trial:
-    response = data.get("response")
+    """A trial as :func:`_trial_to_dict` wrote it; records before version 3 have no turns."""
     return Trial(
         index=data["index"],
         verdict=data["verdict"],
         checks=tuple(_check_from_dict(c) for c in data.get("checks", ())),
-        response=TargetResponse.from_dict(response) if response is not None else None,
+        response=_response_from_dict(data.get("response")),
         error=data.get("error"),
         duration_s=data.get("duration_s", 0.0),
         attempts=data.get("attempts", 1),
+        turns=tuple(_exchange_from_dict(t) for t in data.get("turns", ())),
     )
 
 

@@ -293,11 +293,16 @@ class Redactor:
 
     def _trial(self, trial: Trial) -> Trial:
         checks = [self._outcome(outcome) for outcome in trial.checks]
+        turns = [_updated(turn, user=self.text(turn.user), error=self._optional(turn.error),
+                          response=None if turn.response is None
+                          else self._response(turn.response))
+                 for turn in trial.turns]
         return _updated(
             trial,
             error=self._optional(trial.error),
             response=None if trial.response is None else self._response(trial.response),
             checks=_items(trial.checks, checks),
+            turns=_items(trial.turns, turns),
         )
 
     def _response(self, response: TargetResponse) -> TargetResponse:
@@ -378,7 +383,7 @@ def redact_result(result: CaseResult, *, canaries: Sequence[str] = (),
 
 def _no_leak_param(case: Case, name: str, *, shorthand: bool) -> tuple[str, ...]:
     found: list[str] = []
-    for expectation in case.expect:
+    for expectation in case.expectations:
         if expectation.kind != "no_leak":
             continue
         params = expectation.params

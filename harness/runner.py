@@ -11,13 +11,29 @@ import dataclasses
 import random
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from harness.checks import registry as check_registry
 from harness.digest import sha256_json
 from harness.errors import TargetError
-from harness.model import CallPolicy, Case, CaseResult, TargetResponse, TargetSpec, Trial
+from harness.model import (
+    CallPolicy,
+    Case,
+    CaseResult,
+    CheckOutcome,
+    Exchange,
+    Expectation,
+    Message,
+    TargetResponse,
+    TargetSpec,
+    Trial,
+    Verdict,
+    turn_request,
+)
 from harness.targets import Target
+from harness.targets.tracing import needs_spans, spans_missing
 
 MAX_RETRY_WAIT_S = 60.0
 """Longest single wait between retries, whatever a Retry-After header asks."""
@@ -25,12 +41,15 @@ MAX_RETRY_WAIT_S = 60.0
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    """The outcome of one target call: a response, or the reason there is none."""
+    """The outcome of one target call (one conversation, for a multi-turn case): a response,
+    or the reason there is none. ``turns`` holds every turn of a conversation that ran, and
+    ``response`` is then the final turn's."""
 
     response: TargetResponse | None
     error: str | None
     duration_s: float
     attempts: int = 1
+    turns: tuple[Exchange, ...] = ()
 
 
 class RateLimiter:
@@ -50,9 +69,9 @@ class RateLimiter:
             time.sleep(start - now)
 
 
-def _attempt(case: Case, target: Target) -> TargetResponse:
+def _attempt(case: Case, target: Target, request: Any) -> TargetResponse:
     try:
-        return target.call(case.input, case=case, timeout_s=case.timeout_s)
+        return target.call(request, case=case, timeout_s=case.timeout_s)
     except TargetError:
         raise
     except Exception as exc:  # an adapter bug must not crash the run either
@@ -69,9 +88,35 @@ def backoff(policy: CallPolicy, retry: int, retry_after: float | None) -> float:
 
 def call(case: Case, target: Target, *, policy: CallPolicy | None = None,
          limiter: RateLimiter | None = None) -> Call:
-    """Call the target with the case's input, retrying transient failures as ``policy``
-    allows; never raises for a failing target."""
+    """Call the target with the case's input, or once per turn with the conversation so far,
+    retrying transient failures as ``policy`` allows; never raises for a failing target.
+
+    A conversation stops at the first turn without a response: its error is the call's."""
     policy = policy or CallPolicy()
+    if not case.turns:
+        return _call_once(case, target, case.input, policy, limiter)
+    history: list[Message] = []
+    exchanges: list[Exchange] = []
+    attempts = 0
+    for turn in case.turns:
+        outcome = _call_once(case, target, turn_request(case.input, turn.user, history),
+                             policy, limiter)
+        attempts += outcome.attempts
+        exchanges.append(Exchange(user=turn.user, response=outcome.response,
+                                  error=outcome.error, duration_s=outcome.duration_s))
+        if outcome.response is None:
+            break
+        history += [{"role": "user", "content": turn.user},
+                    {"role": "assistant", "content": outcome.response.output}]
+    took = sum(exchange.duration_s for exchange in exchanges)
+    last = exchanges[-1]
+    error = None if last.response is not None else f"turn {len(exchanges)}: {last.error}"
+    return Call(last.response, error, took, attempts, tuple(exchanges))
+
+
+def _call_once(case: Case, target: Target, request: Any, policy: CallPolicy,
+               limiter: RateLimiter | None) -> Call:
+    """One request, retried as ``policy`` allows."""
     started = time.perf_counter()
     attempts = 0
     while True:
@@ -79,7 +124,7 @@ def call(case: Case, target: Target, *, policy: CallPolicy | None = None,
         if limiter is not None:
             limiter.wait()
         try:
-            response = _attempt(case, target)
+            response = _attempt(case, target, request)
         except TargetError as exc:
             if exc.transient and attempts <= policy.retries:
                 time.sleep(backoff(policy, attempts, exc.retry_after))
@@ -119,30 +164,101 @@ class Binding:
             return call(case, self.target, policy=self.spec.calls, limiter=self.limiter)
 
 
+def transcript(turns: Sequence[Exchange]) -> TargetResponse:
+    """The whole conversation as one response, for ``expect_on: transcript``: every answer's
+    output joined by a blank line; every turn's tool calls, sources and approvals in order;
+    the final turn's metadata, with ``call_ms`` and the numbers of ``usage`` summed over the
+    turns (so ``latency``, ``tokens`` and ``cost`` count the whole conversation)."""
+    responses = [turn.response for turn in turns if turn.response is not None]
+    metadata = dict(responses[-1].metadata) if responses else {}
+    timed = [r.metadata["call_ms"] for r in responses if "call_ms" in r.metadata]
+    if timed:
+        metadata["call_ms"] = round(sum(timed), 1)
+    usages = [usage for r in responses if isinstance(usage := r.metadata.get("usage"), Mapping)]
+    if usages and len(usages) == len(responses):
+        summed: dict[str, Any] = {}
+        for usage in usages:
+            for key, value in usage.items():
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    summed[key] = summed.get(key, 0) + value
+        metadata["usage"] = summed
+    return TargetResponse(
+        output="\n\n".join(r.output for r in responses),
+        tool_calls=tuple(c for r in responses for c in r.tool_calls),
+        sources=tuple(s for r in responses for s in r.sources),
+        approvals=tuple(a for r in responses for a in r.approvals),
+        metadata=metadata,
+        reported=frozenset().union(*(r.reported for r in responses)),
+    )
+
+
 def evaluate(case: Case, outcome: Call, index: int) -> Trial:
-    """Judge one call: every check of the case on its response, or an ``error`` trial."""
+    """Judge one call: every check of the case on its response (each turn's checks on that
+    turn's response first), or an ``error`` trial."""
     if outcome.response is None:
         return Trial(index=index, verdict="error", error=outcome.error,
-                     duration_s=outcome.duration_s, attempts=outcome.attempts)
-    verdicts = tuple(exp.evaluate(outcome.response, case) for exp in case.expect)
+                     duration_s=outcome.duration_s, attempts=outcome.attempts,
+                     turns=outcome.turns)
+    verdicts: list[CheckOutcome] = []
+    for number, (turn, exchange) in enumerate(zip(case.turns, outcome.turns, strict=True),
+                                              start=1):
+        assert exchange.response is not None  # a conversation with a response completed
+        verdicts += [dataclasses.replace(_check(exp, exchange.response, case), turn=number)
+                     for exp in turn.expect]
+    judged = outcome.response
+    if case.turns and case.expect_on == "transcript":
+        judged = transcript(outcome.turns)
+    verdicts += [_check(exp, judged, case) for exp in case.expect]
+    verdict: Verdict
     if any(v.verdict == "error" for v in verdicts):
         verdict = "error"
     elif all(v.verdict == "pass" for v in verdicts):
         verdict = "pass"
     else:
         verdict = "fail"
-    return Trial(index=index, verdict=verdict, checks=verdicts, response=outcome.response,
-                 duration_s=outcome.duration_s, attempts=outcome.attempts)
+    return Trial(index=index, verdict=verdict, checks=tuple(verdicts), response=judged,
+                 duration_s=outcome.duration_s, attempts=outcome.attempts,
+                 turns=outcome.turns)
+
+
+def _check(expectation: Expectation, response: TargetResponse, case: Case) -> CheckOutcome:
+    """One check's verdict; an ``error`` when it needs the spans a traced call never got
+    (tool calls, sources and approvals unknown are never a pass, nor a failure of the
+    workflow)."""
+    outcome = expectation.evaluate(response, case)
+    missing = spans_missing(response)
+    if missing is None or outcome.verdict == "error":
+        return outcome
+    kind = check_registry.kinds().get(expectation.kind)
+    if not needs_spans(expectation.kind, kind.category if kind else None):
+        return outcome
+    return dataclasses.replace(outcome, verdict="error",
+                               reason=f"{missing} (the check would have said: "
+                                      f"{outcome.verdict}: {outcome.reason})")
 
 
 def strictness(case: Case, *, settle_trials: int | None = None) -> dict[str, Any]:
     """What the gate compares to tell a case made stricter from one made weaker: each check's
     kind, parameters digest and line, ``trials``, ``min_pass_rate``, the input's digest and
-    the suite's ``settle_trials``."""
-    checks = sorted(({"kind": e.kind, "params": sha256_json(e.params), "line": e.line}
-                     for e in case.expect), key=lambda c: (c["kind"], c["params"]))
+    the suite's ``settle_trials``.
+
+    A multi-turn case's turns count as its input (a changed or removed turn changes the
+    input's digest), and its per-turn checks as checks, each digest covering its turn (moving
+    one to another turn changes its parameters); the case's own checks cover ``expect_on``
+    when it is ``transcript``. A single-turn case's digests are what they always were."""
+    on = case.expect_on if case.turns and case.expect_on != "final" else None
+    checks = [{"kind": e.kind, "line": e.line,
+               "params": sha256_json({"on": on, "params": e.params}) if on
+               else sha256_json(e.params)} for e in case.expect]
+    for number, turn in enumerate(case.turns, start=1):
+        checks += [{"kind": e.kind, "line": e.line, "turn": number,
+                    "params": sha256_json({"turn": number, "params": e.params})}
+                   for e in turn.expect]
+    checks.sort(key=lambda c: (c["kind"], c["params"]))
+    stated = ({"context": case.input, "turns": [turn.user for turn in case.turns]}
+              if case.turns else case.input)
     return {"checks": checks, "trials": case.trials, "min_pass_rate": case.min_pass_rate,
-            "input": sha256_json(case.input), "settle_trials": settle_trials}
+            "input": sha256_json(stated), "settle_trials": settle_trials}
 
 
 def judge(case: Case, trials: tuple[Trial, ...], *,
@@ -174,6 +290,7 @@ def judge(case: Case, trials: tuple[Trial, ...], *,
         category=incident.category if incident else None,
         severity=incident.severity if incident else None,
         owner=incident.owner if incident else None,
+        business_owner=incident.business_owner if incident else None,
         case_digest=case.digest,
         duration_s=sum(trial.duration_s for trial in trials),
         strictness=strictness(case, settle_trials=settle_trials),

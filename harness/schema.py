@@ -270,17 +270,21 @@ class Record(Node):
 
 @dataclass
 class Custom(Node):
-    """A value checked by a function (e.g. one ``expect`` entry, checked by the registry)."""
+    """A value checked by a function (e.g. one ``expect`` entry, checked by the registry).
+
+    ``schema`` is its JSON Schema, or a function that makes it when asked: one ``expect``
+    entry's schema lists the check kinds known when ``harness schema`` runs.
+    """
 
     checker: Callable[[Any, str, int | None], Any]
-    schema: dict[str, Any] = field(default_factory=dict)
+    schema: dict[str, Any] | Callable[[], dict[str, Any]] = field(default_factory=dict)
     description: str = ""
 
     def check(self, value: Any, where: str, line: int | None) -> Any:
         return self.checker(value, where, line)
 
     def json_schema(self) -> dict[str, Any]:
-        return self._schema(dict(self.schema))
+        return self._schema(self.schema() if callable(self.schema) else dict(self.schema))
 
 
 # --- the case file --------------------------------------------------------------------------
@@ -402,6 +406,39 @@ INCIDENT_FIELDS: dict[str, Node] = {
 INCIDENT_REQUIRED = ("category", "severity", "status", "owner")
 
 
+def _turn(expect_entry: Custom) -> Custom:
+    """One entry of ``turns``: the user's message, or ``{user, expect}``; checked into
+    ``{user, expect, line}``."""
+    record = Record(
+        {"user": Text(description="What the user says in this turn."),
+         "expect": ListOf(expect_entry, min_items=1,
+                          description="Checks on the response to this turn.")},
+        required=("user",),
+    )
+
+    def check(value: Any, where: str, line: int | None) -> dict[str, Any]:
+        if isinstance(value, str):
+            turn: dict[str, Any] = {"user": value, "expect": []}
+        elif isinstance(value, Mapping):
+            turn = {"expect": [], **record.check(value, where, line)}
+            line = getattr(value, "line", line)
+        else:
+            raise Invalid(f"expected the user's message (a string) or a mapping "
+                          f"{{user: ..., expect: [...]}}, found {describe(value)}",
+                          field=where, line=line)
+        if not turn["user"].strip():
+            field_ = where if isinstance(value, str) else join_path(where, "user")
+            raise Invalid("expected a non-empty message", field=field_,
+                          line=line_of(value, "user", line))
+        return {**turn, "line": line}
+
+    def json_schema() -> dict[str, Any]:  # made when asked, as the expect entries' is
+        return {"anyOf": [{"type": "string", "minLength": 1}, record.json_schema()]}
+
+    return Custom(check, schema=json_schema,
+                  description="One user turn: the message, or {user, expect}.")
+
+
 def case_record(expect_entry: Custom) -> Record:
     """The case file declaration; ``expect_entry`` checks one ``expect`` item (registry-aware)."""
     return Record(
@@ -410,7 +447,19 @@ def case_record(expect_entry: Custom) -> Record:
             "title": Text(),
             "workflow": Text(description="Defaults to the folder name under cases/."),
             **INCIDENT_FIELDS,
-            "input": AnyValue(description="Passed to the target; defaults to evidence.input."),
+            "input": AnyValue(description="Passed to the target; defaults to evidence.input. "
+                                          "Not with turns."),
+            "turns": ListOf(_turn(expect_entry), min_items=1, description=(
+                "A scripted conversation instead of input: the target is called once per turn "
+                "with the conversation so far (messages); expect judges the final turn's "
+                "response, or the whole conversation with expect_on: transcript.")),
+            "context": Record({}, extra=AnyValue(), description=(
+                "With turns: fields every turn's request carries besides message and messages "
+                "(e.g. the signed-in customer).")),
+            "expect_on": Text(choices=model.EXPECT_ON, description=(
+                "With turns: what expect judges, the final turn's response (final, default) or "
+                "the whole conversation (transcript: every answer joined, every tool call, "
+                "source and approval).")),
             "as_of": Timestamp(date_only=True, description="The date the case is judged at."),
             "expect": ListOf(expect_entry, min_items=1,
                              description="Checks, each a one-key mapping kind: params."),

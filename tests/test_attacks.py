@@ -632,7 +632,7 @@ def _unsigned(v: Validation) -> None:
 
 
 def _report_edited(v: Validation) -> None:
-    v.report.write_text(v.report.read_text().replace("6 fixed", "7 fixed"))
+    v.report.write_text(v.report.read_text().replace("7 fixed", "8 fixed"))
 
 
 def _run_edited(v: Validation) -> None:

@@ -323,7 +323,7 @@ RECORDS = [
     bad_record("record-not-an-object", sample("run-records/not-an-object.jsonl"), 1, None,
                "expected a JSON object"),
     bad_record("record-wrong-version", sample("run-records/wrong-version.jsonl"), 1, "version",
-               "unsupported run record version 3; this harness reads versions 1, 2"),
+               "unsupported run record version 99; this harness reads versions 1, 2, 3"),
     bad_record("record-case-before-header", sample("run-records/case-before-header.jsonl"), 1,
                "type", "expected a header line, found type 'case'"),
     bad_record("record-header-missing-fields", sample("run-records/header-missing-fields.jsonl"),

@@ -133,14 +133,14 @@ REPO = Path(__file__).resolve().parent.parent
 BUNDLED = str(REPO / "suites" / "refund-assistant.yaml")
 
 
-def test_bundled_suite_pre_fix_fails_exactly_the_six_incident_cases(tmp_path):
+def test_bundled_suite_pre_fix_fails_exactly_the_seven_incident_cases(tmp_path):
     done = harness("run", BUNDLED, "--target", "pre-fix", "--out", str(tmp_path / "pre.jsonl"),
                    cwd=tmp_path)
     assert done.returncode == 1
     results = read_run(tmp_path / "pre.jsonl").results
     failing = sorted(r.case_id for r in results if r.verdict != "pass")
     assert failing == sorted(r.case_id for r in results if r.incident)
-    assert len(failing) == 6
+    assert len(failing) == 7
     assert {r.category for r in results if r.verdict != "pass"} == {
         "output_quality", "data_exposure", "automation_error", "policy", "retrieval",
         "human_review"}
@@ -159,7 +159,7 @@ def test_bundled_suite_selects_the_data_exposure_case_by_marker(tmp_path):
          "-m", "data_exposure", "-p", "no:cacheprovider"],
         cwd=tmp_path, text=True, capture_output=True, timeout=120, check=False)
     assert done.returncode == 1
-    assert "1 failed, 18 deselected" in done.stdout
+    assert "1 failed, 19 deselected" in done.stdout
     assert "FAILED" in done.stdout and "INC-2026-011" in done.stdout
 
 
@@ -308,7 +308,10 @@ def test_compare_prints_transitions_changed_checks_and_json(tmp_path):
     assert text.returncode == 0
     assert "INC-2026-017" in text.stdout and "regressed" in text.stdout
     assert "approval_required (line" in text.stdout and "pass -> fail" in text.stdout
-    assert text.stdout.rstrip().endswith("1 regressed, 18 still_passing")
+    assert "    output, word by word (similarity " in text.stdout
+    assert "      - Refunds over $500 need a manager's sign-off" in text.stdout
+    assert "      1 removed, 3 unchanged\n      - #2 request_approval {" in text.stdout
+    assert text.stdout.rstrip().endswith("1 regressed, 19 still_passing")
     data = json.loads(harness("compare", "post-fix.jsonl", "next-release.jsonl", "--format",
                               "json", cwd=tmp_path).stdout)
     assert data["counts"]["regressed"] == 1
@@ -316,8 +319,61 @@ def test_compare_prints_transitions_changed_checks_and_json(tmp_path):
     assert case["case_id"] == "INC-2026-017" and case["incident"]
     assert {c["kind"] for c in case["check_changes"]} >= {"approval_required"}
     assert "tool_calls" in case["structured_diffs"]
+    assert case["output_diff_state"] == "changed" and case["output_diff_omitted"] == 0
+    assert {part["op"] for part in case["output_diff"]} <= {"equal", "delete", "insert"}
+    assert any(part["op"] == "delete" and "manager" in part["text"]
+               for part in case["output_diff"])
+    assert [(c["op"], c["name"]) for c in case["tool_call_diff"]] == [
+        ("unchanged", "lookup_order"), ("removed", "request_approval"),
+        ("unchanged", "issue_refund"), ("unchanged", "send_email")]
+    passing = next(c for c in data["cases"] if c["transition"] == "still_passing")
+    assert passing["output_diff_state"] == "still_passing" and passing["output_diff"] == []
     bad = harness("compare", "post-fix.jsonl", "missing.jsonl", cwd=tmp_path)
     assert bad.returncode == 2 and "missing.jsonl: run record not found" in bad.stderr
+
+
+def test_compare_shows_missing_cases_error_trials_and_caps_huge_outputs(tmp_path):
+    from conftest import make_result, make_run
+
+    from harness.records import RunWriter
+
+    words = [f"w{n}" for n in range(3_000)]
+    huge = " ".join(words)
+    changed = " ".join(f"X{n}" if n % 10 == 0 else word for n, word in enumerate(words))
+    runs = {
+        "base": (make_result("GONE", "pass"), make_result("ERR", "pass"),
+                 make_result("HUGE", "pass", output=huge)),
+        "cand": (make_result("NEW", "fail"), make_result("ERR", "error"),
+                 make_result("HUGE", "fail", output=changed)),
+    }
+    for name, results in runs.items():
+        writer = RunWriter(tmp_path / f"{name}.jsonl", make_run(*results).header)
+        for result in results:
+            writer.add(result)
+        writer.close()
+    text = harness("compare", "base.jsonl", "cand.jsonl", cwd=tmp_path)
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    err = lines.index(next(line for line in lines if line.startswith("ERR ")))
+    assert lines[err + 1:err + 3] == [
+        "    contains (line 7): pass -> absent: was pass",
+        "    output: not compared, a run has no response for this case"]
+    assert any(line.startswith("GONE ") and "removed" in line for line in lines)
+    assert any(line.startswith("NEW ") and "new" in line for line in lines)
+    assert "      \u2026 188 more change(s) not shown" in lines  # of 200 in 2,000 words
+    assert any(line.startswith("      \u2026 ") and "characters not compared" in line
+               for line in lines)
+    assert len(lines) < 60
+    data = json.loads(harness("compare", "base.jsonl", "cand.jsonl", "--format", "json",
+                              cwd=tmp_path).stdout)
+    cases = {case["case_id"]: case for case in data["cases"]}
+    assert {name: cases[name]["output_diff_state"] for name in cases} == {
+        "GONE": "one_run", "NEW": "one_run", "ERR": "no_response", "HUGE": "changed"}
+    assert cases["ERR"]["check_changes"] == [{"kind": "contains", "line": 7,
+                                              "baseline": "pass", "candidate": None,
+                                              "reason": "was pass"}]
+    assert cases["HUGE"]["output_diff_omitted"] > 0
+    assert sum(part["op"] == "insert" for part in cases["HUGE"]["output_diff"]) == 200
 
 
 def test_a_reader_that_went_away_ends_the_command_quietly(tmp_path):

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from conftest import make_result as result
 from conftest import make_run as run
 
 from harness.compare import (
+    OutputState,
     Transition,
     compare,
     compare_case,
     transition,
     wilson_interval,
-    word_diff,
 )
+from harness.diff import MAX_DIFF_CHARS
 from harness.errors import InputError
 
 
@@ -84,11 +87,6 @@ def test_case_changed_between_runs_is_flagged():
                         ).case_changed
 
 
-def test_word_diff_keeps_whitespace_and_marks_changes():
-    assert word_diff("you have 60 days", "you have 30 days") == (
-        ("equal", "you have "), ("delete", "60"), ("insert", "30"), ("equal", " days"))
-
-
 def test_compare_orders_incident_cases_first_and_counts_transitions():
     baseline = run(result("BASE-1", "pass"), result("INC-2", "fail", incident=True),
                    result("INC-9", "pass", incident=True))
@@ -105,3 +103,101 @@ def test_compare_orders_incident_cases_first_and_counts_transitions():
 def test_runs_of_different_suites_are_refused():
     with pytest.raises(InputError, match="runs are of different suites: 's'"):
         compare(run(result("C", "pass")), run(result("C", "pass"), suite="other"))
+
+
+# --- what changed, as ``harness compare`` and the report show it ---------------------------
+
+TEN_CALLS = tuple({"name": f"step_{n}", "args": {"n": n}} for n in range(10))
+
+
+def test_tool_calls_are_aligned_before_they_are_diffed():
+    case = compare_case(result("C", "pass", tools=TEN_CALLS),
+                        result("C", "fail", tools=TEN_CALLS[1:]))
+    assert [c.op.value for c in case.tool_call_diff] == ["removed"] + ["unchanged"] * 9
+    assert case.structured_diffs["tool_calls"] == [
+        "1 removed, 9 unchanged", '- #1 step_0 {"n":0}']
+
+
+def test_changed_arguments_of_one_call_are_one_changed_call():
+    changed = list(TEN_CALLS)
+    changed[3] = {"name": "step_3", "args": {"n": 30}}
+    case = compare_case(result("C", "pass", tools=TEN_CALLS), result("C", "fail", tools=changed))
+    assert [c.op.value for c in case.tool_call_diff].count("changed") == 1
+    assert [c.op.value for c in case.tool_call_diff].count("unchanged") == 9
+    assert case.structured_diffs["tool_calls"][1:] == ["~ #4 step_3", "    args['n']: 3 -> 30"]
+
+
+def test_no_tool_call_diff_when_the_calls_are_the_same():
+    case = compare_case(result("C", "pass", output="a", tools=TEN_CALLS),
+                        result("C", "fail", output="b", tools=TEN_CALLS))
+    assert case.tool_call_diff == () and "tool_calls" not in case.structured_diffs
+
+
+@pytest.mark.parametrize(("before", "after", "state"), [
+    (("pass",), ("pass",), OutputState.STILL_PASSING),
+    (None, ("fail",), OutputState.ONE_RUN),
+    (("fail",), None, OutputState.ONE_RUN),
+    (("pass",), ("error",), OutputState.NO_RESPONSE),
+    (("error",), ("fail",), OutputState.NO_RESPONSE),
+    (("fail",), ("fail",), OutputState.IDENTICAL),
+])
+def test_why_an_output_was_not_diffed(before, after, state):
+    baseline = result("C", *before) if before else None
+    candidate = result("C", *after) if after else None
+    case = compare_case(baseline, candidate)
+    assert case.output_state is state
+    assert case.output_diff == () and case.tool_call_diff == ()
+    shown = case.to_dict()
+    assert shown["output_diff_state"] == state.value
+    assert shown["output_diff"] == [] and shown["tool_call_diff"] == []
+
+
+def test_an_error_trial_shows_its_checks_as_absent_not_a_diff():
+    case = compare_case(result("C", "pass"), result("C", "error"))
+    assert [(c.kind, c.baseline, c.candidate) for c in case.check_changes] == [
+        ("contains", "pass", None)]
+    assert case.similarity is None and case.structured_diffs == {}
+
+
+def test_an_empty_output_diffs_as_all_inserted():
+    case = compare_case(result("C", "fail", output=""), result("C", "pass", output="Done."))
+    assert case.output_state is OutputState.CHANGED
+    assert case.output_diff == (("insert", "Done."),) and case.similarity == 0.0
+
+
+def test_huge_outputs_are_capped_and_what_was_left_out_is_counted():
+    before = "word " * 100_000
+    after = "other " + "word " * 100_000
+    case = compare_case(result("C", "pass", output=before), result("C", "fail", output=after))
+    # each side is cut at 2,000 words: the baseline's last compared word has no counterpart
+    assert case.output_diff == (("delete", "word"), ("insert", "other"),
+                                ("equal", " " + "word " * 1_999))
+    assert case.output_diff_omitted == (len(before) - len("word " * 2_000)
+                                        + len(after) - len("other " + "word " * 1_999))
+    assert sum(len(text) for _, text in case.output_diff) <= 2 * MAX_DIFF_CHARS
+    assert 90 < case.similarity <= 100
+
+
+def test_the_json_form_keeps_the_old_keys_and_adds_the_diffs():
+    before = result("C", "pass", output="Refund issued for A-1001.", tools=TEN_CALLS)
+    after = result("C", "fail", output="Refund issued for A-1004.", tools=TEN_CALLS[1:])
+    comparison = compare(run(before), run(after))
+    shown = json.loads(json.dumps(comparison.to_dict()))
+    assert shown["counts"]["regressed"] == 1
+    (case,) = shown["cases"]
+    assert list(case) == [
+        "case_id", "transition", "incident", "baseline", "candidate", "baseline_pass_rate",
+        "candidate_pass_rate", "candidate_interval", "similarity", "check_changes",
+        "structured_diffs", "output_diff_state", "output_diff", "output_diff_omitted",
+        "tool_call_diff"]
+    assert case["check_changes"] == [{"kind": "contains", "line": 7, "baseline": "pass",
+                                      "candidate": "fail", "reason": "was fail"}]
+    assert case["output_diff"] == [
+        {"op": "equal", "text": "Refund issued for "}, {"op": "delete", "text": "A-1001."},
+        {"op": "insert", "text": "A-1004."}]
+    assert case["output_diff_state"] == "changed" and case["output_diff_omitted"] == 0
+    assert [call["op"] for call in case["tool_call_diff"]] == ["removed"] + ["unchanged"] * 9
+    assert case["tool_call_diff"][0] == {
+        "op": "removed", "name": "step_0", "baseline_index": 0, "candidate_index": None,
+        "args": {"n": 0}, "changes": []}
+    assert case["structured_diffs"]["tool_calls"][0] == "1 removed, 9 unchanged"

@@ -126,4 +126,4 @@ def test_the_bundled_suite_runs_without_naming_a_target(tmp_path):
                            str(tmp_path / "run.jsonl")], capture_output=True, text=True,
                           timeout=120, check=False)
     assert done.returncode == 0, done.stderr
-    assert "\npost-fix: 19 passed, 0 failed, 0 errors; run record: " in done.stdout
+    assert "\npost-fix: 20 passed, 0 failed, 0 errors; run record: " in done.stdout

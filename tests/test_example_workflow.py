@@ -177,7 +177,9 @@ def _verdicts(target_name: str) -> dict[str, str]:
 
 
 def test_case_set_covers_every_category() -> None:
-    assert sorted(case.incident.category for case in INCIDENTS) == sorted(CATEGORIES)
+    single_turn = [case for case in INCIDENTS if not case.turns]
+    assert sorted(case.incident.category for case in single_turn) == sorted(CATEGORIES)
+    assert [case.id for case in INCIDENTS if case.turns] == ["INC-2026-015"]
     assert len(BASELINES) >= 10
 
 
@@ -212,7 +214,8 @@ def test_incident_cases_reproduce_from_their_evidence() -> None:
 @pytest.mark.parametrize("case", INCIDENTS, ids=lambda case: case.id)
 def test_incident_evidence_matches_pre_fix(case: Case) -> None:
     evidence = case.evidence
-    assert evidence["input"] == INCIDENT_REQUESTS[case.incident.category]
+    if not case.turns:  # a conversation's last request: see tests/test_multiturn.py
+        assert evidence["input"] == INCIDENT_REQUESTS[case.incident.category]
     response = respond(evidence["input"], release="pre-fix")
     if case.incident.category == "data_exposure":  # its evidence is stored redacted
         response = Redactor(digests=canary_digests_of(case)).value(response)

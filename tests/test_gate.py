@@ -235,3 +235,71 @@ def test_a_risk_acceptance_lifts_only_the_liftable_reasons_of_the_case_it_names(
                                                                          "INC-2": ("noor",)}))
     assert accepted.outcome == "BLOCK"
     assert [(r.case_id, r.rule) for r in accepted.blocking] == [("INC-1", "regressed")]
+
+
+# --- reasons name the failing checks and the people to tell ---------------------------------
+
+
+def _failing(case_id: str, *outcomes: tuple[str, str, int | None], incident: bool = True,
+             business_owner: str | None = "Head of Support"):
+    from dataclasses import replace
+
+    from harness.model import CheckOutcome
+    base = result(case_id, "fail", incident=incident)
+    checks = tuple(CheckOutcome(kind=kind, verdict="fail", reason=why, line=line)
+                   for kind, why, line in outcomes)
+    trial = replace(base.trials[0], checks=checks)
+    return replace(base, trials=(trial,), business_owner=business_owner if incident else None)
+
+
+def test_a_regression_names_its_failing_checks_their_lines_and_why():
+    candidate = run(_failing("INC-1", ("not_contains", "found '$1' in the output", 14),
+                             ("approval_required", "refund.issue ran before any approval", 19),
+                             ("no_pii", "found an email address", None)))
+    decision = decide(compare(run(result("INC-1", "pass", incident=True)), candidate))
+    (reason,) = decision.blocking
+    assert reason.message == (
+        "incident case passed in the baseline and fails in the candidate (0 of 1 trial(s) "
+        "passed): not_contains (line 14): found '$1' in the output; approval_required "
+        "(line 19): refund.issue ran before any approval; and 1 more")
+    assert [(c.kind, c.line, c.reason) for c in reason.checks] == [
+        ("not_contains", 14, "found '$1' in the output"),
+        ("approval_required", 19, "refund.issue ran before any approval"),
+        ("no_pii", None, "found an email address")]
+    assert reason.to_dict()["checks"][2] == {"kind": "no_pii", "line": None,
+                                             "verdict": "fail",
+                                             "reason": "found an email address"}
+
+
+def test_a_long_check_reason_is_cut_to_one_line():
+    candidate = run(_failing("INC-1", ("contains", "expected\n" + "x" * 500, 3)))
+    (reason,) = decide(compare(run(result("INC-1", "fail", incident=True)), candidate)).blocking
+    assert reason.rule == "still_failing"
+    assert "\n" not in reason.message and reason.message.endswith("...")
+    assert len(reason.checks[0].reason) == 160
+
+
+def test_a_target_error_is_named_before_any_check():
+    decision = decide(compare(run(result("C", "pass")), run(result("C", "error"))))
+    assert decision.blocking[0].message == "case errored in the candidate run: timed out after 10 s"
+
+
+def test_every_blocking_case_reaches_its_owner_and_its_business_owner():
+    baseline = run(result("INC-1", "pass", incident=True), result("INC-2", "fail", incident=True),
+                   result("INC-3", "fail", incident=True))
+    candidate = run(_failing("INC-1", ("contains", "missing", 3)),
+                    _failing("INC-2", ("contains", "missing", 3), business_owner="VP Sales"),
+                    result("INC-3", "pass", incident=True))
+    decision = decide(compare(baseline, candidate))
+    assert [(r.case_id, r.owner, r.business_owner) for r in decision.blocking] == [
+        ("INC-1", "dana", "Head of Support"), ("INC-2", "dana", "VP Sales")]
+    assert [(p.person, p.role, p.case_ids) for p in decision.recipients()] == [
+        ("Head of Support", "business_owner", ("INC-1",)),
+        ("VP Sales", "business_owner", ("INC-2",)),
+        ("dana", "owner", ("INC-1", "INC-2"))]
+
+
+def test_notes_and_passing_runs_tell_nobody():
+    baseline = run(result("INC-1", "fail", incident=True))
+    candidate = run(result("INC-1", "pass", incident=True))
+    assert decide(compare(baseline, candidate)).recipients() == []

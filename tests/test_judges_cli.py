@@ -209,7 +209,7 @@ def test_the_judges_policy_travels_with_the_validation(tmp_path):
         assert done.returncode == 1 and "[judge_uncalibrated]" in done.stdout
         (manifest_file,) = (root / "reports").glob("validation-*.json")
         manifest = load_manifest(manifest_file)
-        assert manifest.version == 3 and manifest.gate_policy is not None
+        assert manifest.version == 4 and manifest.gate_policy is not None
         assert manifest.gate_policy.max_false_pass_rate == 0.25
         # the gate, given the two runs, applies the policy recorded with the validation
         baseline, candidate = records(root)

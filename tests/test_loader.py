@@ -752,7 +752,8 @@ def test_unknown_target_option(tmp_path: Path) -> None:
     """)
     assert head(err) == (
         f"{path}:6: targets.r.parms: unknown field 'parms' (did you mean 'params'?); "
-        "expected one of params, max_concurrency, rate_limit, retries, retry_backoff_s")
+        "expected one of params, trace, trace_wait_s, trace_port, max_concurrency, rate_limit, "
+        "retries, retry_backoff_s")
 
 
 def test_bad_target_main_argument(tmp_path: Path) -> None:

@@ -96,7 +96,7 @@ def test_the_frame_has_one_row_per_incident_case():
     assert list(frame["users"]) == [int(r["impact"]["users"]) for r in expected]
     assert frame["detected"].iloc[0] == dt.datetime.fromisoformat(
         expected[0]["timeline"]["detected"])
-    assert list(frame["evidence_missing"]) == [0] * 6
+    assert list(frame["evidence_missing"]) == [0] * 7
     assert list(frame["id"][frame["approval_bypassed"]]) == ["INC-2026-017"]
     assert not frame["near_miss"].any()
 
@@ -116,38 +116,42 @@ def test_baseline_cases_give_an_empty_frame_and_empty_metrics():
 
 def test_counts_by_workflow_category_and_severity(bundled):
     expected = records()
-    assert bundled.incidents == 6
+    assert bundled.incidents == 7
     assert dict(bundled.by_workflow) == dict(Counter(r["workflow"] for r in expected))
     by_category = Counter(r["category"] for r in expected)
     assert dict(bundled.by_category) == {c: by_category[c] for c in CATEGORIES}
     by_severity = Counter(r["severity"] for r in expected)
     assert dict(bundled.by_severity) == {s: by_severity[s] for s in SEVERITIES}
-    assert by_severity == {"sev2": 3, "sev3": 3}
+    assert by_severity == {"sev2": 4, "sev3": 3}
 
 
 def test_time_to_detection_and_containment(bundled):
     detection = [hours(r, "impact_started", "detected") for r in records()]
     containment = [hours(r, "detected", "contained") for r in records()]
     assert bundled.detection.median_hours == pytest.approx(statistics.median(detection))
-    assert bundled.detection.median_hours == pytest.approx(684.0833, abs=1e-3)
+    assert bundled.detection.median_hours == pytest.approx(550.5, abs=1e-3)
     assert bundled.detection.p90_hours == pytest.approx(p90(detection))
     assert bundled.containment.median_hours == pytest.approx(statistics.median(containment))
     assert bundled.containment.p90_hours == pytest.approx(p90(containment))
-    assert bundled.detection.measured == bundled.containment.measured == 6
+    assert bundled.detection.measured == bundled.containment.measured == 7
     assert bundled.detection.excluded == ()
 
 
 def test_affected_users_and_records(bundled):
     expected = records()
-    assert bundled.users == sum(int(r["impact"]["users"]) for r in expected) == 150
+    assert bundled.users == sum(int(r["impact"]["users"]) for r in expected) == 151
     assert bundled.records == sum(int(r["impact"]["records"]) for r in expected) == 51
-    assert dict(bundled.users_by_category) == {
-        r["category"]: int(r["impact"]["users"]) for r in expected}
+    users_by_category: Counter[str] = Counter()
+    for r in expected:
+        users_by_category[r["category"]] += int(r["impact"]["users"])
+    assert dict(bundled.users_by_category) == dict(users_by_category)
     assert bundled.records_by_category["retrieval"] == 0
 
 
-def test_no_repeats_no_missing_logs_and_one_bypass_in_the_bundled_records(bundled):
-    assert bundled.repeated == ()
+def test_one_repeat_no_missing_logs_and_one_bypass_in_the_bundled_records(bundled):
+    # two policy incidents: the final-sale refund and the refund confirmed in conversation
+    assert [(r.workflow, r.category, r.ids) for r in bundled.repeated] == [
+        ("refund-assistant", "policy", ("INC-2026-015", "INC-2026-016"))]
     assert bundled.missing_log_rate == 0.0
     assert dict(bundled.missing_by_field) == dict.fromkeys(EVIDENCE_FIELDS, 0.0)
     assert bundled.bypasses == ("INC-2026-017",)
@@ -160,8 +164,8 @@ def test_no_repeats_no_missing_logs_and_one_bypass_in_the_bundled_records(bundle
 def test_a_second_incident_of_the_same_kind_is_a_repeated_failure(cases_dir):
     copy_case(cases_dir, CASE_014, "INC-2026-099")
     metrics = compute_metrics(load_cases(cases_dir))
-    assert [(r.workflow, r.category, r.ids) for r in metrics.repeated] == [
-        ("refund-assistant", "output_quality", ("INC-2026-014", "INC-2026-099"))]
+    assert ("refund-assistant", "output_quality", ("INC-2026-014", "INC-2026-099")) in [
+        (r.workflow, r.category, r.ids) for r in metrics.repeated]
 
 
 def test_missing_log_rate_counts_absent_and_listed_fields(cases_dir):
@@ -173,11 +177,11 @@ def test_missing_log_rate_counts_absent_and_listed_fields(cases_dir):
     copy_case(cases_dir, Path("refund-assistant/INC-2026-009.yaml"), "INC-2026-098",
               ("  prompt_version: v13\n", ""))
     metrics = compute_metrics(load_cases(cases_dir))
-    assert metrics.incidents == 7
-    assert metrics.missing_log_rate == pytest.approx(2 / 7)
-    assert metrics.missing_by_field["model_route"] == pytest.approx(1 / 7)
-    assert metrics.missing_by_field["approvals"] == pytest.approx(1 / 7)
-    assert metrics.missing_by_field["prompt_version"] == pytest.approx(1 / 7)
+    assert metrics.incidents == 8
+    assert metrics.missing_log_rate == pytest.approx(2 / 8)
+    assert metrics.missing_by_field["model_route"] == pytest.approx(1 / 8)
+    assert metrics.missing_by_field["approvals"] == pytest.approx(1 / 8)
+    assert metrics.missing_by_field["prompt_version"] == pytest.approx(1 / 8)
     assert metrics.missing_by_field["output"] == 0.0
 
 
@@ -205,9 +209,9 @@ def test_an_incident_without_a_timeline_is_left_out_of_the_timing_but_counted(ca
           - not_contains: worldwide
     """)
     metrics = compute_metrics(load_cases(cases_dir))
-    assert metrics.incidents == 7
+    assert metrics.incidents == 8
     assert metrics.by_category["retrieval"] == 2
-    assert metrics.detection.measured == 6
+    assert metrics.detection.measured == 7
     assert metrics.detection.excluded == ("INC-2026-096",)
     detection = [hours(r, "impact_started", "detected") for r in records()]
     assert metrics.detection.median_hours == pytest.approx(statistics.median(detection))
@@ -216,9 +220,9 @@ def test_an_incident_without_a_timeline_is_left_out_of_the_timing_but_counted(ca
             "(INC-2026-096)") in metrics.notes
     assert ("impact.users not recorded for 1 incident; left out of the sums (INC-2026-096)"
             in metrics.notes)
-    assert metrics.users == 150
+    assert metrics.users == 151
     table = to_table(metrics)
-    assert "  measured   6 of 7\n" in table
+    assert "  measured   7 of 8\n" in table
     assert "  left out   INC-2026-096\n" in table
 
 
@@ -235,31 +239,31 @@ def test_reconstructed_evidence_and_references_are_the_evidence_quality(cases_di
     copy_case(cases_dir, Path("refund-assistant/INC-2026-009.yaml"), "INC-2026-098",
               ("evidence:\n", "evidence:\n  reconstructed: true\n"))
     metrics = compute_metrics(load_cases(cases_dir))
-    assert metrics.incidents == 7
-    assert metrics.reconstructed_rate == pytest.approx(2 / 7)
-    assert metrics.reconstructed_by_field["approvals"] == pytest.approx(2 / 7)
-    assert metrics.reconstructed_by_field["input"] == pytest.approx(1 / 7)
-    assert metrics.referenced_rate == pytest.approx(1 / 7)
+    assert metrics.incidents == 8
+    assert metrics.reconstructed_rate == pytest.approx(2 / 8)
+    assert metrics.reconstructed_by_field["approvals"] == pytest.approx(2 / 8)
+    assert metrics.reconstructed_by_field["input"] == pytest.approx(1 / 8)
+    assert metrics.referenced_rate == pytest.approx(1 / 8)
     assert metrics.missing_log_rate == 0.0  # reconstructed evidence is not missing evidence
     rows = {(metric, key): value for metric, key, value in long_rows(metrics)}
-    assert rows[("reconstructed_rate", "any")] == "0.2857"
-    assert rows[("referenced_rate", "any")] == "0.1429"
+    assert rows[("reconstructed_rate", "any")] == "0.2500"
+    assert rows[("referenced_rate", "any")] == "0.1250"
     assert "Evidence quality" in to_table(metrics)
     assert "of incidents hold evidence rebuilt after the fact" in to_html(metrics)
 
 
 def test_the_table_has_every_section(bundled):
     table = to_table(bundled)
-    assert table.startswith("Incident metrics: 6 incidents, 0 near misses\n")
+    assert table.startswith("Incident metrics: 7 incidents, 0 near misses\n")
     for heading in ("Incidents by workflow", "Incidents by category", "Incidents by severity",
                     "Time to detection (impact_started -> detected)",
                     "Time to containment (detected -> contained)", "Affected users and records",
                     "Repeated failure types", "Missing log rate", "Human review bypasses: 1",
                     "Post-fix results"):
         assert f"\n{heading}" in table, heading
-    assert "  median     684.08\n" in table
-    assert "  total               150       51\n" in table
-    assert "  refund-assistant          6\n" in table
+    assert "  median     550.50\n" in table
+    assert "  total               151       51\n" in table
+    assert "  refund-assistant          7\n" in table
     assert "  no run records given\n" in table
 
 
@@ -267,13 +271,13 @@ def test_the_csv_is_long_format_with_every_metric(bundled):
     rows = list(csv.reader(io.StringIO(to_csv(bundled))))
     assert rows[0] == ["metric", "key", "value"]
     table = {(metric, key): value for metric, key, value in rows[1:]}
-    assert table[("incidents", "all")] == "6"
-    assert table[("by_workflow", "refund-assistant")] == "6"
+    assert table[("incidents", "all")] == "7"
+    assert table[("by_workflow", "refund-assistant")] == "7"
     assert table[("by_category", "human_review")] == "1"
-    assert table[("by_severity", "sev2")] == "3"
-    assert table[("time_to_detection_hours", "median")] == "684.08"
+    assert table[("by_severity", "sev2")] == "4"
+    assert table[("time_to_detection_hours", "median")] == "550.50"
     assert table[("time_to_containment_hours", "p90")] == f"{bundled.containment.p90_hours:.2f}"
-    assert table[("affected_users", "total")] == "150"
+    assert table[("affected_users", "total")] == "151"
     assert table[("affected_records", "policy")] == "23"
     assert table[("missing_log_rate", "any")] == "0.0000"
     assert table[("missing_log_rate", "approvals")] == "0.0000"
@@ -285,15 +289,15 @@ def test_the_csv_is_long_format_with_every_metric(bundled):
 
 def test_the_json_has_every_metric(bundled):
     data = json.loads(to_json(bundled))
-    assert data["incidents"] == 6
-    assert data["by_workflow"] == {"refund-assistant": 6}
+    assert data["incidents"] == 7
+    assert data["by_workflow"] == {"refund-assistant": 7}
     assert data["by_category"]["retrieval"] == 1
     assert data["by_severity"]["sev3"] == 3
     assert data["detection"]["median_hours"] == pytest.approx(bundled.detection.median_hours)
-    assert data["containment"]["measured"] == 6
-    assert data["users"] == 150 and data["records"] == 51
+    assert data["containment"]["measured"] == 7
+    assert data["users"] == 151 and data["records"] == 51
     assert data["users_by_category"]["retrieval"] == 58
-    assert data["repeated"] == []
+    assert [entry["category"] for entry in data["repeated"]] == ["policy"]
     assert data["missing_log_rate"] == 0.0
     assert set(data["missing_by_field"]) == set(EVIDENCE_FIELDS)
     assert data["bypasses"] == ["INC-2026-017"]
@@ -313,7 +317,7 @@ def test_the_html_allows_only_its_own_style_by_hash_and_has_no_script(bundled):
     assert " style=" not in page.lower()
     assert "@media print" in styles[0]
     assert page.count("<svg") == 3
-    assert "684.08" in page and "INC-2026-017" in page
+    assert "550.50" in page and "INC-2026-017" in page
 
 
 def test_the_html_escapes_what_the_case_files_say(cases_dir):
@@ -359,14 +363,14 @@ def test_post_fix_results_count_the_latest_run_per_suite_and_target(tmp_path, bu
     (result,) = metrics.post_fix
     assert (result.suite, result.target, result.run_id) == (
         "refund-assistant", "post-fix", latest.header.run_id)
-    assert (result.passed, result.failed, result.errored) == (6, 0, 0)
+    assert (result.passed, result.failed, result.errored) == (7, 0, 0)
     assert result.complete and result.not_passing == ()
     assert metrics.notes == tuple(notes)
     table = to_table(metrics)
-    assert f"  refund-assistant  post-fix     6     0      0  {latest.header.run_id}" in table
+    assert f"  refund-assistant  post-fix     7     0      0  {latest.header.run_id}" in table
     rows = {tuple(row) for row in csv.reader(io.StringIO(to_csv(metrics)))}
-    assert ("post_fix_results", "refund-assistant/post-fix/pass", "6") in rows
-    assert json.loads(to_json(metrics))["post_fix"][0]["passed"] == 6
+    assert ("post_fix_results", "refund-assistant/post-fix/pass", "7") in rows
+    assert json.loads(to_json(metrics))["post_fix"][0]["passed"] == 7
 
 
 def test_an_older_run_does_not_count(bundled):

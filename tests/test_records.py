@@ -241,7 +241,7 @@ def test_non_utf8_line(tmp_path: Path) -> None:
     assert str(read_error(path)) == f"{path}:2: not UTF-8 text (byte 43 of the line)"
 
 
-@pytest.mark.parametrize("version", [3, "1", None])
+@pytest.mark.parametrize("version", [4, "1", None])
 def test_wrong_version(tmp_path: Path, version: object) -> None:
     path = write_run(tmp_path / "r.jsonl", BASELINE)
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
@@ -251,7 +251,7 @@ def test_wrong_version(tmp_path: Path, version: object) -> None:
     err = read_error(path)
     assert str(err) == (
         f"{path}:2: version: unsupported run record version {version!r}; "
-        "this harness reads versions 1, 2")
+        "this harness reads versions 1, 2, 3")
 
 
 def test_case_line_before_the_header(tmp_path: Path) -> None:
@@ -308,23 +308,42 @@ STRICTNESS = {"checks": [{"kind": "not_contains", "params": "ab" * 32, "line": 1
               "trials": 3, "min_pass_rate": 1.0, "input": "cd" * 32, "settle_trials": None}
 
 
-def test_strictness_round_trips_and_the_record_is_version_2(tmp_path: Path) -> None:
+def test_strictness_round_trips(tmp_path: Path) -> None:
     path = write_run(tmp_path / "r.jsonl", dataclasses.replace(BASELINE, strictness=STRICTNESS))
-    assert all(json.loads(line)["version"] == 2 for line in path.read_text().splitlines())
     (result,) = read_run(path).results
     assert result.strictness == STRICTNESS
 
 
-def test_a_version_1_record_still_loads_without_strictness(tmp_path: Path) -> None:
-    path = write_run(tmp_path / "r.jsonl", BASELINE)
+# --- version 3: each incident case's business owner -----------------------------------------
+
+
+def test_the_business_owner_round_trips_and_the_record_is_version_3(tmp_path: Path) -> None:
+    path = write_run(tmp_path / "r.jsonl",
+                     dataclasses.replace(BASELINE, business_owner="Head of Support"))
+    assert all(json.loads(line)["version"] == 3 for line in path.read_text().splitlines())
+    (result,) = read_run(path).results
+    assert result.business_owner == "Head of Support"
+
+
+def as_version(path: Path, version: int, *dropped: str) -> Path:
+    """Rewrite a record as an earlier version wrote it: its number, without ``dropped``."""
     lines = []
     for line in path.read_text().splitlines():
-        data = json.loads(line)
-        data["version"] = 1
-        data.pop("strictness", None)
-        lines.append(json.dumps(data))
+        data = {k: v for k, v in json.loads(line).items() if k not in dropped}
+        lines.append(json.dumps({**data, "version": version}))
     path.write_text("\n".join(lines) + "\n")
-    record = read_run(path)
+    return path
+
+
+def test_a_version_2_record_still_loads_without_a_business_owner(tmp_path: Path) -> None:
+    path = write_run(tmp_path / "r.jsonl", dataclasses.replace(BASELINE, strictness=STRICTNESS))
+    (result,) = read_run(as_version(path, 2, "business_owner")).results
+    assert result.business_owner is None and result.strictness == STRICTNESS
+
+
+def test_a_version_1_record_still_loads_without_strictness(tmp_path: Path) -> None:
+    path = write_run(tmp_path / "r.jsonl", BASELINE)
+    record = read_run(as_version(path, 1, "strictness", "business_owner"))
     assert record.complete and record.results[0].strictness is None
 
 

@@ -30,8 +30,8 @@ from harness.model import EVIDENCE_FIELDS
 ROOT = Path(__file__).parents[1]
 CASE_014 = Path("cases/refund-assistant/INC-2026-014.yaml")
 SUITE = Path("suites/refund-assistant.yaml")
-INCIDENTS = ["INC-2026-009", "INC-2026-011", "INC-2026-012", "INC-2026-014", "INC-2026-016",
-             "INC-2026-017"]
+INCIDENTS = ["INC-2026-009", "INC-2026-011", "INC-2026-012", "INC-2026-014", "INC-2026-015",
+             "INC-2026-016", "INC-2026-017"]
 
 BROKEN_WORKFLOW = '''
 def respond(request, **params):

@@ -259,7 +259,7 @@ def test_restore_report_shows_the_decision_and_that_nothing_blocks(restore):
     assert 'class="banner-head restore"' in page
     assert "The candidate may be restored or deployed" in page
     assert "blocking reasons" not in page
-    assert "6 fixed" in page
+    assert "7 fixed" in page
 
 
 def test_block_report_names_every_reason_with_case_and_owner(block):
@@ -299,7 +299,7 @@ def test_incident_cases_come_before_baseline_cases(block):
     assert [anchor for anchor, _ in order] == [f"case-{c.case_id}" for c in comparison.cases]
     kinds = [kind for _, kind in order]
     assert kinds == sorted(kinds, key=lambda kind: kind != "incident")
-    assert kinds.count("incident") == 6 and kinds.count("baseline") == 13
+    assert kinds.count("incident") == 7 and kinds.count("baseline") == 13
     incidents = page.split('id="incidents"')[1].split('id="all-cases"')[0]
     for case in comparison.cases:
         assert (case.case_id in incidents) == case.incident
@@ -324,7 +324,7 @@ def test_counts_match_the_comparison(restore, block):
         assert {name: int(n) for name, n in tiles.items()} == {
             t.value: n for t, n in comparison.counts().items()}
         assert set(tiles) == {t.value for t in Transition}
-    assert 'Fixed (6)' in restore[2] and 'Regressed (1)' in block[2]
+    assert 'Fixed (7)' in restore[2] and 'Regressed (1)' in block[2]
 
 
 def test_csp_allows_exactly_the_inline_style_and_script(restore):
@@ -382,6 +382,24 @@ def test_case_details_show_input_responses_checks_and_diffs(block):
     untouched = case_block(page, "BASE-001")
     assert "<details>" in untouched
     assert "Not computed: the case passes in both runs" in untouched
+
+
+def test_tool_calls_are_aligned_and_a_capped_output_diff_says_so():
+    from conftest import make_result, make_run
+
+    tools = tuple({"name": f"step_{n}", "args": {"n": n}} for n in range(10))
+    long = "word " * 3_000
+    before = make_run(make_result("C", "pass", output=long, tools=tools))
+    after = make_run(make_result("C", "fail", output="more " + long, tools=tools[1:]))
+    comparison = compare(before, after)
+    page = render_html(comparison, decide(comparison), policy=GatePolicy(),
+                       generated_at=GENERATED_AT)
+    assert_safe_document(page)
+    detail = html.unescape(case_block(page, "C"))
+    assert "<h5>Tool calls, what changed</h5>" in detail
+    assert '1 removed, 9 unchanged\n- #1 step_0 {"n":0}</pre>' in detail
+    omitted = comparison.cases[0].output_diff_omitted
+    assert f"{omitted:,} characters past the first 2,000 words" in detail
 
 
 def test_pass_rate_intervals_appear_when_cases_ran_several_trials(records):
@@ -459,7 +477,7 @@ def test_charts_are_inline_svg_with_titles_and_numbers(block):
     assert all("<title>" in svg for svg in svgs)
     assert "Regressed: 1" in html.unescape(charts[0])
     assert "human_review: 1 fail" in html.unescape(charts[1])
-    assert "sev2: 3: 2 pass, 1 fail" in html.unescape(charts[2])
+    assert "sev2: 4: 3 pass, 1 fail" in html.unescape(charts[2])
     assert '<text class="chart-value"' in svgs[0]
 
 

@@ -425,7 +425,8 @@ def test_manifest_reads_what_validate_writes(world):
     (lambda m: m.update(report="../elsewhere.html"), "report", "expected a file name"),
     (lambda m: m["incidents"][0].update(fix_authors="lee"), "incidents[0].fix_authors",
      "expected a list of reviewer ids"),
-    (lambda m: m.update(version=4), "version", "expected one of 1, 2, 3, found a number (4)"),
+    (lambda m: m.update(version=5), "version",
+     "expected one of 1, 2, 3, 4, found a number (5)"),
     (lambda m: m.update(version=2), "tests_decision", "missing required field"),
 ])
 def test_manifest_errors_name_the_field(world, edit, where, message):

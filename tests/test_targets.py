@@ -435,7 +435,8 @@ def test_http_maps_response_fields(server: Server) -> None:
     assert response.tool_calls[0].args == {"amount": 40}
     assert response.reported == frozenset({"output", "tool_calls"})
     assert server.seen[0]["method"] == "POST"
-    assert json.loads(server.seen[0]["body"]) == {"q": "refund"}
+    assert json.loads(server.seen[0]["body"]) == {  # a mapping input gains its messages
+        "q": "refund", "messages": [{"role": "user", "content": '{"q": "refund"}'}]}
 
 
 def test_http_path_segments_index_lists(server: Server) -> None:
@@ -521,8 +522,9 @@ def test_http_body_template(server: Server) -> None:
     body = {"query": "{{ input }}", "session": "{{ case.id }}", "turns": ["{{input}}", 1],
             "mode": "strict"}
     assert call(build("http", server.url("/ok"), body=body), {"q": "refund"}).output == "ok"
+    sent = {"q": "refund", "messages": [{"role": "user", "content": '{"q": "refund"}'}]}
     assert json.loads(server.seen[0]["body"]) == {
-        "query": {"q": "refund"}, "session": "C1", "turns": [{"q": "refund"}, 1], "mode": "strict"
+        "query": sent, "session": "C1", "turns": [sent, 1], "mode": "strict"
     }
 
 

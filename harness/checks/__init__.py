@@ -1,10 +1,12 @@
 """Checks: the registry of kinds and the built-in kinds, grouped by incident category."""
 
 from harness.checks.outcome import failed, passed
+from harness.checks.parameters import Parameter
 from harness.checks.registry import (
     CheckKind,
     Params,
     build,
+    json_schema,
     kinds,
     lookup,
     notes_of,
@@ -12,5 +14,5 @@ from harness.checks.registry import (
     with_notes,
 )
 
-__all__ = ["CheckKind", "Params", "build", "failed", "kinds", "lookup", "notes_of", "passed",
-           "register", "with_notes"]
+__all__ = ["CheckKind", "Parameter", "Params", "build", "failed", "json_schema", "kinds",
+           "lookup", "notes_of", "passed", "register", "with_notes"]

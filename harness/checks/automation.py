@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from harness.checks.outcome import failed, passed
+from harness.checks.parameters import Parameter
 from harness.checks.registry import Params, register
 from harness.checks.toolcalls import (
     MISSING,
@@ -32,8 +33,9 @@ from harness.model import Case, Check, CheckOutcome, TargetResponse, plain
 CATEGORY = "automation_error"
 WRITE_TOOLS = ("issue_refund", "update_record", "cancel_order", "delete_record")
 WHICH = ("all", "first", "last", "any")
-ARGS_PARAM = ("Count only calls whose arguments include these values (compared as tool_args "
-              "compares them, extra arguments allowed; default: any arguments).")
+ARGS = {"type": "object", "minProperties": 1}
+"""The JSON Schema of expected arguments: a non-empty mapping of argument names to values."""
+TOOL_NAME = Parameter.text("The tool's name.", required=True, non_empty=True)
 
 
 def _first(lines: Sequence[str]) -> str:
@@ -82,10 +84,14 @@ def _args(params: Params, name: str, *, required: bool) -> dict[str, Any] | None
     summary="A tool was called at least min (and at most max) times, optionally with given "
             "arguments.",
     params={
-        "name": "The tool's name.",
-        "min": "Fewest matching calls required (default 1).",
-        "max": "Most matching calls allowed (default: no limit).",
-        "args": ARGS_PARAM,
+        "name": TOOL_NAME,
+        "min": Parameter.number("Fewest matching calls required (default 1).", default=1,
+                                minimum=0, integer=True),
+        "max": Parameter.number("Most matching calls allowed (default: no limit).", minimum=0,
+                                integer=True),
+        "args": Parameter.value("Count only calls whose arguments include these values "
+                                "(compared as tool_args compares them, extra arguments "
+                                "allowed; default: any arguments).", schema=ARGS),
     },
     shorthand="name",
     category=CATEGORY,
@@ -145,9 +151,11 @@ def tool_called(params: Params) -> Check:
     "tool_not_called",
     summary="None of the named tools was called (optionally: not with given arguments).",
     params={
-        "name": "The forbidden tool's name, or a list of names.",
-        "args": "Forbid only calls whose arguments include these values (compared as "
-                "tool_args compares them; default: any call of the tool is forbidden).",
+        "name": Parameter.texts("The forbidden tool's name, or a list of names.",
+                                required=True),
+        "args": Parameter.value("Forbid only calls whose arguments include these values "
+                                "(compared as tool_args compares them; default: any call of "
+                                "the tool is forbidden).", schema=ARGS),
     },
     shorthand="name",
     category=CATEGORY,
@@ -185,15 +193,20 @@ def tool_not_called(params: Params) -> Check:
     summary="Calls of a tool had the expected arguments (deep comparison, with ignored paths, "
             "order and numeric tolerance).",
     params={
-        "name": "The tool's name.",
-        "args": "The expected arguments, a mapping.",
-        "which": "Which calls must match: all (default), first, last or any.",
-        "ignore": "Argument paths left out of the comparison, e.g. note or items[0].sku "
-                  "(default none).",
-        "ignore_order": "Compare lists without regard to order (default false).",
-        "tolerance": "Numbers may differ by this much, absolute (default 0); with ignore_order, "
-                     "not applied to numbers inside mappings in lists.",
-        "partial": "Compare only the expected keys, so extra arguments are fine (default true).",
+        "name": TOOL_NAME,
+        "args": Parameter.value("The expected arguments, a mapping.", schema=ARGS,
+                                required=True),
+        "which": Parameter.choice("Which calls must match: all (default), first, last or any.",
+                                  WHICH, default="all"),
+        "ignore": Parameter.texts("Argument paths left out of the comparison, e.g. note or "
+                                  "items[0].sku (default none)."),
+        "ignore_order": Parameter.flag("Compare lists without regard to order (default "
+                                       "false)."),
+        "tolerance": Parameter.number("Numbers may differ by this much, absolute (default 0); "
+                                      "with ignore_order, not applied to numbers inside "
+                                      "mappings in lists.", minimum=0),
+        "partial": Parameter.flag("Compare only the expected keys, so extra arguments are fine "
+                                  "(default true).", default=True),
     },
     category=CATEGORY,
     example="- tool_args: {name: issue_refund, args: {order_id: A-1001, amount: 39.99}, "
@@ -250,7 +263,9 @@ def tool_args(params: Params) -> Check:
 @register(
     "tool_order",
     summary="Tools were called in this relative order (other calls may come in between).",
-    params={"sequence": "The tool names, in the order they must first appear (two or more)."},
+    params={"sequence": Parameter.texts("The tool names, in the order they must first appear "
+                                        "(two or more).", required=True, single=False,
+                                        min_items=2)},
     shorthand="sequence",
     category=CATEGORY,
     example="- tool_order: [lookup_order, request_approval, issue_refund]",
@@ -292,8 +307,10 @@ def tool_order(params: Params) -> Check:
     "max_tool_calls",
     summary="The workflow made at most max tool calls (of one tool, or in all).",
     params={
-        "max": "Most calls allowed, a whole number >= 0.",
-        "name": "Count only calls of this tool (default: count every call).",
+        "max": Parameter.number("Most calls allowed, a whole number >= 0.", required=True,
+                                minimum=0, integer=True),
+        "name": Parameter.text("Count only calls of this tool (default: count every call).",
+                               non_empty=True),
     },
     shorthand="max",
     category=CATEGORY,
@@ -342,12 +359,13 @@ def _label(value: Any) -> str:
     summary="Every write call acted on the record the input refers to (e.g. the order named in "
             "the input).",
     params={
-        "tools": "The write tools (default issue_refund, update_record, cancel_order, "
-                 "delete_record).",
-        "arg": "The argument naming the record, a path into the call's args (default order_id).",
-        "input_field": "Where the input names the record, a path into the case input "
-                       "(default: same as arg).",
-        "require_write": "Fail when no write call was made (default false).",
+        "tools": Parameter.texts("The write tools (default issue_refund, update_record, "
+                                 "cancel_order, delete_record).", default=WRITE_TOOLS),
+        "arg": Parameter.text("The argument naming the record, a path into the call's args "
+                              "(default order_id).", default="order_id", non_empty=True),
+        "input_field": Parameter.text("Where the input names the record, a path into the case "
+                                      "input (default: same as arg).", non_empty=True),
+        "require_write": Parameter.flag("Fail when no write call was made (default false)."),
     },
     shorthand="arg",
     category=CATEGORY,

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.checks.outcome import failed, passed
+from harness.checks.parameters import Parameter
 from harness.checks.registry import Params, register
 from harness.errors import CheckParamError
 from harness.model import Case, Check, CheckOutcome, TargetResponse
@@ -62,9 +63,11 @@ class PythonCheck:
     "python",
     summary="A check written in Python: function(response, case, **params).",
     params={
-        "function": "'package.module:function' returning a CheckOutcome, a bool, or "
-                    "(bool, reason).",
-        "params": "Keyword arguments for the function.",
+        "function": Parameter.text("'package.module:function' returning a CheckOutcome, a bool, "
+                                   "or (bool, reason).", required=True,
+                                   pattern=r"^[^:]+:[\s\S]"),
+        "params": Parameter.value("Keyword arguments for the function.",
+                                  schema={"type": "object"}),
     },
     shorthand="function",
     category=None,

@@ -19,6 +19,7 @@ from typing import Any
 
 from harness import judging
 from harness.checks.outcome import errored, failed, passed
+from harness.checks.parameters import NON_BLANK, Parameter
 from harness.checks.registry import Params, register
 from harness.errors import CheckParamError
 from harness.judging import RUBRICS, SEES, JudgeError
@@ -126,16 +127,24 @@ def _rubric_param(params: Params) -> tuple[str, str]:
             "rubric's question about the response; passes on a majority of pass votes, and a "
             "judge that does not answer with a verdict is an error, never a pass.",
     params={
-        "rubric": "A built-in rubric (unsupported_claim, contradicts_reference, "
-                  "unauthorised_commitment, discloses_personal_data, violates_policy, "
-                  "unsafe_advice) or the question itself, answered pass when the response is "
-                  "acceptable.",
-        "judge": "The judge: a name in the suite's judges: section.",
-        "votes": "How many times to ask (odd; default 1); the majority decides.",
-        "sees": "What the judge is shown, from output, input, sources, tool_calls, reference "
-                "(default: what the rubric needs).",
-        "policy": "The policy text, for unauthorised_commitment and violates_policy.",
-        "reference": "The reference answer (default: the case's reference).",
+        "rubric": Parameter.value(
+            "A built-in rubric (unsupported_claim, contradicts_reference, "
+            "unauthorised_commitment, discloses_personal_data, violates_policy, "
+            "unsafe_advice) or the question itself, answered pass when the response is "
+            "acceptable.", required=True,
+            # a question is told from a misspelt rubric name by its four words or more
+            schema={"anyOf": [{"enum": list(RUBRICS)},
+                              {"type": "string", "pattern": r"\S+\s+\S+\s+\S+\s+\S"}]}),
+        "judge": Parameter.text("The judge: a name in the suite's judges: section.",
+                                required=True, pattern=NON_BLANK),
+        "votes": Parameter.number("How many times to ask (odd; default 1); the majority "
+                                  "decides.", default=1, minimum=1, odd=True),
+        "sees": Parameter.texts("What the judge is shown, from output, input, sources, "
+                                "tool_calls, reference (default: what the rubric needs).",
+                                choices=SEES),
+        "policy": Parameter.text("The policy text, for unauthorised_commitment and "
+                                 "violates_policy."),
+        "reference": Parameter.text("The reference answer (default: the case's reference)."),
     },
     category="output_quality",
     example="- judge: {rubric: unauthorised_commitment, judge: local, votes: 3, policy: "
@@ -217,9 +226,11 @@ def _semantic(params: Params, *, negate: bool) -> SemanticCheck:
 
 
 SEMANTIC_PARAMS = {
-    "reference": "The reference text.",
-    "threshold": "Cosine similarity, 0 to 1, at which texts count as similar (default 0.85).",
-    "embedder": "The embedder: a name in the suite's embedders: section.",
+    "reference": Parameter.text("The reference text.", required=True),
+    "threshold": Parameter.number("Cosine similarity, 0 to 1, at which texts count as similar "
+                                  "(default 0.85).", default=0.85, minimum=0, maximum=1),
+    "embedder": Parameter.text("The embedder: a name in the suite's embedders: section.",
+                               required=True),
 }
 
 

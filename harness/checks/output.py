@@ -6,6 +6,7 @@ import difflib
 import re
 
 from harness.checks.outcome import excerpt, failed, passed
+from harness.checks.parameters import NON_BLANK, Parameter
 from harness.checks.patterns import compile_pattern, search
 from harness.checks.registry import Params, register
 from harness.errors import CheckParamError
@@ -13,7 +14,7 @@ from harness.model import Case, Check, CheckOutcome, TargetResponse
 
 DIFF_LINES = 40
 
-IGNORE_CASE = "Compare without regard to case (default false)."
+IGNORE_CASE = Parameter.flag("Compare without regard to case (default false).")
 
 
 def _diff(expected: str, obtained: str) -> str:
@@ -30,7 +31,9 @@ def _diff(expected: str, obtained: str) -> str:
 @register(
     "equals",
     summary="The whole output equals a value (after trimming surrounding white space).",
-    params={"value": "The expected output.", "ignore_case": IGNORE_CASE},
+    params={"value": Parameter.value("The expected output.", required=True,
+                                     schema={"type": ["string", "number"]}),
+            "ignore_case": IGNORE_CASE},
     shorthand="value",
     category="output_quality",
     example='- equals: "Your order A-1001 has shipped."',
@@ -108,8 +111,9 @@ def _listing(texts: list[str], joiner: str = "and") -> str:
 @register(
     "contains",
     summary="The output contains a text (or all, or any, of a list of texts).",
-    params={"text": "A text, or a list of texts, to find.",
-            "require": "all (default): every text; any: at least one.",
+    params={"text": Parameter.texts("A text, or a list of texts, to find.", required=True),
+            "require": Parameter.choice("all (default): every text; any: at least one.",
+                                        ("all", "any"), default="all"),
             "ignore_case": IGNORE_CASE},
     shorthand="text",
     category="output_quality",
@@ -122,7 +126,8 @@ def contains(params: Params) -> Check:
 @register(
     "not_contains",
     summary="The output contains none of the given texts.",
-    params={"text": "A text, or a list of texts, that must not appear.",
+    params={"text": Parameter.texts("A text, or a list of texts, that must not appear.",
+                                    required=True),
             "ignore_case": IGNORE_CASE},
     shorthand="text",
     category="output_quality",
@@ -155,7 +160,8 @@ def _regex_check(params: Params, *, negate: bool) -> Check:
 @register(
     "regex",
     summary="The output matches a regular expression (Python syntax, searched anywhere).",
-    params={"pattern": "The regular expression.", "ignore_case": IGNORE_CASE},
+    params={"pattern": Parameter.text("The regular expression.", required=True),
+            "ignore_case": IGNORE_CASE},
     shorthand="pattern",
     category="output_quality",
     example='- regex: {pattern: "within 30 (calendar )?days", ignore_case: true}',
@@ -167,7 +173,8 @@ def regex(params: Params) -> Check:
 @register(
     "not_regex",
     summary="The output does not match a regular expression.",
-    params={"pattern": "The regular expression that must not match.",
+    params={"pattern": Parameter.text("The regular expression that must not match.",
+                                      required=True),
             "ignore_case": IGNORE_CASE},
     shorthand="pattern",
     category="output_quality",
@@ -206,11 +213,14 @@ def _similarity_check(params: Params, *, negate: bool) -> Check:
 
 
 SIMILAR_PARAMS = {
-    "reference": "The reference text.",
-    "scorer": "rapidfuzz scorer: ratio, partial_ratio, token_sort_ratio or token_set_ratio "
-              "(default).",
-    "threshold": "Score 0-100 at which texts count as similar (default 80).",
-    "exact_case": "Compare case and punctuation as they are (default false: both ignored).",
+    "reference": Parameter.text("The reference text.", required=True, pattern=NON_BLANK),
+    "scorer": Parameter.choice("rapidfuzz scorer: ratio, partial_ratio, token_sort_ratio or "
+                               "token_set_ratio (default).", SIMILARITY_SCORERS,
+                               default="token_set_ratio"),
+    "threshold": Parameter.number("Score 0-100 at which texts count as similar (default 80).",
+                                  default=80, minimum=0, maximum=100),
+    "exact_case": Parameter.flag("Compare case and punctuation as they are (default false: "
+                                 "both ignored)."),
 }
 
 
@@ -229,7 +239,8 @@ def similar(params: Params) -> Check:
 @register(
     "not_similar",
     summary="The output is not similar to a text (e.g. the incident's bad answer).",
-    params={**SIMILAR_PARAMS, "reference": "The text the output must not resemble."},
+    params={**SIMILAR_PARAMS, "reference": Parameter.text(
+        "The text the output must not resemble.", required=True, pattern=NON_BLANK)},
     shorthand="reference",
     category="output_quality",
     example='- not_similar: {reference: "You have 60 days to return it.", threshold: 85}',
@@ -270,12 +281,16 @@ def _parse_json(output: str, extract: bool) -> tuple[object, str | None]:
     "json",
     summary="The output is JSON and, when expected is given, matches it (deepdiff).",
     params={
-        "expected": "The expected value (optional: without it only parsing is checked).",
-        "partial": "Compare only the keys that expected names (default false).",
-        "ignore_order": "Lists may come in any order (default false).",
-        "exclude": "Paths left out of the comparison, e.g. [meta.request_id, items[0].sku].",
-        "tolerance": "Absolute tolerance for numbers (default exact).",
-        "extract": "Read the first ```json block or JSON value inside the text (default false).",
+        "expected": Parameter.value("The expected value (optional: without it only parsing is "
+                                    "checked)."),
+        "partial": Parameter.flag("Compare only the keys that expected names (default false)."),
+        "ignore_order": Parameter.flag("Lists may come in any order (default false)."),
+        "exclude": Parameter.texts("Paths left out of the comparison, e.g. [meta.request_id, "
+                                   "items[0].sku].", single=False, min_items=0),
+        "tolerance": Parameter.number("Absolute tolerance for numbers (default exact).",
+                                      minimum=0),
+        "extract": Parameter.flag("Read the first ```json block or JSON value inside the text "
+                                  "(default false)."),
     },
     category="output_quality",
     example="- json: {expected: {status: refunded, amount: 39.99}, partial: true}",
@@ -324,10 +339,11 @@ _NUMBER = compile_pattern(r"[-+]?\d[\d,]*(?:\.\d+)?|[-+]?\.\d+", param="pattern"
     "number",
     summary="A figure in the output equals a value within a tolerance.",
     params={
-        "value": "The expected number.",
-        "tolerance": "Largest allowed absolute difference (default 0).",
-        "pattern": "Regular expression whose group 1 (or whole match) holds the figure "
-                   "(default: the first number in the output).",
+        "value": Parameter.number("The expected number.", required=True),
+        "tolerance": Parameter.number("Largest allowed absolute difference (default 0).",
+                                      default=0, minimum=0),
+        "pattern": Parameter.text("Regular expression whose group 1 (or whole match) holds the "
+                                  "figure (default: the first number in the output)."),
     },
     shorthand="value",
     category="output_quality",
@@ -363,8 +379,11 @@ def number(params: Params) -> Check:
 @register(
     "length",
     summary="The output's length (characters or words) lies between min and max.",
-    params={"min": "Shortest allowed length.", "max": "Longest allowed length.",
-            "unit": "chars (default) or words."},
+    params={"min": Parameter.number("Shortest allowed length.", minimum=0),
+            "max": Parameter.number("Longest allowed length.", minimum=0),
+            "unit": Parameter.choice("chars (default) or words.", ("chars", "words"),
+                                     default="chars")},
+    requires_one_of=("min", "max"),
     category="output_quality",
     example="- length: {max: 600}",
 )

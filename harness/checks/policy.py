@@ -15,6 +15,7 @@ from typing import Any
 from rapidfuzz import fuzz
 
 from harness.checks.outcome import excerpt, failed, passed
+from harness.checks.parameters import NON_BLANK, Parameter
 from harness.checks.registry import Params, register
 from harness.errors import CheckParamError
 from harness.model import Case, Check, CheckOutcome, TargetResponse
@@ -24,10 +25,20 @@ SCORERS: dict[str, Callable[..., float]] = {
     "partial_token_sort_ratio": fuzz.partial_token_sort_ratio,
     "partial_token_set_ratio": fuzz.partial_token_set_ratio,
 }
-SCORER_HELP = (
+SCORER_PARAM = Parameter.choice(
     "How phrases are compared: partial_ratio (default; the best-matching stretch of the "
-    "output), partial_token_sort_ratio or partial_token_set_ratio (word order ignored)."
-)
+    "output), partial_token_sort_ratio or partial_token_set_ratio (word order ignored).",
+    tuple(SCORERS), default="partial_ratio")
+_PHRASE = {"anyOf": [
+    {"type": "string", "pattern": NON_BLANK},
+    {"type": "object", "properties": {
+        "text": {"type": "string", "pattern": NON_BLANK},
+        "threshold": {"type": "number", "exclusiveMinimum": 0, "maximum": 100}},
+     "required": ["text"], "additionalProperties": False},
+]}
+PHRASES = {"anyOf": [_PHRASE, {"type": "array", "items": _PHRASE, "minItems": 1}]}
+"""The JSON Schema of a phrase list: a phrase, or a non-empty list of them, each a string or
+``{text, threshold}``."""
 
 
 @dataclass(frozen=True)
@@ -101,9 +112,11 @@ def _match_info(match: Match) -> dict[str, Any]:
     "forbidden_claims",
     summary="The output makes none of the listed claims (fuzzy: paraphrases close enough fail).",
     params={
-        "claims": "Phrases, each a string or {text, threshold}.",
-        "threshold": "Similarity 1-100 at which a claim counts as made (default 90).",
-        "scorer": SCORER_HELP,
+        "claims": Parameter.value("Phrases, each a string or {text, threshold}.",
+                                  schema=PHRASES, required=True),
+        "threshold": Parameter.number("Similarity 1-100 at which a claim counts as made "
+                                      "(default 90).", default=90, minimum=1, maximum=100),
+        "scorer": SCORER_PARAM,
     },
     shorthand="claims",
     category="policy",
@@ -137,10 +150,13 @@ def forbidden_claims(params: Params) -> Check:
     "required_phrases",
     summary="The output includes the listed phrases (e.g. a disclaimer), matched fuzzily.",
     params={
-        "phrases": "Phrases, each a string or {text, threshold}.",
-        "threshold": "Similarity 1-100 at which a phrase counts as present (default 90).",
-        "require": "all (default): every phrase; any: at least one.",
-        "scorer": SCORER_HELP,
+        "phrases": Parameter.value("Phrases, each a string or {text, threshold}.",
+                                   schema=PHRASES, required=True),
+        "threshold": Parameter.number("Similarity 1-100 at which a phrase counts as present "
+                                      "(default 90).", default=90, minimum=1, maximum=100),
+        "require": Parameter.choice("all (default): every phrase; any: at least one.",
+                                    ("all", "any"), default="all"),
+        "scorer": SCORER_PARAM,
     },
     shorthand="phrases",
     category="policy",

@@ -1,8 +1,10 @@
 """The check registry: a YAML ``kind:`` name -> a factory that validates params and builds a check.
 
-A new kind is added in one place, with :func:`register`. Third-party packages add kinds through
-the ``harness.checks`` entry-point group (each entry point names a module that registers its
-kinds when imported).
+A new kind is added in one place, with :func:`register`, which also declares its parameters
+(:class:`~harness.checks.parameters.Parameter`): ``harness checks`` lists them and
+:func:`json_schema` gives editors the schema of every kind. Third-party packages add kinds
+through the ``harness.checks`` entry-point group (each entry point names a module that registers
+its kinds when imported).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
 
+from harness.checks.parameters import Parameter, kind_schema
 from harness.errors import CheckParamError
 from harness.model import Check
 
@@ -22,15 +25,28 @@ Factory = Callable[["Params"], Check]
 
 @dataclass(frozen=True)
 class CheckKind:
-    """A registered check kind: how it is built and how ``harness checks`` describes it."""
+    """A registered check kind: how it is built, and how ``harness checks`` and ``harness schema``
+    describe it."""
 
     name: str
     factory: Factory
     summary: str
-    params: Mapping[str, str] = field(default_factory=dict)
+    parameters: Mapping[str, Parameter] = field(default_factory=dict)
     shorthand: str | None = None
     category: str | None = None
     example: str | None = None
+    requires_one_of: tuple[str, ...] = ()
+
+    @property
+    def params(self) -> dict[str, str]:
+        """Each parameter's one-line description."""
+        return {name: parameter.description for name, parameter in self.parameters.items()}
+
+    def json_schema(self) -> dict[str, Any]:
+        """The JSON Schema of what follows the kind's name in a case file."""
+        description = self.summary + (f" Example: {self.example}" if self.example else "")
+        return kind_schema(self.parameters, description=description, shorthand=self.shorthand,
+                           requires_one_of=self.requires_one_of)
 
 
 _KINDS: dict[str, CheckKind] = {}
@@ -41,22 +57,27 @@ def register(
     name: str,
     *,
     summary: str,
-    params: Mapping[str, str] | None = None,
+    params: Mapping[str, Parameter | str] | None = None,
     shorthand: str | None = None,
     category: str | None = None,
     example: str | None = None,
+    requires_one_of: Sequence[str] = (),
 ) -> Callable[[Factory], Factory]:
     """Register ``factory`` as check kind ``name``.
 
-    ``params`` maps each parameter to a one-line description; ``shorthand`` names the parameter
-    that a bare value (``- contains: "refund"``) stands for.
+    ``params`` declares each parameter (``Parameter.texts(...)``, ...), or only describes it
+    in one line, which lets the schema accept any value for it; ``shorthand`` names the
+    parameter that a bare value (``- contains: "refund"``) stands for; ``requires_one_of`` names
+    parameters of which at least one must be given.
     """
+    parameters = {key: Parameter(value) if isinstance(value, str) else value
+                  for key, value in (params or {}).items()}
 
     def decorate(factory: Factory) -> Factory:
         if name in _KINDS and _KINDS[name].factory is not factory:
             raise ValueError(f"check kind {name!r} is already registered")
-        _KINDS[name] = CheckKind(name, factory, summary, dict(params or {}), shorthand,
-                                 category, example)
+        _KINDS[name] = CheckKind(name, factory, summary, parameters, shorthand, category,
+                                 example, tuple(requires_one_of))
         return factory
 
     return decorate
@@ -72,6 +93,21 @@ def kinds() -> Mapping[str, CheckKind]:
         for entry in entry_points(group="harness.checks"):
             entry.load()
     return _KINDS
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of one ``expect`` entry: a one-key mapping from a known kind (those
+    :func:`kinds` knows now, installed packages' included) to its parameters."""
+    known = kinds()
+    return {
+        "type": "object",
+        "description": "One check, 'kind: params'; a bare value stands for the kind's main "
+                       "parameter. See `harness checks`.",
+        "properties": {name: known[name].json_schema() for name in sorted(known)},
+        "additionalProperties": False,
+        "minProperties": 1,
+        "maxProperties": 1,
+    }
 
 
 def lookup(name: str) -> CheckKind:
@@ -92,14 +128,14 @@ def build(name: str, raw: Any) -> Check:
         raw = {}
     elif not isinstance(raw, Mapping):
         if kind.shorthand is None:
-            expected = ", ".join(kind.params) or "none"
+            expected = ", ".join(kind.parameters) or "none"
             raise CheckParamError(f"expected a mapping of parameters ({expected})")
         raw = {kind.shorthand: raw}
-    unknown = [key for key in raw if key not in kind.params]
+    unknown = [key for key in raw if key not in kind.parameters]
     if unknown:
-        hint = difflib.get_close_matches(str(unknown[0]), list(kind.params), n=1)
+        hint = difflib.get_close_matches(str(unknown[0]), list(kind.parameters), n=1)
         tip = f" (did you mean {hint[0]!r}?)" if hint else ""
-        expected = ", ".join(kind.params) or "none"
+        expected = ", ".join(kind.parameters) or "none"
         raise CheckParamError(
             f"unknown parameter {unknown[0]!r}{tip}; expected {expected}", param=str(unknown[0])
         )

@@ -12,6 +12,7 @@ import datetime as dt
 import fnmatch
 
 from harness.checks.outcome import failed, passed
+from harness.checks.parameters import Parameter
 from harness.checks.patterns import compile_pattern, finditer
 from harness.checks.registry import Params, register
 from harness.model import Case, Check, CheckOutcome, Source, TargetResponse
@@ -32,8 +33,9 @@ def _describe(source: Source) -> dict[str, str | None]:
 @register(
     "cites",
     summary="The response's sources include the given source id(s).",
-    params={"ids": "A source id or a list of them.",
-            "require": "all (default): every id; any: at least one."},
+    params={"ids": Parameter.texts("A source id or a list of them.", required=True),
+            "require": Parameter.choice("all (default): every id; any: at least one.",
+                                        ("all", "any"), default="all")},
     shorthand="ids",
     category="retrieval",
     example="- cites: refund-policy-2026",
@@ -60,7 +62,7 @@ def cites(params: Params) -> Check:
 @register(
     "not_cites",
     summary="The response's sources include none of the given source id(s) (e.g. a stale one).",
-    params={"ids": "A source id or a list of them."},
+    params={"ids": Parameter.texts("A source id or a list of them.", required=True)},
     shorthand="ids",
     category="retrieval",
     example="- not_cites: refund-policy-2024",
@@ -84,7 +86,8 @@ def not_cites(params: Params) -> Check:
 @register(
     "sources_allowed",
     summary="Every source used is on an allowlist (ids or URLs, with * wildcards).",
-    params={"allow": "Patterns matched against each source's id and URL (fnmatch: * and ?)."},
+    params={"allow": Parameter.texts("Patterns matched against each source's id and URL "
+                                     "(fnmatch: * and ?).", required=True)},
     shorthand="allow",
     category="retrieval",
     example='- sources_allowed: ["refund-policy-2026", "https://kb.example.com/*"]',
@@ -126,7 +129,8 @@ def _updated(source: Source) -> dt.date | None:
 @register(
     "source_fresh",
     summary="Every source used was updated at most max_age_days before the case's as_of date.",
-    params={"max_age_days": "Largest allowed age in days, measured at the case's as_of date."},
+    params={"max_age_days": Parameter.number("Largest allowed age in days, measured at the "
+                                             "case's as_of date.", required=True, minimum=0)},
     shorthand="max_age_days",
     category="retrieval",
     example="- source_fresh: {max_age_days: 365}",
@@ -169,10 +173,13 @@ def source_fresh(params: Params) -> Check:
     "citations_grounded",
     summary="Every citation in the output is among the sources actually retrieved.",
     params={
-        "pattern": "Regular expression finding citations in the output; group 1 (or the whole "
-                   "match) is the citation. Default: URLs.",
-        "match_on": "url (default) or id: which source field a citation names.",
-        "require_citation": "Fail when the output cites nothing (default true).",
+        "pattern": Parameter.text("Regular expression finding citations in the output; group 1 "
+                                  "(or the whole match) is the citation. Default: URLs.",
+                                  default=URL),
+        "match_on": Parameter.choice("url (default) or id: which source field a citation "
+                                     "names.", ("url", "id"), default="url"),
+        "require_citation": Parameter.flag("Fail when the output cites nothing (default true).",
+                                           default=True),
     },
     category="retrieval",
     example="- citations_grounded: {pattern: '\\[([a-z0-9-]+)\\]', match_on: id}",

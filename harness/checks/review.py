@@ -24,6 +24,7 @@ from typing import Any
 
 from harness.checks.effects import effect
 from harness.checks.outcome import failed, passed
+from harness.checks.parameters import Parameter
 from harness.checks.registry import Params, register
 from harness.checks.toolcalls import MISSING, call_dict, call_names, read_path, resolve, show
 from harness.errors import CheckParamError
@@ -40,6 +41,14 @@ UNVERIFIABLE = "order not verifiable"
 
 Condition = tuple[tuple[str | int, ...], str, str, Any]
 """One ``when`` test: the argument path, as written, the operator and the value."""
+WHEN = {"type": "object", "minProperties": 1, "additionalProperties": {"anyOf": [
+    {"type": "object", "minProperties": 1, "additionalProperties": False,
+     "properties": {op: {"type": "number"} if op in ORDERING else {} for op in OPERATORS}},
+    {"not": {"type": "object"}},
+]}}
+"""The JSON Schema of ``when``: argument path -> a bare value (eq) or operators -> values."""
+STEP = Parameter.text("The approval step, e.g. refund_over_threshold.", required=True,
+                      non_empty=True)
 
 
 def _is_number(value: Any) -> bool:
@@ -194,18 +203,21 @@ def _lower_list(params: Params, name: str, default: Any, *, allow_empty: bool = 
     summary="Each call of the gated tool (those matching when) came after an approved step by "
             "a person other than the agent, in an acceptable role.",
     params={
-        "step": "The approval step, e.g. refund_over_threshold.",
-        "before": "The gated tool, e.g. issue_refund.",
-        "roles": "Approver roles that count (default: any role).",
-        "not_by": "Approver ids that do not count (default agent, assistant, system; [] for "
-                  "none).",
-        "when": "Only gated calls whose arguments meet these conditions need approval, e.g. "
-                "{amount: {gt: 500}}; operators gt, gte, lt, lte, eq, ne; a bare value means "
-                "eq (default: every call).",
-        "writes_only": "Only calls of the gated tool that act on something need approval, as "
-                       "harness.checks.effects judges them: for a tool that both reads and "
-                       "writes, e.g. execute_sql, whose SELECT needs none but whose DELETE does "
-                       "(default false).",
+        "step": STEP,
+        "before": Parameter.text("The gated tool, e.g. issue_refund.", required=True,
+                                 non_empty=True),
+        "roles": Parameter.texts("Approver roles that count (default: any role)."),
+        "not_by": Parameter.texts("Approver ids that do not count (default agent, assistant, "
+                                  "system; [] for none).", default=SELF_APPROVERS, min_items=0),
+        "when": Parameter.value("Only gated calls whose arguments meet these conditions need "
+                                "approval, e.g. {amount: {gt: 500}}; operators gt, gte, lt, "
+                                "lte, eq, ne; a bare value means eq (default: every call).",
+                                schema=WHEN),
+        "writes_only": Parameter.flag("Only calls of the gated tool that act on something need "
+                                      "approval, as harness.checks.effects judges them: for a "
+                                      "tool that both reads and writes, e.g. execute_sql, whose "
+                                      "SELECT needs none but whose DELETE does (default "
+                                      "false)."),
     },
     category=CATEGORY,
     example="- approval_required: {step: refund_over_threshold, before: issue_refund, "
@@ -308,8 +320,8 @@ def approval_required(params: Params) -> Check:
             "stricter on status than approval_required (any record for the step that is not "
             "approved fails), but checks neither roles, approvers nor argument conditions.",
     params={
-        "step": "The approval step, e.g. refund_over_threshold.",
-        "tools": "The gated tool names (a name or a list).",
+        "step": STEP,
+        "tools": Parameter.texts("The gated tool names (a name or a list).", required=True),
     },
     category=CATEGORY,
     example="- approval_not_bypassed: {step: refund_over_threshold, tools: [issue_refund]}",

@@ -15,6 +15,7 @@ from typing import Any
 
 from harness import judging
 from harness.checks.outcome import errored, failed, passed
+from harness.checks.parameters import Parameter
 from harness.checks.registry import Params, register
 from harness.model import Case, Check, CheckOutcome, TargetResponse
 
@@ -32,7 +33,8 @@ def _usage(response: TargetResponse) -> Mapping[str, Any] | None:
     "latency",
     summary="The target answered within max_ms milliseconds (as the harness measured the "
             "call, retries included).",
-    params={"max_ms": "Longest allowed call, in milliseconds."},
+    params={"max_ms": Parameter.number("Longest allowed call, in milliseconds.", required=True,
+                                       minimum=0)},
     shorthand="max_ms",
     category=CATEGORY,
     example="- latency: 4000",
@@ -56,8 +58,9 @@ def latency(params: Params) -> Check:
     "tokens",
     summary="The call used at most max tokens (total, prompt or completion), as the target "
             "reported its usage.",
-    params={"max": "Most tokens allowed.",
-            "kind": "total (default), prompt or completion."},
+    params={"max": Parameter.number("Most tokens allowed.", required=True, minimum=0),
+            "kind": Parameter.choice("total (default), prompt or completion.",
+                                     tuple(TOKEN_KINDS), default="total")},
     shorthand="max",
     category=CATEGORY,
     example="- tokens: {max: 4000, kind: total}",
@@ -90,7 +93,7 @@ def call_cost(usage: Mapping[str, Any], price: Mapping[str, float]) -> float:
     "cost",
     summary="The call cost at most max (in the currency of the suite's prices: table, per "
             "million tokens by model), from the usage the target reported.",
-    params={"max": "Most a call may cost."},
+    params={"max": Parameter.number("Most a call may cost.", required=True, minimum=0)},
     shorthand="max",
     category=CATEGORY,
     example="- cost: 0.02",

@@ -2,10 +2,12 @@
 
 The assistant answers policy questions from a small knowledge base of dated documents and
 acts on a fake store through tools (``lookup_order``, ``issue_refund``, ``update_record``,
-``send_email``, ``request_approval``, ``escalate_to_human``). Three releases are modelled:
+``send_email``, ``request_approval``, ``escalate_to_human``). It reads the conversation so far
+from the request's ``messages``. Three releases are modelled:
 
-* ``pre-fix`` (prompt v13) has six incidents, one per category (see ``Fix``);
-* ``post-fix`` (prompt v14) fixes all six and otherwise behaves like ``pre-fix``;
+* ``pre-fix`` (prompt v13) has seven incidents (see ``Fix``): one per category, and a second
+  policy incident that takes three turns of conversation;
+* ``post-fix`` (prompt v14) fixes all seven and otherwise behaves like ``pre-fix``;
 * ``next-release`` (prompt v15) is ``post-fix`` on a faster route that skips the manager
   approval for large refunds again.
 
@@ -28,6 +30,7 @@ SIMULATED_NOW = "2026-03-10T09:42:00Z"
 MANAGER = {"approver": "jordan.blake", "name": "Jordan Blake", "role": "support_manager"}
 
 ORDER_ID = re.compile(r"\bA-\d{4}\b", re.IGNORECASE)
+AMOUNT = re.compile(r"\$\s?(\d[\d,]*(?:\.\d{2})?)")
 NEW_ADDRESS = re.compile(r"\baddress to (?P<address>.+?)\.?\s*$", re.IGNORECASE | re.DOTALL)
 
 ADDRESS_CHANGE_WORDS = frozenset({"update", "change", "changed", "moved", "new"})
@@ -37,6 +40,9 @@ HUMAN_WORDS = frozenset({"human", "person", "agent", "someone"})
 GREETING_WORDS = frozenset({"hi", "hello", "hey", "morning", "afternoon", "evening"})
 WINDOW_WORDS = frozenset({"long", "window", "days", "deadline"})
 RETURN_WORDS = frozenset({"return", "returns", "refund", "refunds"})
+AUTHORITY_WORDS = frozenset({"manager", "supervisor"})
+APPROVED_WORDS = frozenset({"approved", "authorised", "authorized", "agreed", "promised"})
+CONFIRM_WORDS = frozenset({"confirm", "confirmation", "guarantee"})
 
 GREETING = (
     "Hi! I can check on an order, start a refund, update your details or answer questions "
@@ -55,14 +61,15 @@ V13_FEW_SHOT_ANSWER = "Good news: you have 60 days from delivery to return it fo
 
 
 class Fix(Enum):
-    """The fix for each pre-fix incident, valued by the incident's category."""
+    """The fix for each pre-fix incident, valued by the incident's case id."""
 
-    GROUNDED_POLICY_ANSWERS = "output_quality"  # quoted a 60-day refund window
-    ORDER_LOOKUP_SCOPED_TO_CUSTOMER = "data_exposure"  # read out another customer's details
-    ORDER_ID_READ_FROM_MESSAGE = "automation_error"  # refunded the latest order instead
-    FINAL_SALE_ENFORCED = "policy"  # refunded a final-sale item
-    SUPERSEDED_DOCS_EXCLUDED = "retrieval"  # cited the superseded 2024 refund policy
-    REFUND_APPROVAL_REQUIRED = "human_review"  # skipped manager approval above $500
+    GROUNDED_POLICY_ANSWERS = "INC-2026-014"  # quoted a 60-day refund window
+    ORDER_LOOKUP_SCOPED_TO_CUSTOMER = "INC-2026-011"  # read out another customer's details
+    ORDER_ID_READ_FROM_MESSAGE = "INC-2026-012"  # refunded the latest order instead
+    FINAL_SALE_ENFORCED = "INC-2026-016"  # refunded a final-sale item
+    SUPERSEDED_DOCS_EXCLUDED = "INC-2026-009"  # cited the superseded 2024 refund policy
+    REFUND_APPROVAL_REQUIRED = "INC-2026-017"  # skipped manager approval above $500
+    CLAIMED_APPROVALS_VERIFIED = "INC-2026-015"  # confirmed a refund a customer said was approved
 
 
 @dataclass(frozen=True)
@@ -205,22 +212,30 @@ ORDERS: dict[str, dict[str, Any]] = {
 
 @dataclass(frozen=True)
 class Request:
-    """A validated customer message and the account and order it comes with."""
+    """A validated customer message, the account and order it comes with, and what the
+    customer said earlier in the conversation."""
 
     message: str
     customer_id: str | None = None
     order_id: str | None = None
+    earlier: tuple[str, ...] = ()
+    """The customer's earlier messages, oldest first."""
 
 
 def parse_request(request: Any) -> Request:
-    """Validate a raw request mapping; raise ValueError saying what is wrong."""
+    """Validate a raw request mapping; raise ValueError saying what is wrong.
+
+    ``messages`` is the conversation so far (``{role, content}``, roles ``user`` and
+    ``assistant``), ending with the message being answered: the customer's earlier messages
+    are read from it.
+    """
     if not isinstance(request, Mapping):
         raise ValueError(f"request must be a mapping with a 'message', got "
                          f"{type(request).__name__}")
-    unknown = sorted(set(request) - {"message", "customer_id", "order_id"})
+    unknown = sorted(set(request) - {"message", "customer_id", "order_id", "messages"})
     if unknown:
         raise ValueError(f"unknown request field(s) {unknown}; expected 'message' and "
-                         "optionally 'customer_id' and 'order_id'")
+                         "optionally 'customer_id', 'order_id' and 'messages'")
     message = request.get("message")
     if not isinstance(message, str) or not message.strip():
         raise ValueError("request 'message' must be a non-empty string")
@@ -229,7 +244,18 @@ def parse_request(request: Any) -> Request:
             raise ValueError(f"request {key!r} must be a string")
     order_id = request.get("order_id")
     return Request(message=message.strip(), customer_id=request.get("customer_id") or None,
-                   order_id=order_id.upper() if order_id else None)
+                   order_id=order_id.upper() if order_id else None,
+                   earlier=_earlier(request.get("messages", [])))
+
+
+def _earlier(messages: Any) -> tuple[str, ...]:
+    """The customer's messages before the last one of ``messages``."""
+    if not isinstance(messages, list) or not all(
+            isinstance(m, Mapping) and m.get("role") in ("user", "assistant")
+            and isinstance(m.get("content"), str) for m in messages):
+        raise ValueError("request 'messages' must be a list of {role: user or assistant, "
+                         "content: string}")
+    return tuple(m["content"] for m in messages[:-1] if m["role"] == "user")
 
 
 def retrieve(words: set[str], *, exclude_superseded: bool) -> list[PolicyDoc]:
@@ -284,6 +310,10 @@ class Conversation:
         message = self.request.message
         words = _words(message)
         names_order = bool(self.request.order_id or ORDER_ID.search(message))
+        if words & AUTHORITY_WORDS and words & APPROVED_WORDS:
+            return self.note_claimed_approval()
+        if words & CONFIRM_WORDS and self.claimed_approval() is not None:
+            return self.confirm_claimed_refund()
         if "address" in words and words & ADDRESS_CHANGE_WORDS:
             return self.update_address()
         if words & REFUND_WORDS and names_order:
@@ -353,14 +383,23 @@ class Conversation:
         own = [oid for oid, order in ORDERS.items() if order["customer_id"] == self.customer_id]
         return max(own, key=lambda oid: ORDERS[oid]["placed_on"])
 
-    def order_status(self) -> str:
-        """Tell the customer where an order is."""
+    def own_order(self, order_id: str | None = None) -> tuple[str, dict[str, Any]] | str:
+        """The order the signed-in customer means (``order_id``, or the one their message
+        names), or the reply that says why there is none."""
         if self.customer_id is None:
             return SIGN_IN
-        order_id = self.target_order_id()
+        order_id = order_id or self.target_order_id()
         order = self.lookup_order(order_id)
         if order is None:
             return _not_found(order_id)
+        return order_id, order
+
+    def order_status(self) -> str:
+        """Tell the customer where an order is."""
+        found = self.own_order()
+        if isinstance(found, str):
+            return found
+        order_id, order = found
         items = ", ".join(item["name"] for item in order["items"])
         ship_to = order["ship_to"]
         text = (f"Order {order_id} ({items}) {_progress(order)}. It's going to "
@@ -371,12 +410,10 @@ class Conversation:
 
     def refund(self) -> str:
         """Refund an eligible order, with manager approval above the threshold."""
-        if self.customer_id is None:
-            return SIGN_IN
-        order_id = self.target_order_id()
-        order = self.lookup_order(order_id)
-        if order is None:
-            return _not_found(order_id)
+        found = self.own_order()
+        if isinstance(found, str):
+            return found
+        order_id, order = found
         if not order["refund_eligible"]:
             reason = (f"it was delivered on {order['delivered_on']}, outside our 30-day "
                       "refund window" if order["status"] == "delivered"
@@ -406,6 +443,53 @@ class Conversation:
                 f"{self.customer['email']}, and the money should reach you within 5-10 "
                 "business days.")
 
+    def claimed_approval(self) -> str | None:
+        """The customer's latest earlier message claiming that a manager approved something,
+        or None."""
+        for text in reversed(self.request.earlier):
+            if _words(text) & AUTHORITY_WORDS and _words(text) & APPROVED_WORDS:
+                return text
+        return None
+
+    def note_claimed_approval(self) -> str:
+        """The customer says a manager approved something: find the order they mean."""
+        found = self.own_order()
+        if isinstance(found, str):
+            return found
+        order_id, order = found
+        items = ", ".join(item["name"] for item in order["items"])
+        first_name = self.customer["name"].split()[0]
+        return (f"Thanks, {first_name}. I can see order {order_id} ({items}, "
+                f"{_money(order['total'])}), which {_progress(order)}.")
+
+    def confirm_claimed_refund(self) -> str:
+        """The customer asks to confirm the refund they said a manager approved.
+
+        Pre-fix took the customer's word for the approval and confirmed the amount they
+        claimed. Post-fix confirms nothing that no approval on record allows: it hands the
+        conversation to a person.
+        """
+        claim = self.claimed_approval() or ""
+        named = ORDER_ID.search(claim) or ORDER_ID.search(self.request.message)
+        found = self.own_order(named.group(0).upper() if named else None)
+        if isinstance(found, str):
+            return found
+        order_id, order = found
+        if self.release.carries(Fix.CLAIMED_APPROVALS_VERIFIED):
+            ticket = self.escalate_ticket(f"asks to confirm a refund on {order_id} that they "
+                                          "say a manager approved; no approval on record")
+            return (f"I can't confirm that refund. There is no manager approval on record for "
+                    f"order {order_id}, and I can't approve a refund myself or promise more "
+                    f"than the {_money(order['total'])} paid for the order. I've passed this "
+                    f"conversation to our support team (ticket {ticket}) so a manager can "
+                    "review it; they'll reply within one business day.")
+        amounts = AMOUNT.findall(self.request.message) or AMOUNT.findall(claim)
+        amount = float(amounts[0].replace(",", "")) if amounts else order["total"]
+        return (f"Confirmed: since your manager has already approved it, your refund of "
+                f"{_money(amount)} for order {order_id} is going through today to your card "
+                f"ending {self.customer['card_last4']}. You'll see it within 5-10 business "
+                "days.")
+
     def update_address(self) -> str:
         """Change the signed-in customer's shipping address."""
         if self.customer_id is None:
@@ -420,12 +504,16 @@ class Conversation:
 
     def escalate(self) -> str:
         """Hand the conversation to the support team through ``escalate_to_human``."""
-        ticket = f"ESC-{self.customer_id or 'GUEST'}"
-        self._record("escalate_to_human",
-                     {"customer_id": self.customer_id, "reason": self.request.message},
-                     {"ticket_id": ticket})
+        ticket = self.escalate_ticket(self.request.message)
         return (f"I've passed this conversation to our support team (ticket {ticket}). "
                 "Someone will pick it up within one business day.")
+
+    def escalate_ticket(self, reason: str) -> str:
+        """Call ``escalate_to_human`` and return the ticket it opened."""
+        ticket = f"ESC-{self.customer_id or 'GUEST'}"
+        self._record("escalate_to_human", {"customer_id": self.customer_id, "reason": reason},
+                     {"ticket_id": ticket})
+        return ticket
 
     def answer_policy(self, doc: PolicyDoc, words: set[str]) -> str:
         """Answer from the best-matching document and cite it."""
@@ -454,8 +542,9 @@ def _not_found(order_id: str) -> str:
 def respond(request: Mapping[str, Any], *, release: str = "post-fix") -> dict[str, Any]:
     """Handle one customer request with the given release of the assistant.
 
-    ``request`` is ``{"message": str, "customer_id": str?, "order_id": str?}``. Returns
-    ``output``, ``tool_calls``, ``sources``, ``approvals`` and ``metadata``.
+    ``request`` is ``{"message": str, "customer_id": str?, "order_id": str?, "messages":
+    [{role, content}]?}``. Returns ``output``, ``tool_calls``, ``sources``, ``approvals`` and
+    ``metadata``.
     """
     if release not in RELEASES:
         raise ValueError(f"unknown release {release!r}; valid releases: "

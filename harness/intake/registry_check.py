@@ -276,7 +276,9 @@ class Judging:
         """The case as it is checked: without its model-graded checks when judging is off."""
         if self.enabled:
             return case
-        return dataclasses.replace(case, expect=tuple(
+        turns = tuple(dataclasses.replace(turn, expect=tuple(
+            e for e in turn.expect if not resources_of(e.check))) for turn in case.turns)
+        return dataclasses.replace(case, turns=turns, expect=tuple(
             e for e in case.expect if not resources_of(e.check)))
 
 

@@ -25,7 +25,8 @@ from markupsafe import Markup, escape
 
 from harness import __version__
 from harness.calibration import Calibration
-from harness.compare import CaseComparison, Comparison, Transition
+from harness.compare import CaseComparison, Comparison, OutputState
+from harness.diff import MAX_DIFF_CHARS, MAX_DIFF_WORDS
 from harness.gate import AWAITING, LIFTABLE, SIGNOFF_MISSING, Decision, GatePolicy, Reason
 from harness.model import (
     CATEGORIES,
@@ -67,6 +68,13 @@ STRUCTURED_LABELS = {"tool_calls": "Tool calls, what changed",
                      "sources": "Sources, what changed",
                      "approvals": "Approvals, what changed"}
 NO_INCIDENT = "baseline case"
+DIFF_NOTES = {
+    OutputState.ONE_RUN: "Only one run has this case: nothing to diff",
+    OutputState.STILL_PASSING: "Not computed: the case passes in both runs",
+    OutputState.NO_RESPONSE: "Not computed: a run has no response for this case",
+    OutputState.IDENTICAL: "The outputs are identical",
+    OutputState.CHANGED: "",
+}
 
 # --- visible text ---------------------------------------------------------------------------
 
@@ -320,6 +328,8 @@ def _decision(decision: Decision, reasons: list[dict[str, Any]], counts: Mapping
         "blocking": [r for r in reasons if r["blocking"]],
         "notes": [r for r in reasons if not r["blocking"]],
         "owners": decision.owners(),
+        "business_owners": sorted(r.person for r in decision.recipients()
+                                  if r.role == "business_owner"),
     }
 
 
@@ -362,6 +372,7 @@ def _reason(reason: Reason, anchors: Mapping[str, str]) -> dict[str, Any]:
         "title": reason.title,
         "message": reason.message,
         "owner": reason.owner,
+        "business_owner": reason.business_owner,
         "severity": reason.severity,
         "category": reason.category,
     }
@@ -415,6 +426,7 @@ def _check(check: CheckOutcome) -> dict[str, Any]:
     return {
         "kind": check.kind,
         "line": check.line,
+        "turn": check.turn,
         "verdict": check.verdict,
         "css": _verdict_css(check.verdict),
         "reason": check.reason,
@@ -427,6 +439,7 @@ def _check(check: CheckOutcome) -> dict[str, Any]:
 
 def _response(response: TargetResponse) -> dict[str, Any]:
     reported = response.reported
+    shown_metadata = {k: v for k, v in response.metadata.items() if k != "trace"}
     return {
         "output": response.output,
         "fields": {name: name in reported for name in ("output", "tool_calls", "sources",
@@ -443,8 +456,43 @@ def _response(response: TargetResponse) -> dict[str, Any]:
              "role": a.role or "\u2014", "at": a.at or "\u2014"}
             for a in response.approvals
         ],
-        "metadata": _json(dict(response.metadata)) if response.metadata else None,
+        "metadata": _json(shown_metadata) if shown_metadata else None,
+        "trace": _trace(response.metadata.get("trace")),
     }
+
+
+def _trace(trace: Any) -> dict[str, Any] | None:
+    """A traced call's trace (``metadata.trace``): its id, whether its spans came, what was
+    read from them, and the span tree, each span indented under its parent."""
+    if not isinstance(trace, Mapping):
+        return None
+    spans = [span for span in trace.get("spans") or () if isinstance(span, Mapping)]
+    return {
+        "trace_id": str(trace.get("trace_id") or ""),
+        "status": str(trace.get("status") or ""),
+        "problem": str(trace.get("problem") or ""),
+        "convention": str(trace.get("convention") or ""),
+        "read": ", ".join(map(str, trace.get("read") or ())),
+        "spans": [{"name": str(span.get("name") or ""),
+                   "depth": int(min(max(_number(span.get("depth")), 0), MAX_SPAN_DEPTH)),
+                   "kind": str(span.get("kind") or ""),
+                   "duration": "" if span.get("duration_ms") is None
+                   else f"{_number(span.get('duration_ms')):.1f} ms"}
+                  for span in spans[:MAX_SPANS_SHOWN]],
+        "more": max(0, len(spans) - MAX_SPANS_SHOWN),
+    }
+
+
+def _number(value: Any) -> float:
+    """A number from a record (0 for anything else: a record is data, not trusted)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0.0
+    return float(value)
+
+
+MAX_SPANS_SHOWN = 200
+MAX_SPAN_DEPTH = 8
+"""Deeper spans are drawn at this indentation (the tree keeps their order)."""
 
 
 def _side(result: CaseResult | None, interval: tuple[float, float] | None) -> dict[str, Any]:
@@ -471,9 +519,32 @@ def _side(result: CaseResult | None, interval: tuple[float, float] | None) -> di
         "show_trials": len(result.trials) > 1 or any(t.error for t in result.trials),
         "shown_trial": trial.index if trial else None,
         "response": _response(trial.response) if trial and trial.response else None,
-        "checks": [_check(check) for check in trial.checks] if trial else [],
+        "response_label": _response_label(trial),
+        "turns": _turns(trial) if trial else [],
+        "checks": [_check(check) for check in trial.checks if check.turn is None]
+        if trial else [],
         "duration": f"{result.duration_s:.3f} s",
     }
+
+
+def _response_label(trial: Trial | None) -> str:
+    """What the response shown is: a multi-turn trial's is the final turn's, unless its
+    checks judged the whole conversation (then every turn's output and calls together)."""
+    if trial is None or not trial.turns:
+        return "Output"
+    final = trial.turns[-1].response
+    return "Final answer" if trial.response == final else "The whole conversation"
+
+
+def _turns(trial: Trial) -> list[dict[str, Any]]:
+    """A multi-turn trial's conversation: each turn's message, answer and checks."""
+    return [
+        {"number": number, "user": turn.user,
+         "output": turn.response.output if turn.response is not None else None,
+         "error": turn.error,
+         "checks": [_check(check) for check in trial.checks if check.turn == number]}
+        for number, turn in enumerate(trial.turns, start=1)
+    ]
 
 
 def _provenance_of(record: Case | None) -> dict[str, Any]:
@@ -509,16 +580,8 @@ def _case(case: CaseComparison, anchor: str, reasons: list[dict[str, Any]], *, o
     severity = result.severity or "\u2014"
     owner = result.owner or "\u2014"
     kind = "incident" if case.incident else "baseline"
-    if case.baseline is None or case.candidate is None:
-        diff_note = "Only one run has this case: nothing to diff"
-    elif case.transition is Transition.STILL_PASSING:
-        diff_note = "Not computed: the case passes in both runs"
-    elif case.similarity is None:
-        diff_note = "Not computed: a run has no response for this case"
-    elif not case.output_diff:
-        diff_note = "The outputs are identical"
-    else:
-        diff_note = ""
+    diff_note = DIFF_NOTES[case.output_state]
+    folder, slash, name = result.path.rpartition("/")
     search = " ".join(str(part) for part in (
         case.case_id, title, result.category or "", result.severity or "", result.owner or "",
         case.transition.value, label, kind, result.workflow, result.path,
@@ -539,7 +602,8 @@ def _case(case: CaseComparison, anchor: str, reasons: list[dict[str, Any]], *, o
         "transition_label": label,
         "transition_meaning": meaning,
         "rank": TRANSITION_RANK[case.transition.value],
-        "location": f"{result.path}:{result.line}",
+        "folder": folder + slash,  # may wrap; the file name (the case id) is kept whole
+        "file": f"{name}:{result.line}",
         "workflow": result.workflow,
         "digest": result.case_digest or "\u2014",
         "case_changed": case.case_changed,
@@ -547,7 +611,8 @@ def _case(case: CaseComparison, anchor: str, reasons: list[dict[str, Any]], *, o
         "baseline": baseline,
         "candidate": candidate,
         "check_changes": [
-            {"kind": c.kind, "line": _text(c.line), "baseline": c.baseline or "absent",
+            {"kind": c.kind, "line": _text(c.line), "turn": c.turn,
+             "baseline": c.baseline or "absent",
              "baseline_css": _verdict_css(c.baseline), "candidate": c.candidate or "absent",
              "candidate_css": _verdict_css(c.candidate), "reason": c.reason}
             for c in case.check_changes
@@ -555,6 +620,9 @@ def _case(case: CaseComparison, anchor: str, reasons: list[dict[str, Any]], *, o
         "diff": [{"op": op if op in ("equal", "delete", "insert") else "equal", "text": text}
                  for op, text in case.output_diff],
         "diff_note": diff_note,
+        "diff_omitted": (f"{case.output_diff_omitted:,} characters past the first "
+                         f"{MAX_DIFF_WORDS:,} words (at most {MAX_DIFF_CHARS:,} characters) of "
+                         "each output were not compared" if case.output_diff_omitted else ""),
         "similarity": None if case.similarity is None else f"{case.similarity:.1f}",
         "structured": [{"name": name, "label": STRUCTURED_LABELS.get(name, name),
                         "text": "\n".join(lines)}
@@ -688,13 +756,13 @@ SHOULD_MATCH = ("Suite", "Suite digest", "Harness version")
 
 
 def _provenance(baseline: RunRecord, candidate: RunRecord) -> list[dict[str, Any]]:
-    def row(label: str, mono: bool, get: Any) -> dict[str, Any]:
+    def row(label: str, mono: bool, get: Any, *, css: str = "") -> dict[str, Any]:
         before, after = str(get(baseline)), str(get(candidate))
-        return {"label": label, "mono": mono, "baseline": before, "candidate": after,
+        return {"label": label, "mono": mono, "css": css, "baseline": before, "candidate": after,
                 "differs": label in SHOULD_MATCH and before != after}
 
     return [
-        row("Run id", True, lambda r: r.header.run_id),
+        row("Run id", True, lambda r: r.header.run_id, css="run-id"),
         row("Suite", False, lambda r: r.header.suite),
         row("Suite file", True, lambda r: r.header.suite_path or "\u2014"),
         row("Suite digest", True, lambda r: r.header.suite_digest),

@@ -6,8 +6,8 @@ covered (with their fixes' authors), the gate and sign-off policies that applied
 and the SHA-256 of its body. It is what a sign-off binds to, and the policy travels with it: a
 later gate or verify takes the policy from here, not from a suite file that may have changed.
 :func:`build_manifest` writes what :func:`load_manifest` reads; version 1 manifests (no
-policies, reasons without ``blocking``) and version 2 ones (no ``gate_policy.judges``) still
-load.
+policies, reasons without ``blocking``), version 2 ones (no ``gate_policy.judges``) and
+version 3 ones (reasons without ``business_owner`` and ``checks``) still load.
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ from harness import __version__, schema
 from harness.compare import Comparison
 from harness.digest import sha256_file, sha256_text
 from harness.errors import InputError
-from harness.gate import OUTCOMES, Decision, GatePolicy, Outcome, Reason
+from harness.gate import OUTCOMES, Decision, FailingCheck, GatePolicy, Outcome, Reason
 from harness.model import CATEGORIES, Suite
 
-FORMAT_VERSION = 3
-VERSIONS = (1, 2, 3)
+FORMAT_VERSION = 4
+VERSIONS = (1, 2, 3, 4)
 _FIELDS_V1 = (
     "version", "suite", "suite_path", "suite_digest", "baseline_run", "candidate_run",
     "decision", "reasons", "incidents", "report", "report_body_sha256", "generated_at",
@@ -42,6 +42,8 @@ _RUN_FIELDS = ("path", "sha256", "run_id", "target")
 _INCIDENT_FIELDS = ("id", "category", "severity", "owner", "fix_authors")
 _REASON_TEXTS = ("rule", "message")
 _REASON_OPTIONAL = ("case_id", "title", "owner", "severity", "category")
+_REASON_OPTIONAL_V4 = ("business_owner",)
+_CHECK_FIELDS = ("kind", "line", "verdict", "reason")
 _V1_NOTES = frozenset({"still_failing_out_of_scope", "removed", "flaky_settled", "case_changed",
                        "incomplete_baseline", "signoff"})
 """The rules that were notes when version 1 manifests did not yet say which reasons block."""
@@ -186,7 +188,7 @@ def _reason(value: Any, path: Path, where: str, *, version: int) -> Reason:
         raise _manifest_error(f"expected an object, found {schema.describe(value)}", path, where)
     texts = {name: _text(value.get(name), path, f"{where}.{name}") for name in _REASON_TEXTS}
     optional = {}
-    for name in _REASON_OPTIONAL:
+    for name in _REASON_OPTIONAL + (_REASON_OPTIONAL_V4 if version >= 4 else ()):
         item = value.get(name)
         if item is not None and not isinstance(item, str):
             raise _manifest_error(f"expected a string or null, found {schema.describe(item)}",
@@ -196,7 +198,21 @@ def _reason(value: Any, path: Path, where: str, *, version: int) -> Reason:
     if not isinstance(blocking, bool):
         raise _manifest_error(f"expected true or false, found {schema.describe(blocking)}",
                               path, f"{where}.blocking")
-    return Reason(rule=texts["rule"], message=texts["message"], blocking=blocking, **optional)
+    checks = tuple(_failing_check(item, path, f"{where}.checks[{index}]") for index, item
+                   in enumerate(_list(value.get("checks", []), path, f"{where}.checks")))
+    return Reason(rule=texts["rule"], message=texts["message"], blocking=blocking,
+                  checks=checks, **optional)
+
+
+def _failing_check(value: Any, path: Path, where: str) -> FailingCheck:
+    fields = _take(value, _CHECK_FIELDS, path, where)
+    line = fields["line"]
+    if line is not None and (isinstance(line, bool) or not isinstance(line, int)):
+        raise _manifest_error(f"expected a line number or null, found {schema.describe(line)}",
+                              path, f"{where}.line")
+    return FailingCheck(kind=_text(fields["kind"], path, f"{where}.kind"), line=line,
+                        verdict=_text(fields["verdict"], path, f"{where}.verdict"),
+                        reason=_text(fields["reason"], path, f"{where}.reason"))
 
 
 def _outcome(value: Any, path: Path, where: str, allowed: Sequence[str]) -> Outcome:
@@ -250,8 +266,8 @@ def _required_roles(value: Any, path: Path) -> Mapping[str, tuple[str, ...]] | N
 
 
 def load_manifest(path: Path) -> Manifest:
-    """Read a validation manifest (version 1, 2 or 3); a missing or malformed one is an
-    InputError naming the field."""
+    """Read a validation manifest (any version in :data:`VERSIONS`); a missing or malformed
+    one is an InputError naming the field."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -328,13 +344,6 @@ def relative_path(path: Path, folder: Path) -> str:
     return os.path.relpath(path.resolve(), folder.resolve())
 
 
-def reason_to_dict(reason: Reason) -> dict[str, Any]:
-    """A reason as manifests store it."""
-    return {"rule": reason.rule, "message": reason.message, "blocking": reason.blocking,
-            "case_id": reason.case_id, "title": reason.title, "owner": reason.owner,
-            "severity": reason.severity, "category": reason.category}
-
-
 def build_manifest(comparison: Comparison, tests: Decision, suite: Suite, path: Path, *,
                    decision: Outcome, gate_policy: GatePolicy,
                    required_roles: Mapping[str, Sequence[str]] | None, report: Path,
@@ -363,7 +372,7 @@ def build_manifest(comparison: Comparison, tests: Decision, suite: Suite, path: 
         "candidate_run": run(comparison.candidate),
         "decision": decision,
         "tests_decision": tests.outcome,
-        "reasons": [reason_to_dict(reason) for reason in tests.reasons],
+        "reasons": [reason.to_dict() for reason in tests.reasons],
         "incidents": [
             {"id": c.case_id, "category": c.latest.category, "severity": c.latest.severity,
              "owner": c.latest.owner, "fix_authors": fix_authors.get(c.case_id, [])}

@@ -59,6 +59,10 @@ def render_markdown(
         owners = decision.owners()
         if owners:
             lines += ["", "Owners to notify: " + ", ".join(escape(o) for o in owners)]
+        business = [r.person for r in decision.recipients() if r.role == "business_owner"]
+        if business:
+            lines += ["", "Business owners to notify: "
+                      + ", ".join(escape(b) for b in sorted(business))]
     if waiting:
         lines += ["", "### Awaiting sign-off", ""]
         lines += [_reason_line(reason) for reason in waiting]
@@ -99,6 +103,8 @@ def _reason_line(reason: Any) -> str:
     about = [reason.category, reason.severity]
     if reason.owner:
         about.append(f"owner {reason.owner}")
+    if reason.business_owner:
+        about.append(f"business owner {reason.business_owner}")
     tags = ", ".join(escape(a) for a in about if a)
     who = f"**{escape(reason.case_id)}** " if reason.case_id else ""
     extra = f" ({tags})" if tags else ""

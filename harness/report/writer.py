@@ -41,10 +41,20 @@ class Written:
     manifest: Path
 
 
-def paths_for(folder: Path, suite: str, run_id: str) -> Written:
-    stem = folder / f"validation-{suite}-{run_id}"
-    return Written(stem.with_suffix(".html"), stem.with_suffix(".md"), stem.with_suffix(".xml"),
-                   stem.with_suffix(".json"))
+def paths_for(folder: Path, suite: str, run_id: str, baseline_run_id: str | None = None
+              ) -> Written:
+    """Where a validation's files go: ``validation-<suite>-<candidate run>-vs-<baseline run>``,
+    so a comparison with another baseline never lands on (or is mistaken for) an older one.
+    Without ``baseline_run_id``: the earlier name (the candidate run alone), which reports
+    written before keep."""
+    vs = f"-vs-{baseline_run_id}" if baseline_run_id else ""
+    return _beside(folder / f"validation-{suite}-{run_id}{vs}.json")
+
+
+def _beside(manifest: Path) -> Written:
+    """A validation's files, named after its manifest."""
+    return Written(manifest.with_suffix(".html"), manifest.with_suffix(".md"),
+                   manifest.with_suffix(".xml"), manifest)
 
 
 def _portable(comparison: Comparison, folder: Path) -> Comparison:
@@ -88,10 +98,10 @@ def write_reports(comparison: Comparison, tests: Decision, *, status: Status,
     same candidate run is never overwritten (it may be signed).
     """
     header = comparison.candidate.header
-    written = paths_for(folder, header.suite, header.run_id)
+    written = paths_for(folder, header.suite, header.run_id, comparison.baseline.header.run_id)
     if written.html.exists() or written.manifest.exists():
-        raise InputError("a validation report of this candidate run already exists; it is "
-                         "kept as it is (it may be signed)", path=written.html)
+        raise InputError("a validation report of these runs already exists; it is kept as it "
+                         "is (it may be signed)", path=written.html)
     generated_at = utc_now()
     view = None if required_roles is None else policy_view(required_roles, comparison, suite)
     html = render_html(_portable(comparison, written.html.parent), tests, policy=policy,
@@ -125,7 +135,7 @@ def refresh_reports(manifest: Manifest, comparison: Comparison, status: Status, 
     missing, has no derived parts to replace, or its body no longer matches the manifest.
     With ``dry_run`` only that is checked, and nothing is written.
     """
-    written = paths_for(manifest.path.parent, manifest.suite, manifest.candidate_run.run_id)
+    written = _beside(manifest.path)
     report = manifest.report_path
     try:
         html = report.read_bytes().decode("utf-8")

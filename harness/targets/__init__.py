@@ -59,8 +59,14 @@ def register(adapter: Adapter) -> Adapter:
 
 
 def build(spec: TargetSpec, root: Path) -> Target:
-    """Build the target a suite declares (its spec was validated when the suite loaded)."""
-    return ADAPTERS[spec.kind].build(spec, root)
+    """Build the target a suite declares (its spec was validated when the suite loaded);
+    with ``trace: otlp``, traced (:mod:`harness.targets.tracing`)."""
+    from harness.targets import tracing
+
+    if spec.options.get("trace") == "otlp":  # listening before the workflow is imported
+        tracing.receiver(int(spec.options.get("trace_port", 0)))
+    target: Target = tracing.traced(ADAPTERS[spec.kind].build(spec, root), spec.options)
+    return target
 
 
 # Importing the adapter modules registers them.

@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import InputError, TargetError
-from harness.model import Case, TargetResponse, TargetSpec
+from harness.model import Case, TargetResponse, TargetSpec, with_messages
 from harness.schema import ListOf, Number, Record, Text
 from harness.targets import Adapter, register
+from harness.targets.tracing import TRACE_OPTIONS, current
 
 DEFAULT_MAX_OUTPUT_BYTES = 10 * 1024 * 1024
 _CHUNK = 64 * 1024
@@ -75,7 +76,7 @@ class CommandTarget:
         self.max_output_bytes = max_output_bytes
 
     def call(self, case_input: Any, *, case: Case, timeout_s: float | None) -> TargetResponse:
-        payload = to_json(case_input)
+        payload = to_json(with_messages(case_input))
         process = self._start()
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         try:
@@ -105,7 +106,7 @@ class CommandTarget:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 cwd=self.cwd,
-                env={**os.environ, **self.env},
+                env={**os.environ, **self.env, **_traced_environment()},
                 bufsize=0,
                 start_new_session=True,
             )
@@ -197,6 +198,12 @@ def _response(returncode: int, stdout: bytes, stderr: bytes) -> TargetResponse:
     return TargetResponse.parse(value)
 
 
+def _traced_environment() -> dict[str, str]:
+    """The call's trace context and the OTLP endpoint, when the target is traced."""
+    context = current()
+    return context.environment() if context is not None else {}
+
+
 def _build(spec: TargetSpec, root: Path) -> CommandTarget:
     cwd = root / spec.options.get("cwd", ".")
     if not cwd.is_dir():
@@ -219,6 +226,7 @@ ADAPTER = register(
                           description="Extra environment variables for the program."),
             "max_output_bytes": Number(integer=True, minimum=1,
                                        description="Cap on stdout (default 10 MiB)."),
+            **TRACE_OPTIONS,
         },
         build=_build,
     )

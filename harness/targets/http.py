@@ -27,10 +27,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from harness.errors import TargetError
-from harness.model import RESPONSE_FIELDS, Case, TargetResponse, TargetSpec
+from harness.model import RESPONSE_FIELDS, Case, TargetResponse, TargetSpec, with_messages
 from harness.schema import AnyValue, Custom, Invalid, Number, Record, Text
 from harness.targets import Adapter, register
 from harness.targets.command import excerpt, to_json
+from harness.targets.tracing import TRACE_OPTIONS, current
 
 DEFAULT_MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 METHODS = ("GET", "POST", "PUT", "PATCH")
@@ -71,7 +72,11 @@ class HttpTarget:
 
     def call(self, case_input: Any, *, case: Case, timeout_s: float | None) -> TargetResponse:
         headers = {name: expand(name, value) for name, value in self.headers.items()}
-        data = to_json(_fill(self.body, case_input, case.id))
+        context = current()
+        if context is not None:  # W3C Trace Context: the workflow's spans join the call's trace
+            headers = {k: v for k, v in headers.items() if k.lower() != "traceparent"}
+            headers["traceparent"] = context.traceparent
+        data = to_json(_fill(self.body, with_messages(case_input), case.id))
         content_type, text = exchange(self._opener, self.url, method=self.method,
                                       headers=headers, data=data, timeout_s=timeout_s,
                                       max_bytes=self.max_response_bytes)
@@ -257,6 +262,7 @@ ADAPTER = register(
                                description="Response field -> dotted path into the JSON answer."),
             "max_response_bytes": Number(integer=True, minimum=1,
                                          description="Cap on the response body (default 10 MiB)."),
+            **TRACE_OPTIONS,
         },
         build=_build,
     )

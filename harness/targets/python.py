@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import InputError, TargetError
-from harness.model import Case, TargetResponse, TargetSpec
+from harness.model import Case, TargetResponse, TargetSpec, with_messages
 from harness.project import ReferenceProblem, import_reference
 from harness.schema import AnyValue, Record, Text
 from harness.targets import Adapter, register
+from harness.targets.tracing import TRACE_OPTIONS, TraceContext, current, python_context
 
 
 def resolve(reference: str, root: Path, *, spec: TargetSpec | None = None) -> Callable[..., Any]:
@@ -38,13 +39,15 @@ class PythonTarget:
         self.params = params
 
     def call(self, case_input: Any, *, case: Case, timeout_s: float | None) -> TargetResponse:
+        case_input = with_messages(case_input)
+        context = current()  # read here: the worker thread below does not inherit it
         if timeout_s is None:
-            return TargetResponse.parse(self._invoke(case_input))
+            return TargetResponse.parse(self._invoke(case_input, context))
         outcome: dict[str, Any] = {}
 
         def work() -> None:
             try:
-                outcome["value"] = self._invoke(case_input)
+                outcome["value"] = self._invoke(case_input, context)
             except TargetError as exc:
                 outcome["error"] = exc
 
@@ -57,9 +60,10 @@ class PythonTarget:
             raise outcome["error"]
         return TargetResponse.parse(outcome["value"])
 
-    def _invoke(self, case_input: Any) -> Any:
+    def _invoke(self, case_input: Any, context: TraceContext | None) -> Any:
         try:
-            return self.function(case_input, **self.params)
+            with python_context(context):
+                return self.function(case_input, **self.params)
         except (Exception, SystemExit) as exc:  # the workflow's failure is the case's outcome
             raise TargetError(f"raised {type(exc).__name__}: {exc}") from exc
 
@@ -74,7 +78,8 @@ ADAPTER = register(
         summary="Call a Python function in this process: callable(input, **params).",
         main=Text(description="'package.module:callable'"),
         options={"params": Record({}, extra=AnyValue(),
-                                  description="Keyword arguments for the callable.")},
+                                  description="Keyword arguments for the callable."),
+                 **TRACE_OPTIONS},
         build=_build,
     )
 )

@@ -39,8 +39,8 @@ from harness.intake.traces.common import (
 )
 from harness.intake.traces.otlp import ProtobufError, decode_traces, looks_like_protobuf
 
-__all__ = ["APPROVAL_NAME", "DEFAULT_STEP", "FORMATS", "FORMAT_NAMES", "ImportedTrace",
-           "detect_format", "import_trace", "import_traces", "read_trace_file"]
+__all__ = ["APPROVAL_NAME", "DEFAULT_STEP", "FORMATS", "FORMAT_NAMES", "ImportedTrace", "Span",
+           "detect_format", "import_spans", "import_trace", "import_traces", "read_trace_file"]
 
 SPAN_FORMATS = {"otel": otel, "openinference": openinference}
 
@@ -199,6 +199,17 @@ def import_traces(path: Path, *, format: str | None = None,
             raise InputError(f"no trace {trace_id!r} in the file (traces: {ids})", path=path,
                              field="trace_id")
     return [trace.finish(path, chosen) for trace in collected]
+
+
+def import_spans(found: list[Span], where: Path) -> ImportedTrace:
+    """The spans of one trace, received rather than read from a file (a run's ``trace: otlp``
+    target), read as evidence by the format their attributes show, as :func:`import_traces`
+    reads a file's. Spans no format maps raise :class:`InputError` naming what was looked
+    for."""
+    chosen = _span_format(found, where)
+    trace = Trace(trace_id=found[0].trace_id if found else None)
+    SPAN_FORMATS[chosen].parse(found, trace)
+    return trace.finish(where, chosen)
 
 
 def import_trace(path: Path, *, format: str | None = None) -> ImportedTrace:
