@@ -427,60 +427,56 @@ def _execute(suite: Suite, spec: TargetSpec, *, out: Path | None, pytest_args: S
     """
     import pytest
 
-    from harness import loader, plugin, targets
+    from harness import loader, plugin
     from harness.errors import InputError
-    from harness.records import RunHeader, RunLock, git_commit, new_run_id, utc_now
+    from harness.records import RunLock
+    from harness.run.session import RunOptions, Session, run_header
 
-    # The project's code is imported here, by the code that runs it, and nowhere else: import
-    # errors and bad options are bad input (exit 2) before the first call.
-    targets.build(spec, suite.root)
-    loader.import_project_code(suite.cases, suite.root)
-    if concurrency < 1:
-        raise InputError(f"expected at least 1, found {concurrency}", field="--concurrency")
-    options = ["--harness-concurrency", str(concurrency)]
-    if not redact:
-        options.append("--harness-no-redact")
-    if no_cache:
-        options.append("--harness-no-cache")
-    if shard:
-        options += ["--harness-shard", shard]
+    options = RunOptions(concurrency=concurrency, shard=shard, redact=redact,
+                         no_cache=no_cache)
     held: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
     if resume is not None:
-        recorder = plugin.Recorder(resume.path, resume=resume, lock=lock)
+        session = Session(options, resume=resume, lock=lock)
         out = resume.path
     else:
-        run_id = new_run_id()
-        out = out or suite.root / "reports" / "runs" / f"{suite.name}-{spec.name}-{run_id}.jsonl"
+        header = run_header(suite, spec, shard=shard)
+        out = out or (suite.root / "reports" / "runs"
+                      / f"{suite.name}-{spec.name}-{header.run_id}.jsonl")
         if out.exists():
             raise InputError("run record already exists; choose another --out", path=out)
-        header = RunHeader(
-            run_id=run_id, suite=suite.name, suite_digest=suite.digest,
-            suite_path=str(suite.path), target=spec.name, target_kind=spec.kind,
-            target_digest=spec.digest, started_at=utc_now(), git_commit=git_commit(suite.root),
-            shard=shard, retired={c.id: c.retired for c in suite.cases if c.retired} or None,
-        )
         held = new = RunLock(out)  # taken before pytest starts: a second writer is refused
-        recorder = plugin.Recorder(out, header=header, lock=new)
+        session = Session(options, record=out, header=header, lock=new)
+    # The project's code is imported here, by the code that runs it, and nowhere else: import
+    # errors and bad options are bad input (exit 2) before the first call. The target built
+    # here is the one the run calls.
+    session.add(suite, spec, suite.cases)
+    loader.import_project_code(suite.cases, suite.root)
+    flags = ["--harness-concurrency", str(concurrency)]  # what pytest-xdist's workers run by
+    if not redact:
+        flags.append("--harness-no-redact")
+    if no_cache:
+        flags.append("--harness-no-cache")
+    if shard:
+        flags += ["--harness-shard", shard]
     progress: list[object] = []
     if quiet:
-        options += ["-p", "no:terminal"]
+        flags += ["-p", "no:terminal"]
         if sys.stderr.isatty():  # a person is watching; a CI log is not a terminal
             progress.append(_Progress(spec.name, sys.stderr))
-    spending = plugin.JudgeSpending()
     with held:
         code = pytest.main(
             [str(suite.path), "--harness-target", spec.name, "-p", "no:cacheprovider",
              # harness is imported before pytest starts, so pytest cannot rewrite its asserts
-             "-W", "ignore::pytest.PytestAssertRewriteWarning", *options, *pytest_args],
-            plugins=[plugin.Preloaded(suite), recorder, spending, *progress],
+             "-W", "ignore::pytest.PytestAssertRewriteWarning", *flags, *pytest_args],
+            plugins=[plugin.Given(session, suite), *progress],
         )
-    if recorder.writer is None:
+    if session.writer is None:
         print("error: no run record was written (see pytest's output above)", file=sys.stderr)
         return (EXIT_INTERRUPTED if code == pytest.ExitCode.INTERRUPTED else EXIT_BAD_INPUT), out
-    counts = recorder.writer.counts
+    counts = session.writer.counts
     print(f"{spec.name}: {counts['pass']} passed, {counts['fail']} failed, "
           f"{counts['error']} errors; run record: {out}")
-    for name, spent in spending.summary.items():
+    for name, spent in session.spending().items():
         cost = f", cost {spent['cost']:g}" if spent["cost"] else ""
         print(f"  {name}: {spent['calls']} call(s), {spent['cached']} answer(s) from the "
               f"cache, {spent['tokens']} token(s){cost}")
@@ -792,10 +788,17 @@ def _suite_of_run(run: RunRecord) -> Suite | None:
     from harness import loader
     from harness.errors import InputError
 
-    if not run.header.suite_path or not Path(run.header.suite_path).is_file():
+    named = run.header.suite_path
+    if not named:
+        return None
+    # Relative to the project folder (to where the run was started, by earlier versions): the
+    # folder the command runs in, or one that holds the record.
+    found = next((folder / named for folder in (Path.cwd(), *run.path.resolve().parents)
+                  if (folder / named).is_file()), None)
+    if found is None:
         return None
     try:
-        suite = loader.load_suite(Path(run.header.suite_path))
+        suite = loader.load_suite(found)
     except InputError:
         return None
     return suite if suite.digest == run.header.suite_digest else None

@@ -8,45 +8,24 @@ folder is a case.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from harness import judges, judging, loader, runner, targets
+from harness import loader
 from harness.errors import HarnessError, InputError
 from harness.explain import explain
 from harness.model import CATEGORIES, SEVERITIES, Case, CaseResult, Suite, TargetSpec
-from harness.records import (
-    RunHeader,
-    RunLock,
-    RunRecord,
-    RunWriter,
-    git_commit,
-    new_run_id,
-    plain_json,
-    result_from_dict,
-    result_to_dict,
-    utc_now,
-)
-from harness.redact import Redactor, run_redactor
+from harness.records import RunHeader, plain_json, result_from_dict, result_to_dict
+from harness.run.session import RunOptions, Session
 
-RESULT_KEY = pytest.StashKey[CaseResult]()
 WORKER_RESULT = "harness_result"
-CALLS_KEY = pytest.StashKey[list["Future[runner.Call]"]]()
+SESSION_KEY = pytest.StashKey[Session]()
 MARKERS_KEY = pytest.StashKey[set[str]]()
-RECORDER_KEY = pytest.StashKey["Recorder"]()
 PRELOADED_KEY = pytest.StashKey[dict[Path, Suite]]()
-RUN_CASES_KEY = pytest.StashKey[dict[tuple[str, str], Case]]()
-"""Every case of the suites collected (by file and id): whose canaries the run redacts."""
-REDACTOR_KEY = pytest.StashKey[Redactor]()
-JUDGES_KEY = pytest.StashKey[dict[tuple[str, str], "judges.Judges | None"]]()
-RETIRED_KEY = pytest.StashKey[dict[str, str]]()
-"""Retired cases met while collecting (id -> why): not run, named in the run record."""
 REPLAY = "replay"
 
 
@@ -96,19 +75,27 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "incident: cases that hold an incident record")
     config.addinivalue_line("markers", "baseline: cases of normal behaviour (no incident)")
     config.stash[MARKERS_KEY] = set()
-    config.stash[RETIRED_KEY] = {}
-    config.stash[RUN_CASES_KEY] = {}
-    shard = config.getoption("harness_shard", None)
-    if shard is not None:
-        parse_shard(shard)  # a malformed K/N is a usage error before anything runs
-    if config.getoption("harness_concurrency", 1) < 1:
-        raise pytest.UsageError("--harness-concurrency must be at least 1")
+    worker = getattr(config, "workerinput", None)  # under pytest-xdist, the controller records
+    run = config.stash.get(SESSION_KEY, None)  # given by harness run and harness validate
+    if run is None:
+        run = config.stash[SESSION_KEY] = _session(config, worker)
+    if run.record is not None and worker is None:
+        config.pluginmanager.register(WorkerResults(run), "harness-worker-results")
+
+
+def _session(config: pytest.Config, worker: dict[str, Any] | None) -> Session:
+    """The session of a run begun by a plain ``pytest``, from its options."""
+    try:
+        options = RunOptions(concurrency=config.getoption("harness_concurrency", 1),
+                             shard=config.getoption("harness_shard", None),
+                             redact=not config.getoption("harness_no_redact", False),
+                             no_cache=config.getoption("harness_no_cache", False))
+    except InputError as exc:
+        flag = "--harness-" + (exc.field or "").lstrip("-")
+        raise pytest.UsageError(f"{flag} {exc.problem}") from None
     path = config.getoption("harness_record", None)
-    worker = hasattr(config, "workerinput")  # under pytest-xdist, the controller records
-    if path and not worker and not config.stash.get(RECORDER_KEY, None):
-        recorder = Recorder(Path(path))
-        config.stash[RECORDER_KEY] = recorder
-        config.pluginmanager.register(recorder, "harness-recorder")
+    return Session(options, record=Path(path) if path and worker is None else None,
+                   workers=worker.get("workercount", 1) if worker else 1)
 
 
 def _explicit(config: pytest.Config, file_path: Path) -> bool:
@@ -136,99 +123,42 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Fil
     return None
 
 
-def parse_shard(text: str) -> tuple[int, int]:
-    """``K/N`` -> (K, N) with 1 <= K <= N; anything else is a usage error."""
-    found = re.fullmatch(r"(\d+)/(\d+)", text.strip())
-    if not found or not 1 <= int(found.group(1)) <= int(found.group(2)):
-        raise pytest.UsageError(f"--harness-shard expects K/N with 1 <= K <= N, found {text!r}")
-    return int(found.group(1)), int(found.group(2))
-
-
-def shard_of(case_id: str, shards: int) -> int:
-    """The shard (1-based) a case belongs to: stable across machines and Python versions."""
-    digest = hashlib.sha256(case_id.encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") % shards + 1
+def session_of(config: pytest.Config) -> Session:
+    return config.stash[SESSION_KEY]
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    shard = config.getoption("harness_shard", None)
-    if shard is None:
-        return
-    number, total = parse_shard(shard)
-    keep, drop = [], []
-    for item in items:
-        mine = not isinstance(item, CaseItem) or shard_of(item.case.id, total) == number
-        (keep if mine else drop).append(item)
+    """Cases of another shard, and cases the resumed record already holds, are deselected."""
+    run = session_of(config)
+    drop = [item for item in items if isinstance(item, CaseItem) and not run.wanted(item.case)]
     if drop:
         config.hook.pytest_deselected(items=drop)
-        items[:] = keep
+        dropped = set(map(id, drop))
+        items[:] = [item for item in items if id(item) not in dropped]
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtestloop(session: pytest.Session) -> None:
-    concurrency = session.config.getoption("harness_concurrency", 1)
-    if concurrency <= 1 or session.testsfailed or session.config.option.collectonly:
+    """Once collection succeeded (bad input leaves no half-written record), the record opens
+    and the targets of the items to run are called ahead, several at once."""
+    config = session.config
+    if session.testsfailed or config.option.collectonly:
         return
-    scheduler = Scheduler(concurrency)
-    session.config.stash[SCHEDULER_KEY] = scheduler
-    scheduler.submit(item for item in session.items if isinstance(item, CaseItem))
+    run = session_of(config)
+    if session.items or run.header is not None or run.resume is not None:
+        try:
+            run.open()  # pytest-xdist's controller collects nothing: opened by its workers
+        except InputError as exc:
+            raise pytest.UsageError(f"--harness-record {exc.problem}") from None
+    if not hasattr(config, "workerinput"):
+        # A pytest-xdist worker learns its items one by one: it calls them as they come.
+        run.start(item.case for item in session.items if isinstance(item, CaseItem))
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    scheduler = session.config.stash.get(SCHEDULER_KEY, None)
-    if scheduler is not None:
-        scheduler.close()
-
-
-class Scheduler:
-    """Calls targets ahead of pytest's item order, several at once, so slow targets overlap;
-    each item then waits for its own calls, so results still report in order."""
-
-    def __init__(self, concurrency: int) -> None:
-        self.pool = ThreadPoolExecutor(max_workers=concurrency,
-                                       thread_name_prefix="harness-call")
-
-    def submit(self, items: Iterator[CaseItem]) -> None:
-        for item in items:
-            item.stash[CALLS_KEY] = [self.pool.submit(item.binding.call, item.case)
-                                     for _ in range(item.case.trials)]
-
-    def close(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
-
-
-SCHEDULER_KEY = pytest.StashKey[Scheduler]()
-
-
-def outgoing_redaction(config: pytest.Config) -> Redactor:
-    """The run's redactor (every detector, every canary of every case collected), built once
-    collection is over. What is sent to a judge is redacted by it even with
-    ``--harness-no-redact``, which concerns what the run keeps."""
-    redactor = config.stash.get(REDACTOR_KEY, None)
-    if redactor is None:
-        redactor = run_redactor(config.stash[RUN_CASES_KEY].values())
-        config.stash[REDACTOR_KEY] = redactor
-    return redactor
-
-
-def run_redaction(config: pytest.Config) -> Redactor | None:
-    """The run's redactor for what it keeps and shows; None with ``--harness-no-redact``."""
-    if config.getoption("harness_no_redact", False):
-        return None
-    return outgoing_redaction(config)
-
-
-def judge_service(config: pytest.Config, suite: Suite) -> judges.Judges | None:
-    """The suite's judges for this run, one per suite (shared by its suite and case files)."""
-    services = config.stash.setdefault(JUDGES_KEY, {})
-    key = (str(suite.path.resolve()), suite.digest)
-    if key not in services:
-        workers = getattr(config, "workerinput", {}).get("workercount", 1)
-        services[key] = judges.for_suite(
-            suite, no_cache=config.getoption("harness_no_cache", False),
-            redactor=lambda: outgoing_redaction(config), share=workers)
-    return services[key]
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    session_of(session.config).close(interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -237,10 +167,31 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     result before pytest shows it or writes it to JUnit XML."""
     outcome = yield
     report = outcome.get_result()
-    redactor = run_redaction(item.config) if isinstance(item, CaseItem) else None
-    if redactor is not None and report.sections:
-        report.sections = [(title, redactor.text(content))
-                           for title, content in report.sections]
+    if isinstance(item, CaseItem) and report.sections:
+        run = session_of(item.config)
+        report.sections = [(title, run.shown(content)) for title, content in report.sections]
+
+
+class WorkerResults:
+    """Under pytest-xdist, results travel with the workers' reports: the controller keeps
+    them in the run's record, with the header the first worker built."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "call":
+            return
+        sent = next((value for name, value in report.user_properties
+                     if name == WORKER_RESULT), None)
+        if sent is None:
+            return
+        header = sent.get("header")
+        try:
+            self.session.open(RunHeader(**header) if header else None)
+        except InputError as exc:
+            raise pytest.UsageError(f"--harness-record {exc.problem}") from None
+        self.session.keep(result_from_dict(sent["result"]))
 
 
 class CaseFailed(Exception):
@@ -258,17 +209,10 @@ def _marker_name(text: str) -> str:
 class CaseItem(pytest.Item):
     """One case against one target: pytest reports it under the case's id."""
 
-    def __init__(self, *, case: Case, binding: runner.Binding, suite: str, suite_digest: str,
-                 settle_trials: int | None = None, judges: judging.JudgeService | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(self, *, case: Case, spec: TargetSpec, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.case = case
-        self.judges = judges
-        self.settle_trials = settle_trials
-        self.binding = binding
-        self.spec = binding.spec
-        self.suite_name = suite
-        self.suite_digest = suite_digest
+        self.spec = spec
         marks = ["incident" if case.incident else "baseline", _marker_name(case.workflow)]
         if case.incident:
             marks += [case.incident.category, case.incident.severity]
@@ -281,28 +225,11 @@ class CaseItem(pytest.Item):
             self.add_marker(mark)
 
     def runtest(self) -> None:
-        futures = self.stash.get(CALLS_KEY, None)
-        if futures is None:
-            calls = [self.binding.call(self.case) for _ in range(self.case.trials)]
-        else:
-            calls = [future.result() for future in futures]
-            del self.stash[CALLS_KEY]  # the raw responses go once judged
-        with judging.using(self.judges):
-            trials = tuple(runner.evaluate(self.case, call, i + 1)
-                           for i, call in enumerate(calls))
-        result = runner.judge(self.case, trials, settle_trials=self.settle_trials)
-        redactor = run_redaction(self.config)
-        if redactor is not None:
-            # Verdicts are reached on the raw response; what is stored or shown is redacted,
-            # of every canary of the run, not only this case's.
-            result = redactor.result(result)
-        self.stash[RESULT_KEY] = result
+        run = session_of(self.config)
+        result = run.result(self.case)
         if hasattr(self.config, "workerinput"):  # a pytest-xdist worker: the result travels
-            self.user_properties.append((WORKER_RESULT, plain_json({  # to the recorder
-                "result": result_to_dict(result), "suite": self.suite_name,
-                "retired": self.config.stash[RETIRED_KEY] or None,
-                "suite_digest": self.suite_digest, "target": self.spec.name,
-                "target_kind": self.spec.kind, "target_digest": self.spec.digest,
+            self.user_properties.append((WORKER_RESULT, plain_json({  # to the controller
+                "result": result_to_dict(result), "header": run.header_for_workers(),
             })))  # plain data: what crosses the xdist wire must serialise (no YAML nodes)
         if result.verdict != "pass":
             raise CaseFailed(result)
@@ -327,19 +254,8 @@ class _YamlFile(pytest.File):
         return super().repr_failure(excinfo, style=style)
 
     def _items(self, suite: Suite, spec: TargetSpec, cases: tuple[Case, ...]) -> Iterator[CaseItem]:
-        binding = runner.Binding.of(spec, targets.build(spec, suite.root))
-        service = judge_service(self.config, suite)
-        settle = suite.gate.get("settle_trials")
-        run_cases = self.config.stash[RUN_CASES_KEY]
-        run_cases.update({(str(case.path), case.id): case for case in suite.cases})
-        retired = self.config.stash[RETIRED_KEY]
-        for case in cases:
-            if case.retired is not None:
-                retired[case.id] = case.retired
-                continue
-            yield CaseItem.from_parent(self, name=case.id, case=case, binding=binding,
-                                       suite=suite.name, suite_digest=suite.digest,
-                                       settle_trials=settle, judges=service)
+        for case in session_of(self.config).add(suite, spec, cases):
+            yield CaseItem.from_parent(self, name=case.id, case=case, spec=spec)
 
 
 class SuiteFile(_YamlFile):
@@ -387,117 +303,15 @@ class CaseFile(_YamlFile):
         raise InputError(problem, path=self.path)
 
 
-class Recorder:
-    """Writes the run record: a header once the items are collected, a line per case.
+class Given:
+    """Hands a run begun by the command line to pytest: its session (options, header and
+    record chosen before pytest started) and the suite it already loaded and validated."""
 
-    With ``resume`` (an interrupted run's record) it appends to that record instead, and the
-    cases it already holds are deselected: nothing is lost or counted twice.
-    """
-
-    def __init__(self, path: Path, *, header: RunHeader | None = None,
-                 resume: RunRecord | None = None, lock: RunLock | None = None) -> None:
-        self.path = path
-        self.header = header
-        self.resume = resume
-        self.lock = lock
-        self.writer: RunWriter | None = None
-
-    def pytest_collection_modifyitems(self, config: pytest.Config,
-                                      items: list[pytest.Item]) -> None:
-        if self.resume is None:
-            return
-        done = {result.case_id for result in self.resume.results}
-        finished = [i for i in items if isinstance(i, CaseItem) and i.case.id in done]
-        if finished:
-            config.hook.pytest_deselected(items=finished)
-            items[:] = [i for i in items
-                        if not (isinstance(i, CaseItem) and i.case.id in done)]
-
-    def open(self, items: list[pytest.Item]) -> None:
-        if self.resume is not None:
-            self.writer = RunWriter.resume(self.resume, lock=self.lock)
-            return
-        header = self.header
-        if header is None:
-            cases = [item for item in items if isinstance(item, CaseItem)]
-            suites = sorted({(item.suite_name, item.suite_digest) for item in cases})
-            specs = {item.spec.name: item.spec for item in cases}
-            if len(suites) > 1 or len(specs) > 1:
-                raise pytest.UsageError(
-                    "--harness-record writes one run of one suite against one target; "
-                    f"found suites {[s for s, _ in suites]} and targets {sorted(specs)}"
-                )
-            suite, digest = suites[0] if suites else ("", "")
-            spec = next(iter(specs.values()), None)
-            folder = Path(cases[0].path).parent if cases else Path.cwd()
-            header = RunHeader(
-                run_id=new_run_id(), suite=suite, suite_digest=digest,
-                target=spec.name if spec else "", target_kind=spec.kind if spec else "",
-                target_digest=spec.digest if spec else "", started_at=utc_now(),
-                git_commit=git_commit(folder),
-                shard=items[0].config.getoption("harness_shard") if items else None,
-                retired=(items[0].config.stash[RETIRED_KEY] or None) if items else None,
-            )
-        self.writer = RunWriter(self.path, header, lock=self.lock)
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtestloop(self, session: pytest.Session) -> None:
-        # Opened only once collection succeeded: bad input leaves no half-written record.
-        collect_only = session.config.option.collectonly
-        if self.writer is None and not session.testsfailed and not collect_only:
-            if self.header is None and self.resume is None and not session.items:
-                return  # pytest-xdist's controller: opened with the first worker result
-            self.open(session.items)
-
-    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> None:
-        if call.when == "call" and self.writer is not None and RESULT_KEY in item.stash:
-            self.writer.add(item.stash[RESULT_KEY])
-            del item.stash[RESULT_KEY]  # written: 10,000 results need not stay in memory
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """Under pytest-xdist, results arrive with the workers' reports."""
-        if report.when != "call":
-            return
-        sent = next((value for name, value in report.user_properties
-                     if name == WORKER_RESULT), None)
-        if sent is None:
-            return
-        if self.writer is None:
-            self.writer = (RunWriter.resume(self.resume, lock=self.lock) if self.resume
-                           else RunWriter(self.path, self.header or _header_from(sent),
-                                          lock=self.lock))
-        self.writer.add(result_from_dict(sent["result"]))
-
-    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if self.writer is not None:
-            self.writer.close(interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
-
-
-def _header_from(sent: dict[str, Any]) -> RunHeader:
-    return RunHeader(run_id=new_run_id(), suite=sent["suite"], suite_digest=sent["suite_digest"],
-                     target=sent["target"], target_kind=sent["target_kind"],
-                     target_digest=sent["target_digest"], started_at=utc_now(),
-                     retired=sent.get("retired"))
-
-
-class JudgeSpending:
-    """Collects, once the run is over, what each judge and embedder of the run was asked (in
-    this process: under pytest-xdist, the workers ask)."""
-
-    def __init__(self) -> None:
-        self.summary: dict[str, dict[str, Any]] = {}
-
-    def pytest_unconfigure(self, config: pytest.Config) -> None:
-        for service in config.stash.get(JUDGES_KEY, {}).values():
-            if service is not None:
-                self.summary.update(service.summary())
-
-
-class Preloaded:
-    """Hands suites the caller already loaded (and validated) to collection."""
-
-    def __init__(self, *suites: Suite) -> None:
+    def __init__(self, session: Session, *suites: Suite) -> None:
+        self.session = session
         self.suites = {suite.path.resolve(): suite for suite in suites}
 
+    @pytest.hookimpl(tryfirst=True)
     def pytest_configure(self, config: pytest.Config) -> None:
+        config.stash[SESSION_KEY] = self.session
         config.stash[PRELOADED_KEY] = self.suites

@@ -27,6 +27,8 @@ RANKS = {
     "harness.records": 5, "harness.judges": 5,
     "harness.calibration": 5,
     "harness.compare": 6,
+    # a run without pytest: binds targets, calls, judges, redacts and records
+    "harness.run": 6,
     "harness.gate": 7,
     "harness.intake": 8,
     "harness.report": 8,
@@ -118,3 +120,16 @@ def test_importing_a_module_changes_no_logging(path):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
                 assert node.func.attr not in LOGGING_CHANGES, (
                     f"{module_name(path)}:{node.lineno} calls {node.func.attr} at import")
+
+
+def test_the_plugin_only_collects_and_reports():
+    """pytest's face stays as small as its own non-Python example: collecting, making items
+    and reporting. Binding targets, scheduling calls, judging, redacting and recording belong
+    to the session (harness.run.session), which runs the same without pytest."""
+    used = imports(PACKAGE / "plugin.py")
+    engine = {"harness.runner", "harness.targets", "harness.redact", "harness.judges",
+              "harness.judging", "concurrent.futures", "threading"}
+    assert not used & engine, sorted(used & engine)
+    source = (PACKAGE / "plugin.py").read_text(encoding="utf-8")
+    for call in ("RunWriter(", ".call(", "run_redactor(", "ThreadPoolExecutor("):
+        assert call not in source, call

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from conftest import copy_example, run_harness, write
 
-from harness.plugin import shard_of
 from harness.records import read_run
+from harness.run.session import shard_of
 
 WORKFLOW = '''
 import threading, time
