@@ -95,6 +95,9 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("baseline", type=Path, metavar="BASELINE_RUN")
     compare.add_argument("candidate", type=Path, metavar="CANDIDATE_RUN")
     compare.add_argument("--format", choices=("text", "json"), default="text")
+    compare.add_argument("--case", action="append", default=[], metavar="ID", dest="cases",
+                         help="only this case (repeatable): a large report lists the cases "
+                              "that pass in both runs by id only; this shows one in full")
     compare.set_defaults(handler=_compare)
 
     gate = commands.add_parser(
@@ -643,13 +646,24 @@ def _exit_code(decision: Decision) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
+    import dataclasses
     import json
 
     from harness.compare import OutputState, compare
     from harness.diff import output_lines
+    from harness.errors import InputError
     from harness.records import read_run
 
     comparison = compare(read_run(args.baseline), read_run(args.candidate))
+    if args.cases:
+        known = {case.case_id for case in comparison.cases}
+        unknown = [case_id for case_id in args.cases if case_id not in known]
+        if unknown:
+            raise InputError(f"no case {', '.join(map(repr, unknown))} in either run",
+                             field="--case")
+        wanted = set(args.cases)
+        comparison = dataclasses.replace(
+            comparison, cases=tuple(c for c in comparison.cases if c.case_id in wanted))
     if args.format == "json":
         print(json.dumps(comparison.to_dict(), indent=2))
         return EXIT_OK

@@ -330,6 +330,17 @@ def test_compare_prints_transitions_changed_checks_and_json(tmp_path):
     assert passing["output_diff_state"] == "still_passing" and passing["output_diff"] == []
     bad = harness("compare", "post-fix.jsonl", "missing.jsonl", cwd=tmp_path)
     assert bad.returncode == 2 and "missing.jsonl: run record not found" in bad.stderr
+    one = harness("compare", "post-fix.jsonl", "next-release.jsonl", "--case", "INC-2026-017",
+                  cwd=tmp_path)
+    assert one.returncode == 0 and one.stdout.startswith("INC-2026-017")
+    assert one.stdout.rstrip().endswith("\n1 regressed")
+    shown = json.loads(harness("compare", "post-fix.jsonl", "next-release.jsonl", "--format",
+                               "json", "--case", passing["case_id"], cwd=tmp_path).stdout)
+    assert [c["case_id"] for c in shown["cases"]] == [passing["case_id"]]
+    unknown = harness("compare", "post-fix.jsonl", "next-release.jsonl", "--case", "NOPE",
+                      cwd=tmp_path)
+    assert unknown.returncode == 2 and "--case: no case 'NOPE' in either run" in unknown.stderr
+    assert unknown.stdout == "" and "Traceback" not in unknown.stderr
 
 
 def test_compare_shows_missing_cases_error_trials_and_caps_huge_outputs(tmp_path):

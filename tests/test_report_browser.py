@@ -504,3 +504,27 @@ def test_the_readme_screenshot_is_there_and_readable_at_readme_width():
     width, height = struct.unpack(">II", data[16:24])
     assert 1600 <= width <= 2000 and height > 1000
     assert 100_000 < len(data) < 500_000
+
+
+def test_a_large_report_links_an_incident_to_its_listed_case(watched, monkeypatch, tmp_path):
+    """A case listed by id only is where its incident row's link lands: the list opens and
+    the case is in view; filtering the detailed table still works beside the list."""
+    from test_report_html import large_report
+
+    _, page_text = large_report(monkeypatch)
+    path = tmp_path / "large.html"
+    path.write_text(page_text, encoding="utf-8")
+    url = open_report(watched, path)
+    page = watched.page
+    assert not page.eval_on_selector("#unchanged", "d => d.open")
+    page.click('#incidents a[href="#case-INC-OK"]')
+    page.wait_for_function("() => document.querySelector('#unchanged').open")
+    assert page.eval_on_selector("#case-INC-OK", """li => {
+        const box = li.getBoundingClientRect();
+        return box.top >= 0 && box.bottom <= window.innerHeight;
+    }""")
+    page.fill("#filter-text", "INC-")
+    page.wait_for_function(
+        "() => document.querySelector('#shown-count').textContent.startsWith('Showing 2 of 4')")
+    assert sorted(visible_ids(page)) == ["INC-BACK", "INC-WEAK"]
+    assert_quiet(watched, url)

@@ -666,3 +666,67 @@ def test_an_incidents_references_and_evidence_provenance_are_shown_as_text(recor
     assert "Ticket SUP-4471 <code>https://tickets.example/SUP-4471</code>" in block
     assert "(ticket)" in block and "<code>javascript:alert(1)</code>" in block
     assert "reconstructed after the fact: approvals" in block
+
+
+# --- a large comparison: what changed in full, the rest by id -------------------------------
+
+
+def large_report(monkeypatch, limit: int = 4) -> tuple[Decision, str]:
+    """More cases than the report details: still passing baseline and incident cases, one
+    incident case weakened while passing (its file changed, no strictness recorded), one
+    regressed, one fixed, one still failing."""
+    from conftest import make_result, make_run
+
+    monkeypatch.setattr("harness.report.html.SUMMARISE_ABOVE", limit)
+    before = [make_result(f"OK-{n}", "pass") for n in range(1, 7)]
+    after = list(before)
+    before += [make_result("INC-OK", "pass", incident=True),
+               make_result("INC-WEAK", "pass", incident=True, digest="d1"),
+               make_result("INC-BACK", "pass", incident=True),
+               make_result("FIXED", "fail"), make_result("STILL", "fail")]
+    after += [make_result("INC-OK", "pass", incident=True),
+              make_result("INC-WEAK", "pass", incident=True, digest="d2"),
+              make_result("INC-BACK", "fail", incident=True),
+              make_result("FIXED", "pass"), make_result("STILL", "fail")]
+    comparison = compare(make_run(*before), make_run(*after))
+    decision = decide(comparison)
+    return decision, render_html(comparison, decision, policy=GatePolicy(),
+                                 generated_at=GENERATED_AT)
+
+
+def test_a_large_report_details_what_changed_and_lists_the_rest(monkeypatch):
+    _, page = large_report(monkeypatch)
+    detailed = {anchor.removeprefix("case-") for anchor, _ in case_order(page)}
+    assert detailed == {"INC-WEAK", "INC-BACK", "FIXED", "STILL"}
+    listed = page[page.index('<details id="unchanged"'):page.index('id="provenance"')]
+    assert "7 more case(s) passed in both runs, 1 of them incident cases" in listed
+    for case_id in ("OK-1", "OK-6", "INC-OK"):
+        assert f'<li id="case-{case_id}"><code>{case_id}</code>' in listed
+    assert "harness compare BASELINE CANDIDATE --case ID" in listed
+    assert 'Showing all 4 cases' in page
+
+
+def test_a_reintroduced_failure_or_a_weakened_case_is_never_summarised(monkeypatch):
+    """The attack: bury the case the gate blocks on among thousands that pass. Whatever the
+    suite's size, a regressed case, and a passing case a reason names, are shown in full."""
+    decision, page = large_report(monkeypatch, limit=0)
+    blocking = {reason.case_id for reason in decision.blocking}
+    assert {"INC-WEAK", "INC-BACK"} <= blocking
+    for case_id in blocking:
+        block = case_block(page, case_id)
+        assert f"Evidence for {case_id}" in block
+        assert f'<li id="case-{case_id}">' not in page
+
+
+def test_every_incident_stays_in_the_incident_table_and_its_link_lands(monkeypatch):
+    _, page = large_report(monkeypatch)
+    table = page[page.index('id="incidents"'):page.index('id="all-cases"')]
+    for case_id in ("INC-OK", "INC-WEAK", "INC-BACK"):
+        assert f'href="#case-{case_id}"' in table
+        assert page.count(f'id="case-{case_id}"') == 1  # the link has one place to land
+
+
+def test_a_report_at_the_limit_details_every_case(monkeypatch):
+    _, page = large_report(monkeypatch, limit=11)
+    assert len(case_order(page)) == 11
+    assert 'id="unchanged"' not in page

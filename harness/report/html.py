@@ -25,7 +25,7 @@ from markupsafe import Markup, escape
 
 from harness import __version__
 from harness.calibration import Calibration
-from harness.compare import CaseComparison, Comparison, OutputState
+from harness.compare import CaseComparison, Comparison, OutputState, Transition
 from harness.diff import MAX_DIFF_CHARS, MAX_DIFF_WORDS
 from harness.gate import AWAITING, LIFTABLE, SIGNOFF_MISSING, Decision, GatePolicy, Reason
 from harness.model import (
@@ -75,6 +75,11 @@ DIFF_NOTES = {
     OutputState.IDENTICAL: "The outputs are identical",
     OutputState.CHANGED: "",
 }
+
+SUMMARISE_ABOVE = 500
+"""A comparison of more cases than this lists the cases that pass in both runs, and that no
+reason names, by id and title only: the report then grows with what changed, not with the
+suite. Their checks and responses stay in the run records (``harness compare --case``)."""
 
 # --- visible text ---------------------------------------------------------------------------
 
@@ -218,12 +223,25 @@ def build_view(
         if reason.case_id is not None:
             reasons_by_case.setdefault(reason.case_id, []).append(shown)
     blocking_ids = {r.case_id for r in decision.blocking if r.case_id}
-    cases = [
-        _case(case, anchors[case.case_id], reasons_by_case.get(case.case_id, []),
-              open_=case.case_id in blocking_ids, index=index,
-              record=(records or {}).get(case.case_id))
-        for index, case in enumerate(comparison.cases)
-    ]
+    brief = len(comparison.cases) > SUMMARISE_ABOVE
+    cases: list[dict[str, Any]] = []
+    incidents: list[dict[str, Any]] = []
+    unchanged: list[dict[str, Any]] = []
+    for case in comparison.cases:
+        anchor = anchors[case.case_id]
+        if brief and case.transition is Transition.STILL_PASSING \
+                and case.case_id not in reasons_by_case:
+            unchanged.append({"id": case.case_id, "anchor": anchor, "incident": case.incident,
+                              "title": case.latest.title or "(untitled)"})
+            if case.incident:  # listed among the incidents all the same, without evidence
+                incidents.append(_case(case, anchor, [], open_=False, index=0))
+            continue
+        shown_case = _case(case, anchor, reasons_by_case.get(case.case_id, []),
+                           open_=case.case_id in blocking_ids, index=len(cases),
+                           record=(records or {}).get(case.case_id))
+        cases.append(shown_case)
+        if case.incident:
+            incidents.append(shown_case)
     counts = {t.value: n for t, n in comparison.counts().items()}
     baseline, candidate = comparison.baseline.header, comparison.candidate.header
     derived = render_derived(status)
@@ -244,8 +262,12 @@ def build_view(
         "total": len(comparison.cases),
         "total_label": _plural(len(comparison.cases), "case"),
         "charts": _charts(comparison, counts),
-        "incidents": [case for case in cases if case["incident"]],
+        "incidents": incidents,
         "cases": cases,
+        "unchanged": unchanged,
+        "unchanged_incidents": sum(case["incident"] for case in unchanged),
+        "runs": {"baseline": comparison.baseline.path.name,
+                 "candidate": comparison.candidate.path.name},
         "transition_options": [
             {"value": name, "label": f"{label} ({counts.get(name, 0)})"}
             for name, (label, _, _) in TRANSITIONS.items()
