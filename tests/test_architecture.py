@@ -19,6 +19,8 @@ RANKS = {
     "harness.budget": 0,
     "harness.files": 1, "harness.model": 1, "harness.project": 1, "harness.git": 1,
     "harness.detectors": 1,
+    # the one Jinja environment and CSP of every HTML page (report, metrics)
+    "harness.pages": 2,
     "harness.schema": 2, "harness.canaries": 2, "harness.judging": 2, "harness.diff": 2,
     # trace formats: read by intake (case from-trace) and by traced targets during a run
     "harness.intake.traces": 2,
@@ -40,7 +42,7 @@ OWNERS = {  # library -> the modules allowed to import it
     "pytest": {"harness.plugin", "harness.cli", "harness.bench"},
     "_pytest": set(),
     "pandas": {"harness.intake.metrics"},
-    "jinja2": {"harness.report.html", "harness.intake.metrics"},
+    "jinja2": {"harness.pages"},
     "cryptography": {"harness.signoff.keys", "harness.signoff.ledger"},
     "regex": {"harness.checks.patterns"},
 }

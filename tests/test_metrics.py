@@ -311,8 +311,10 @@ def test_the_html_allows_only_its_own_style_by_hash_and_has_no_script(bundled):
     digest = base64.b64encode(hashlib.sha256(styles[0].encode("utf-8")).digest()).decode()
     csp = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]*)">', page)
     assert csp is not None
-    assert html.unescape(csp.group(1)).startswith(
-        f"default-src 'none'; style-src 'sha256-{digest}'; img-src data:")
+    policy = dict(part.strip().split(" ", 1) for part in html.unescape(csp.group(1)).split(";"))
+    assert policy == {"default-src": "'none'", "img-src": "data:",
+                      "style-src": f"'sha256-{digest}'", "base-uri": "'none'",
+                      "form-action": "'none'"}  # and no script-src: no script may run
     assert "<script" not in page.lower()
     assert " style=" not in page.lower()
     assert "@media print" in styles[0]
@@ -392,3 +394,14 @@ def test_load_runs_needs_a_folder(tmp_path):
     with pytest.raises(InputError) as info:
         load_runs(tmp_path / "nowhere")
     assert str(info.value) == f"{tmp_path / 'nowhere'}: runs folder not found"
+
+
+def test_the_html_shows_control_and_bidi_characters_as_escapes(cases_dir):
+    """A right-to-left override in a name a case file gives would reverse what a reader of
+    the metrics page sees, as it would in the validation report: both pages show it as an
+    escape."""
+    copy_case(cases_dir, CASE_014, "INC-2026-096",
+              ("workflow: refund-assistant", 'workflow: "refund\\u202egnp.exe\\u0007"'))
+    page = to_html(compute_metrics(load_cases(cases_dir)))
+    assert "\u202e" not in page and "\u0007" not in page
+    assert "refund\\u202egnp.exe\\u0007" in page

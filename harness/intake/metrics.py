@@ -13,9 +13,7 @@ it, and a note says which incidents were left out.
 
 from __future__ import annotations
 
-import base64
 import csv
-import hashlib
 import io
 import json
 import re
@@ -25,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from harness import __version__, checks
 from harness.errors import InputError, TargetError
@@ -38,6 +35,7 @@ from harness.model import (
     Case,
     Incident,
 )
+from harness.pages import content_security_policy, environment
 from harness.records import RunRecord, read_run
 from harness.targets.replay import ReplayTarget
 
@@ -233,7 +231,7 @@ def _impact(frame: pd.DataFrame, column: str, notes: list[str]) -> tuple[int, di
 def _repeated(frame: pd.DataFrame) -> tuple[RepeatedFailure, ...]:
     groups = frame.groupby(["workflow", "category"], sort=True)["id"]
     return tuple(
-        RepeatedFailure(workflow=workflow, category=category, ids=tuple(sorted(ids)))
+        RepeatedFailure(workflow=str(workflow), category=str(category), ids=tuple(sorted(ids)))
         for (workflow, category), ids in groups
         if len(ids) > 1
     )
@@ -384,10 +382,12 @@ def to_table(metrics: Metrics) -> str:
                       _timing_rows(m.detection, m.incidents))
     lines += _section("Time to containment (detected -> contained)",
                       _timing_rows(m.containment, m.incidents))
-    impact = [["category", "users", "records"],
-              *[[c, m.users_by_category.get(c, 0), m.records_by_category.get(c, 0)]
-                for c in CATEGORIES if c in m.users_by_category or c in m.records_by_category],
-              ["total", m.users, m.records]]
+    impact: list[list[Any]] = [
+        ["category", "users", "records"],
+        *[[c, m.users_by_category.get(c, 0), m.records_by_category.get(c, 0)]
+          for c in CATEGORIES if c in m.users_by_category or c in m.records_by_category],
+        ["total", m.users, m.records],
+    ]
     lines += _section("Affected users and records", impact)
     lines += _section("Repeated failure types (same workflow and category)",
                       [["workflow", "category", "incidents"],
@@ -544,30 +544,11 @@ def build_view(metrics: Metrics) -> dict[str, Any]:
     }
 
 
-def _environment() -> Environment:
-    return Environment(
-        loader=PackageLoader("harness", "report/templates"),
-        autoescape=select_autoescape(default=True, default_for_string=True),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-
-
-def csp_source(text: str) -> str:
-    """The CSP source expression allowing an inline block whose content is exactly ``text``."""
-    digest = hashlib.sha256(text.encode("utf-8")).digest()
-    return f"'sha256-{base64.b64encode(digest).decode('ascii')}'"
-
-
 def to_html(metrics: Metrics) -> str:
     """The metrics as one self-contained HTML page: inline SVG charts, one inline stylesheet
     allowed by its hash in a Content-Security-Policy, no scripts."""
-    template = _environment().get_template(TEMPLATE)
-    style = "".join(template.blocks["style"](template.new_context({})))
-    csp = (f"default-src 'none'; style-src {csp_source(style)}; img-src data:; "
-           "base-uri 'none'; form-action 'none'")
-    return template.render(view=build_view(metrics), csp=csp)
+    template = environment().get_template(TEMPLATE)
+    return template.render(view=build_view(metrics), csp=content_security_policy(template))
 
 
 def render(metrics: Metrics, fmt: str) -> str:

@@ -11,17 +11,13 @@ The template only lays out what :func:`build_view` shaped here.
 
 from __future__ import annotations
 
-import base64
-import functools
-import hashlib
 import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, Template, select_autoescape
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from harness import __version__
 from harness.calibration import Calibration
@@ -38,14 +34,12 @@ from harness.model import (
     TargetResponse,
     Trial,
 )
+from harness.pages import content_security_policy, environment
 from harness.records import RunRecord
 from harness.report.status import SignoffPolicyView, Status
-from harness.visible import INVISIBLE, escape_char, shown
 
 TEMPLATE = "report.html.j2"
 DERIVED_TEMPLATE = "derived.html.j2"
-MAX_SHOWN = 20_000
-"""Longest text shown for one value; the rest is counted, not shown (the run record has it)."""
 
 SIGNOFF_COMMAND = "harness signoff REPORT --reviewer ID --decision approve|reject"
 
@@ -81,87 +75,6 @@ SUMMARISE_ABOVE = 500
 reason names, by id and title only: the report then grows with what changed, not with the
 suite. Their checks and responses stay in the run records (``harness compare --case``)."""
 
-# --- visible text ---------------------------------------------------------------------------
-
-
-def _clip(text: str) -> tuple[str, int]:
-    if len(text) <= MAX_SHOWN:
-        return text, 0
-    return text[:MAX_SHOWN], len(text) - MAX_SHOWN
-
-
-def plain(value: str) -> str:
-    """``value`` with invisible and direction-changing characters written as escapes, cut to
-    :data:`MAX_SHOWN` characters. Still to be HTML-escaped (autoescaping does it)."""
-    text, omitted = _clip(value)
-    text = shown(text)
-    if omitted:
-        text += f" \u2026 [{omitted:,} more characters not shown]"
-    return text
-
-
-def visible(value: Any) -> Markup:
-    """Template filter: HTML-escaped text whose invisible characters are shown as highlighted
-    escapes (``\\u202e``), cut to :data:`MAX_SHOWN` characters with a note."""
-    if value is None:
-        return Markup("")
-    text, omitted = _clip(value if isinstance(value, str) else str(value))
-    parts: list[str] = []
-    start = 0
-    for match in INVISIBLE.finditer(text):
-        parts.append(escape(text[start:match.start()]))
-        parts.append(Markup('<span class="ctl">{}</span>').format(escape_char(match.group())))
-        start = match.end()
-    parts.append(escape(text[start:]))
-    if omitted:
-        parts.append(Markup('<span class="clipped"> \u2026 {:,} more characters not shown; '
-                            "the run record has them</span>").format(omitted))
-    return Markup("").join(parts)
-
-
-def _finalize(value: Any) -> Any:
-    """Every ``{{ }}`` output passes here before autoescaping: strings become :func:`plain`."""
-    if isinstance(value, Markup):
-        return value
-    if isinstance(value, str):
-        return plain(value)
-    return value
-
-
-# --- the environment ------------------------------------------------------------------------
-
-
-@functools.cache
-def environment() -> Environment:
-    env = Environment(
-        loader=PackageLoader("harness", "report/templates"),
-        autoescape=select_autoescape(enabled_extensions=("html", "j2"), default_for_string=True,
-                                     default=True),
-        undefined=StrictUndefined,
-        finalize=_finalize,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["visible"] = visible
-    return env
-
-
-def _block(template: Template, name: str) -> str:
-    """The rendered text of a static block of the template (the inline style or script)."""
-    return "".join(template.blocks[name](template.new_context({})))
-
-
-def csp_hash(text: str) -> str:
-    """The CSP source expression allowing an inline block whose content is exactly ``text``."""
-    digest = hashlib.sha256(text.encode("utf-8")).digest()
-    return f"'sha256-{base64.b64encode(digest).decode('ascii')}'"
-
-
-def content_security_policy(style: str, script: str) -> str:
-    return (f"default-src 'none'; img-src data:; style-src {csp_hash(style)}; "
-            f"script-src {csp_hash(script)}; base-uri 'none'; form-action 'none'")
-
-
 def render_html(
     comparison: Comparison,
     decision: Decision,
@@ -183,7 +96,7 @@ def render_html(
     suite's cases by id, whose incident references and evidence provenance the report shows.
     """
     template = environment().get_template(TEMPLATE)
-    csp = content_security_policy(_block(template, "style"), _block(template, "script"))
+    csp = content_security_policy(template)
     view = build_view(comparison, decision, policy=policy, generated_at=generated_at,
                       status=status or Status(decision, signoff_required=False),
                       signoff_policy=signoff_policy, calibrations=calibrations,
