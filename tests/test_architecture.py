@@ -135,3 +135,16 @@ def test_the_plugin_only_collects_and_reports():
     source = (PACKAGE / "plugin.py").read_text(encoding="utf-8")
     for call in ("RunWriter(", ".call(", "run_redactor(", "ThreadPoolExecutor("):
         assert call not in source, call
+
+
+@pytest.mark.parametrize("path", MODULES, ids=[module_name(p) for p in MODULES])
+def test_no_module_imports_below_its_definitions(path):
+    """A table is filled where its entries are defined (harness.registry), never by a package
+    importing its own modules at its bottom, where an import cycle hides."""
+    seen_definition = None
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            seen_definition = seen_definition or node.name
+        elif isinstance(node, ast.Import | ast.ImportFrom) and seen_definition:
+            raise AssertionError(f"{module_name(path)}:{node.lineno} imports after "
+                                 f"{seen_definition}")

@@ -288,7 +288,7 @@ def test_lookup_known_and_unknown_kinds() -> None:
 
 @pytest.fixture
 def isolated_registry(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(registry, "_KINDS", dict(registry.kinds()))
+    monkeypatch.setattr(registry, "_KINDS", registry._KINDS.copy())
 
 
 @pytest.mark.usefixtures("isolated_registry")

@@ -12,12 +12,12 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from typing import Any
 
 from harness.checks.parameters import Parameter, kind_schema
 from harness.errors import CheckParamError
 from harness.model import Check
+from harness.registry import Registry
 
 Factory = Callable[["Params"], Check]
 """Validates a check's parameters (raising :class:`CheckParamError`) and returns the check."""
@@ -49,8 +49,9 @@ class CheckKind:
                            requires_one_of=self.requires_one_of)
 
 
-_KINDS: dict[str, CheckKind] = {}
-_PLUGINS_LOADED = False
+_KINDS: Registry[CheckKind] = Registry("check kind", plural="kinds",
+                                       builtins=("harness.checks.builtin",),
+                                       group="harness.checks")
 
 
 def register(
@@ -74,10 +75,11 @@ def register(
                   for key, value in (params or {}).items()}
 
     def decorate(factory: Factory) -> Factory:
-        if name in _KINDS and _KINDS[name].factory is not factory:
-            raise ValueError(f"check kind {name!r} is already registered")
-        _KINDS[name] = CheckKind(name, factory, summary, parameters, shorthand, category,
-                                 example, tuple(requires_one_of))
+        known = _KINDS.registered(name)
+        if known is not None and known.factory is factory:
+            return factory
+        _KINDS.add(name, CheckKind(name, factory, summary, parameters, shorthand, category,
+                                   example, tuple(requires_one_of)))
         return factory
 
     return decorate
@@ -85,14 +87,7 @@ def register(
 
 def kinds() -> Mapping[str, CheckKind]:
     """Every known kind: the built-ins and those of installed ``harness.checks`` packages."""
-    global _PLUGINS_LOADED
-    if not _PLUGINS_LOADED:
-        _PLUGINS_LOADED = True
-        import harness.checks.builtin  # noqa: F401 - registers the built-in kinds
-
-        for entry in entry_points(group="harness.checks"):
-            entry.load()
-    return _KINDS
+    return _KINDS.entries()
 
 
 def json_schema() -> dict[str, Any]:
@@ -112,13 +107,7 @@ def json_schema() -> dict[str, Any]:
 
 def lookup(name: str) -> CheckKind:
     """The kind called ``name``; an unknown name raises ``LookupError`` listing the known ones."""
-    known = kinds()
-    if name in known:
-        return known[name]
-    hint = difflib.get_close_matches(name, list(known), n=1)
-    tip = f"did you mean {hint[0]!r}? " if hint else ""
-    message = f"unknown check kind {name!r}; {tip}known kinds: {', '.join(sorted(known))}"
-    raise LookupError(message)
+    return _KINDS.lookup(name)
 
 
 def build(name: str, raw: Any) -> Check:

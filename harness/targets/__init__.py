@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from harness.model import Case, TargetResponse, TargetSpec
+from harness.registry import Registry
 from harness.schema import Node
 
 
@@ -49,13 +50,15 @@ class Adapter:
     """Options a target of this kind must set."""
 
 
-ADAPTERS: dict[str, Adapter] = {}
+ADAPTERS: Registry[Adapter] = Registry(
+    "target adapter", builtins=tuple(f"harness.targets.{name}" for name in
+                                     ("command", "http", "openai", "python", "replay")))
+"""The adapters suites may name; the built-in ones are added by their modules."""
 
 
 def register(adapter: Adapter) -> Adapter:
     """Make ``adapter`` available to suites under its name."""
-    ADAPTERS[adapter.name] = adapter
-    return adapter
+    return ADAPTERS.add(adapter.name, adapter)
 
 
 def build(spec: TargetSpec, root: Path) -> Target:
@@ -67,7 +70,3 @@ def build(spec: TargetSpec, root: Path) -> Target:
         tracing.receiver(int(spec.options.get("trace_port", 0)))
     target: Target = tracing.traced(ADAPTERS[spec.kind].build(spec, root), spec.options)
     return target
-
-
-# Importing the adapter modules registers them.
-from harness.targets import command, http, openai, python, replay  # noqa: E402, F401
