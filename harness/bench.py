@@ -1,19 +1,24 @@
 """The performance benchmark: what the harness costs on top of the floor it cannot go below.
 
 ``python -m harness.bench`` generates every input in a temporary folder, measures each figure
-next to its floor in the same run (alternating the two, best of ``--repeats``), and prints a
-table: the measured value, the floor, their ratio, the target and PASS or MISS.
+next to its floor in the same run, in interleaved pairs (figure, floor, figure, floor...),
+and prints a table: the median measured value, the median floor, the median of the per-pair
+ratios (a shared machine's noise hits both sides of a pair alike), the target and PASS or MISS.
 
 1. Per-case overhead: N generated cases (three checks each) against an in-process ``python``
-   target, run through pytest with the harness plugin and a run record, against plain pytest
-   running the same checks as N parametrized tests on the same inputs (without the harness
-   plugin loaded, ``-p no:harness``).
+   target, run through pytest with the harness plugin and a run record, against the
+   YAML-collection floor: pytest's own pattern for tests in non-Python files (its
+   ``doc/en/example/nonpython``), collecting the same case files and making the same checks,
+   without the harness plugin loaded (``-p no:harness``).
 2. Slow target: cases against a local HTTP server that answers after ``--latency`` seconds,
    with ``harness run --concurrency C``, against the ideal N x latency / C.
-3. Compare, gate and render the HTML report of two generated runs, against parsing the two
-   run records.
-4. Peak memory of the largest per-case run against plain pytest's; ``harness --help`` against
-   a bare ``python -c "import argparse"``.
+3. Reports: compare, gate and render two generated runs (2% changed) against parsing the two
+   run records; then a comparison in which only 10 cases changed, rendered in its own
+   process: the HTML's size against 5 MB, that process's peak memory against the largest
+   per-case run's, and the time headless Chromium takes to load it against 2 s (when Chromium
+   and Playwright are installed).
+4. Peak memory of the largest per-case run against the floor's; ``harness --help`` against a
+   bare ``python -c "import argparse"``.
 
 Every measured process runs inside its own small ``python -c`` wrapper that times it and reads
 its peak resident set size and CPU time with ``getrusage(RUSAGE_CHILDREN)``: the wrapper has no
@@ -41,15 +46,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from statistics import median
 
-from harness.model import CaseResult, CheckOutcome, TargetResponse, Trial
+from harness.model import CaseResult, CheckOutcome, TargetResponse, Trial, Verdict
 from harness.records import RunHeader, RunWriter, read_run
 
 DEFAULTS = {"cases": (1000, 10000), "slow_cases": 1000, "report_cases": 10000, "repeats": 3,
             "help_repeats": 10}
 QUICK = {"cases": (100,), "slow_cases": 50, "report_cases": 200, "repeats": 1,
          "help_repeats": 3}
-TARGETS = {"overhead": 1.2, "slow": 1.15, "report": 5.0, "memory": 1.5, "help": 3.0}
+TARGETS = {"overhead": 1.2, "slow": 1.15, "report": 5.0, "report size": 1.0,
+           "report memory": 2.0, "report opens": 1.0, "memory": 1.5, "help": 3.0}
+REPORT_SIZE_BOUND_MB = 5.0
+REPORT_OPEN_BOUND_S = 2.0
 CHANGED_EVERY = 50
 """One case in this many changes verdict between the two generated runs (2%)."""
 
@@ -79,24 +88,47 @@ def reply(request):
             "within 3 business days.")
 '''
 
-PLAIN_TEST = '''
-"""The same cases as plain parametrized pytest tests: same inputs, target and assertions."""
+FLOOR_CONFTEST = '''
+"""The floor: pytest's own pattern for tests in non-Python files (doc/en/example/nonpython in
+pytest), each YAML case file an item that calls the workflow and makes the case's checks.
+pytest's example parses with yaml.safe_load; this one uses libyaml's loader where PyYAML has
+it, as the harness does, so the floor is not slowed by pure-Python parsing."""
 
 import re
 
 import pytest
+import yaml
 from bench_wf import respond
 
-CASES = {cases!r}
+LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-@pytest.mark.parametrize(("request_", "text", "pattern", "low", "high"),
-                         [case[1:] for case in CASES], ids=[case[0] for case in CASES])
-def test_case(request_, text, pattern, low, high):
-    output = respond(request_)["output"]
-    assert text in output
-    assert re.search(pattern, output) is None
-    assert low <= len(output) <= high
+def pytest_collect_file(parent, file_path):
+    if file_path.suffix == ".yaml" and file_path.name.startswith("C"):
+        return YamlFile.from_parent(parent, path=file_path)
+
+
+class YamlFile(pytest.File):
+    def collect(self):
+        with self.path.open(encoding="utf-8") as text:
+            spec = yaml.load(text, Loader=LOADER)
+        yield YamlItem.from_parent(self, name=spec["id"], spec=spec)
+
+
+class YamlItem(pytest.Item):
+    def __init__(self, *, spec, **kwargs):
+        super().__init__(**kwargs)
+        self.spec = spec
+
+    def runtest(self):
+        output = respond(self.spec["input"])["output"]
+        contains, forbidden, length = self.spec["expect"]
+        assert contains["contains"] in output
+        assert re.search(forbidden["not_regex"], output) is None
+        assert length["length"]["min"] <= len(output) <= length["length"]["max"]
+
+    def reportinfo(self):
+        return self.path, 0, f"case: {self.name}"
 '''
 
 FORBIDDEN = r"refund(ed)? \$\d+"
@@ -129,9 +161,14 @@ class Figure:
     target: float
     unit: str = "s"
     notes: tuple[str, ...] = ()
+    paired: float | None = None
+    """The median of the per-pair ratios, when the figure was measured in interleaved pairs:
+    the ratio it is judged by."""
 
     @property
     def ratio(self) -> float:
+        if self.paired is not None:
+            return self.paired
         return self.measured / self.floor if self.floor > 0 else float("inf")
 
     @property
@@ -197,11 +234,34 @@ def alternate(first: Callable[[int], Measure], second: Callable[[int], Measure],
     return ones, twos
 
 
-def best(measures: Sequence[Measure]) -> Measure:
-    """The lowest of each quantity seen (each is noise only upwards)."""
-    return Measure(wall_s=min(m.wall_s for m in measures),
-                   max_rss_kib=min(m.max_rss_kib for m in measures),
-                   cpu_s=min(m.cpu_s for m in measures))
+@dataclass(frozen=True)
+class Pair:
+    """A figure measured in interleaved pairs with its floor: each side's median, and the
+    median of the per-pair ratios (a shared machine's noise hits both sides of a pair alike,
+    so the ratios are steadier than either side)."""
+
+    measured: float
+    floor: float
+    ratio: float
+    cpu: tuple[float, float] = (0.0, 0.0)
+
+    @classmethod
+    def of(cls, ones: Sequence[Measure], twos: Sequence[Measure], *,
+           memory: bool = False) -> Pair:
+        def value(m: Measure) -> float:
+            return m.max_rss_kib / 1024 if memory else m.wall_s
+
+        ratios = [value(a) / value(b) for a, b in zip(ones, twos, strict=True) if value(b) > 0]
+        return cls(measured=median(map(value, ones)), floor=median(map(value, twos)),
+                   ratio=median(ratios) if ratios else float("inf"),
+                   cpu=(median(m.cpu_s for m in ones), median(m.cpu_s for m in twos)))
+
+
+def middle(measures: Sequence[Measure]) -> Measure:
+    """The median of each quantity seen."""
+    return Measure(wall_s=median(m.wall_s for m in measures),
+                   max_rss_kib=int(median(m.max_rss_kib for m in measures)),
+                   cpu_s=median(m.cpu_s for m in measures))
 
 
 def timed(work: Callable[[], object]) -> Measure:
@@ -256,23 +316,27 @@ def write_project(root: Path) -> None:
     (root / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
 
 
-def write_plain_module(root: Path, count: int) -> Path:
-    cases = [(f"C{n:05d}", case_input(n), f"A-{n:05d}", FORBIDDEN, *LENGTH)
-             for n in range(1, count + 1)]
-    path = root / f"test_plain_{count}.py"
-    path.write_text(PLAIN_TEST.lstrip().format(cases=cases), encoding="utf-8")
-    return path
+def write_floor(root: Path, count: int) -> Path:
+    """The floor's folder: the same case files, the same workflow, and pytest's non-Python
+    test pattern in its conftest (a folder of its own, so the harness runs never load it)."""
+    floor = root / f"floor-{count}"
+    write_cases(floor, f"fast-{count}", count)
+    (floor / "conftest.py").write_text(FLOOR_CONFTEST.lstrip(), encoding="utf-8")
+    (floor / "bench_wf.py").write_text(WORKFLOW.lstrip(), encoding="utf-8")
+    (floor / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
+    return floor
 
 
 # --- figure 1 and 4: per-case overhead and peak memory ----------------------------------------
 
 
-def per_case(root: Path, count: int, repeats: int) -> tuple[Measure, Measure]:
-    """Best harness pytest run and best plain pytest run of ``count`` cases."""
+def per_case(root: Path, count: int, repeats: int) -> tuple[Pair, Pair]:
+    """``count`` cases through pytest with the harness plugin and a run record, paired with
+    the YAML-collection floor on the same case files: (wall time, peak memory) pairs."""
     folder = f"fast-{count}"
     write_cases(root, folder, count)
     suite = write_suite(root, folder, folder, "{python: 'bench_wf:respond'}")
-    plain = write_plain_module(root, count)
+    floor_root = write_floor(root, count)
     logs = root / "logs"
     logs.mkdir(exist_ok=True)
 
@@ -284,12 +348,12 @@ def per_case(root: Path, count: int, repeats: int) -> tuple[Measure, Measure]:
                        cwd=root, log=logs / f"{folder}-harness-{number}.log")
 
     def floor(number: int) -> Measure:
-        return measure([sys.executable, "-m", "pytest", plain.name, "-p", "no:cacheprovider",
-                        "-p", "no:harness", "-q"],
-                       cwd=root, log=logs / f"{folder}-plain-{number}.log")
+        return measure([sys.executable, "-m", "pytest", f"cases/{folder}", "-p",
+                        "no:cacheprovider", "-p", "no:harness", "-q"],
+                       cwd=floor_root, log=logs / f"{folder}-floor-{number}.log")
 
     ones, twos = alternate(harness, floor, repeats, label=f"per-case overhead, {count} cases")
-    return best(ones), best(twos)
+    return Pair.of(ones, twos), Pair.of(ones, twos, memory=True)
 
 
 # --- figure 2: slow target ----------------------------------------------------------------------
@@ -373,17 +437,19 @@ def slow_target(root: Path, sizes: Sizes) -> tuple[Measure, Measure, Measure]:
 
         slows, ones = alternate(lambda n: run(slow_suite, n), lambda n: run(one_suite, n),
                                 sizes.repeats, label=f"slow target, {sizes.slow_cases} cases")
-        direct = best([direct_calls(url, sizes.slow_cases, sizes.concurrency)
-                       for _ in range(sizes.repeats)])
-    return best(slows), best(ones), direct
+        direct = [direct_calls(url, sizes.slow_cases, sizes.concurrency)
+                  for _ in range(sizes.repeats)]
+    return middle(slows), middle(ones), middle(direct)
 
 
 # --- figure 3: compare and render ---------------------------------------------------------------
 
 
-def generated_runs(folder: Path, count: int) -> tuple[Path, Path]:
+def generated_runs(folder: Path, count: int, *,
+                   changed_every: int = CHANGED_EVERY) -> tuple[Path, Path]:
     """Two run records of ``count`` cases, as the harness writes them: one case in
-    CHANGED_EVERY changes verdict (half regress, half are fixed) and output."""
+    ``changed_every`` changes verdict (half regress, half are fixed) and output."""
+    folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for side in ("baseline", "candidate"):
         header = RunHeader(run_id=f"bench-{side}", suite="bench", suite_digest="0" * 64,
@@ -392,15 +458,17 @@ def generated_runs(folder: Path, count: int) -> tuple[Path, Path]:
         path = folder / f"{side}.jsonl"
         writer = RunWriter(path, header)
         for number in range(1, count + 1):
-            writer.add(_generated_result(number, candidate=side == "candidate"))
+            writer.add(_generated_result(number, candidate=side == "candidate",
+                                         changed_every=changed_every))
         writer.close()
         paths.append(path)
     return paths[0], paths[1]
 
 
-def _generated_result(number: int, *, candidate: bool) -> CaseResult:
-    changes = number % CHANGED_EVERY == 0
-    regresses = changes and number % (2 * CHANGED_EVERY) == 0
+def _generated_result(number: int, *, candidate: bool,
+                      changed_every: int = CHANGED_EVERY) -> CaseResult:
+    changes = number % changed_every == 0
+    regresses = changes and number % (2 * changed_every) == 0
     passes = not changes or (candidate != regresses)
     order = f"A-{number:05d}"
     amount = f"{(number % 400) + 9.99:.2f}"
@@ -436,7 +504,7 @@ def _generated_result(number: int, *, candidate: bool) -> CaseResult:
                      score=float(len(output)), expected={"max": 600}, obtained=len(output),
                      line=8),
     )
-    verdict = "pass" if passes else "fail"
+    verdict: Verdict = "pass" if passes else "fail"
     incident = number % 10 == 0
     trial = Trial(index=1, verdict=verdict, checks=checks, response=response, duration_s=0.012)
     return CaseResult(
@@ -450,23 +518,19 @@ def _generated_result(number: int, *, candidate: bool) -> CaseResult:
     )
 
 
-def compare_and_render(root: Path, count: int, repeats: int) -> tuple[Measure, Measure, int]:
-    """Best compare + decide + render_html, best read_run of both records, and the HTML's
-    size in bytes."""
+def compare_and_render(root: Path, count: int, repeats: int) -> tuple[Pair, int]:
+    """compare + decide + render_html of two generated runs (2% changed), paired with reading
+    the two records; and the HTML's size in bytes."""
     from harness.compare import compare
     from harness.gate import GatePolicy, decide
     from harness.report.html import render_html
 
-    folder = root / "report"
-    folder.mkdir(parents=True, exist_ok=True)
     _progress(f"generating two run records of {count} cases")
-    baseline_path, candidate_path = generated_runs(folder, count)
+    baseline_path, candidate_path = generated_runs(root / "report", count)
     runs = (read_run(baseline_path), read_run(candidate_path))
     size = 0
 
     def report(_: int) -> Measure:
-        nonlocal size
-
         def work() -> None:
             nonlocal size
             comparison = compare(*runs)
@@ -482,14 +546,76 @@ def compare_and_render(root: Path, count: int, repeats: int) -> tuple[Measure, M
         return timed(lambda: (read_run(baseline_path), read_run(candidate_path)))
 
     reports, parses = alternate(report, parse, repeats, label=f"compare + render, {count} cases")
-    return best(reports), best(parses), size
+    return Pair.of(reports, parses), size
+
+
+RENDER = """
+import sys
+from pathlib import Path
+from harness.compare import compare
+from harness.gate import GatePolicy, decide
+from harness.records import read_run
+from harness.report.html import render_html
+comparison = compare(read_run(Path(sys.argv[1])), read_run(Path(sys.argv[2])))
+policy = GatePolicy()
+html = render_html(comparison, decide(comparison, policy), policy=policy,
+                   generated_at="2026-03-10T10:00:00Z")
+Path(sys.argv[3]).write_text(html, encoding="utf-8")
+"""
+"""What harness validate does once both runs exist: read, compare, decide, render, write."""
+
+REPORT_CHANGES = 10
+"""Cases that change between the two runs of the report-scaling figures; the rest pass in
+both."""
+
+
+def report_scaling(root: Path, count: int, repeats: int) -> tuple[Measure, int, float | None]:
+    """A report of ``count`` cases of which :data:`REPORT_CHANGES` changed, rendered in its
+    own process: that process's measure (peak memory), the HTML's size in bytes, and the
+    median time Chromium takes to load it (None without Chromium and Playwright)."""
+    folder = root / "report-scaling"
+    baseline, candidate = generated_runs(folder, count,
+                                         changed_every=max(1, count // REPORT_CHANGES))
+    page = folder / "report.html"
+    renders = [measure([sys.executable, "-c", RENDER, str(baseline), str(candidate), str(page)],
+                       cwd=root, log=folder / f"render-{n}.log") for n in range(repeats)]
+    rendered = Measure(wall_s=median(m.wall_s for m in renders),
+                       max_rss_kib=int(median(m.max_rss_kib for m in renders)))
+    return rendered, page.stat().st_size, chromium_load(page, repeats)
+
+
+def chromium_load(page: Path, repeats: int) -> float | None:
+    """Median seconds from navigation to the load event of ``page`` in headless Chromium,
+    or None when Chromium or Playwright is not installed."""
+    import shutil
+
+    browser_path = shutil.which("chromium") or shutil.which("chromium-browser")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return None
+    if browser_path is None:
+        return None
+    times = []
+    with sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=browser_path)
+        try:
+            for _ in range(repeats):
+                tab = browser.new_page()
+                started = time.perf_counter()
+                tab.goto(page.resolve().as_uri(), wait_until="load", timeout=120_000)
+                times.append(time.perf_counter() - started)
+                tab.close()
+        finally:
+            browser.close()
+    return median(times)
 
 
 # --- figure 4: start-up -------------------------------------------------------------------------
 
 
-def help_startup(root: Path, repeats: int) -> tuple[Measure, Measure]:
-    """Best ``harness --help`` and best bare ``python -c "import argparse"``."""
+def help_startup(root: Path, repeats: int) -> Pair:
+    """``harness --help`` paired with a bare ``python -c "import argparse"``."""
     logs = root / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     helps, floors = alternate(
@@ -498,7 +624,7 @@ def help_startup(root: Path, repeats: int) -> tuple[Measure, Measure]:
         lambda n: measure([sys.executable, "-c", "import argparse"], cwd=root,
                           log=logs / "argparse.log"),
         repeats, label="harness --help")
-    return best(helps), best(floors)
+    return Pair.of(helps, floors)
 
 
 # --- the report ---------------------------------------------------------------------------------
@@ -508,15 +634,16 @@ def run_figures(root: Path, sizes: Sizes) -> list[Figure]:
     """Generate the inputs under ``root``, measure every figure, return the rows."""
     write_project(root)
     figures = []
-    runs = {}
+    memory = {}
     for count in sizes.cases:
-        runs[count] = harness, plain = per_case(root, count, sizes.repeats)
+        timing, memory[count] = per_case(root, count, sizes.repeats)
         figures.append(Figure(
             f"per-case overhead at {count:,}", f"1. per-case overhead, {count:,} cases",
-            harness.wall_s, plain.wall_s, "plain pytest", TARGETS["overhead"],
-            notes=(f"per case: harness {harness.wall_s / count * 1e3:.2f} ms, plain "
-                   f"{plain.wall_s / count * 1e3:.2f} ms; CPU time: harness "
-                   f"{harness.cpu_s:.2f} s, plain {plain.cpu_s:.2f} s",)))
+            timing.measured, timing.floor, "YAML-collection floor", TARGETS["overhead"],
+            paired=timing.ratio,
+            notes=(f"per case: harness {timing.measured / count * 1e3:.2f} ms, floor "
+                   f"{timing.floor / count * 1e3:.2f} ms; CPU time: harness "
+                   f"{timing.cpu[0]:.2f} s, floor {timing.cpu[1]:.2f} s",)))
     slow, one, direct = slow_target(root, sizes)
     ideal = sizes.slow_cases * sizes.latency_s / sizes.concurrency
     figures.append(Figure(
@@ -526,27 +653,43 @@ def run_figures(root: Path, sizes: Sizes) -> list[Figure]:
         notes=(f"harness start-up, a run of 1 case: {one.wall_s:.2f} s (informational)",
                f"bare client, same calls, {sizes.concurrency} threads: {direct.wall_s:.2f} s "
                "(informational)")))
-    rendered, parsed, size = compare_and_render(root, sizes.report_cases, sizes.repeats)
+    rendered, size = compare_and_render(root, sizes.report_cases, sizes.repeats)
     figures.append(Figure(
-        "report", f"3. compare + gate + HTML report, 2 x {sizes.report_cases:,} cases",
-        rendered.wall_s, parsed.wall_s, "read_run x 2", TARGETS["report"],
-        notes=(f"report size: {size / 1e6:.1f} MB",)))
+        "report", f"3a. compare + gate + HTML report, 2 x {sizes.report_cases:,} cases",
+        rendered.measured, rendered.floor, "read_run x 2", TARGETS["report"],
+        paired=rendered.ratio, notes=(f"report size: {size / 1e6:.1f} MB",)))
     largest = max(sizes.cases)
-    harness, plain = runs[largest]
+    process, page_size, opened = report_scaling(root, sizes.report_cases, sizes.repeats)
+    changed = f"{sizes.report_cases:,} cases, {REPORT_CHANGES} changed"
     figures.append(Figure(
-        "memory", f"4a. peak memory, {largest:,}-case run", harness.max_rss_kib / 1024,
-        plain.max_rss_kib / 1024, "plain pytest", TARGETS["memory"], unit="MiB",
+        "report size", f"3b. report size, {changed}", page_size / 1e6, REPORT_SIZE_BOUND_MB,
+        "bound", TARGETS["report size"], unit="MB"))
+    run_memory = memory[largest]
+    figures.append(Figure(
+        "report memory", f"3c. peak memory, validating 2 x {changed}",
+        process.max_rss_kib / 1024, run_memory.measured, f"the {largest:,}-case run",
+        TARGETS["report memory"], unit="MiB",
+        notes=("read both records, compare, decide, render and write, in one process",)))
+    if opened is not None:
+        figures.append(Figure(
+            "report opens", f"3d. the report opens in Chromium, {changed}", opened,
+            REPORT_OPEN_BOUND_S, "bound", TARGETS["report opens"],
+            notes=("navigation to the load event, headless Chromium",)))
+    figures.append(Figure(
+        "memory", f"4a. peak memory, {largest:,}-case run", run_memory.measured,
+        run_memory.floor, "YAML-collection floor", TARGETS["memory"], unit="MiB",
+        paired=run_memory.ratio,
         notes=("max RSS of the pytest process, from getrusage(RUSAGE_CHILDREN) in a wrapper "
                "that has no other child",)))
-    helped, bare = help_startup(root, sizes.help_repeats)
+    helped = help_startup(root, sizes.help_repeats)
     figures.append(Figure(
-        "--help", f"4b. harness --help (best of {sizes.help_repeats})", helped.wall_s, bare.wall_s,
-        "python -c 'import argparse'", TARGETS["help"]))
+        "--help", f"4b. harness --help (median of {sizes.help_repeats})", helped.measured,
+        helped.floor, "python -c 'import argparse'", TARGETS["help"], paired=helped.ratio))
     return figures
 
 
 def _value(amount: float, unit: str) -> str:
-    return f"{amount:.1f} MiB" if unit == "MiB" else f"{amount:.3f} s"
+    return f"{amount:.3f} s" if unit == "s" else f"{amount:.1f} {unit}"
 
 
 def render_table(figures: Sequence[Figure]) -> str:

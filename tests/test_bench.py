@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 import urllib.request
@@ -44,17 +45,24 @@ def test_quick_run_prints_every_figure_and_writes_real_runs(tmp_path):
                      "--help-repeats 2")
     assert re.fullmatch(r"machine: \d+ cores, Python 3\.\d+\.\d+ \(\w+\), .+", second)
     rows = [
-        row("1. per-case overhead, 100 cases", unit="s", floor_label="plain pytest",
+        row("1. per-case overhead, 100 cases", unit="s", floor_label="YAML-collection floor",
             target="1.2"),
         row("2. slow target, 50 cases x 0.1 s, concurrency 50", unit="s",
             floor_label="ideal N x lat / C", target="1.15"),
-        row("3. compare + gate + HTML report, 2 x 200 cases", unit="s",
+        row("3a. compare + gate + HTML report, 2 x 200 cases", unit="s",
             floor_label="read_run x 2", target="5"),
-        row("4a. peak memory, 100-case run", unit="MiB", floor_label="plain pytest",
+        row("3b. report size, 200 cases, 10 changed", unit="MB", floor_label="bound",
+            target="1"),
+        row("3c. peak memory, validating 2 x 200 cases, 10 changed", unit="MiB",
+            floor_label="the 100-case run", target="2"),
+        row("4a. peak memory, 100-case run", unit="MiB", floor_label="YAML-collection floor",
             target="1.5"),
-        row("4b. harness --help (best of 2)", unit="s",
+        row("4b. harness --help (median of 2)", unit="s",
             floor_label="python -c 'import argparse'", target="3"),
     ]
+    if shutil.which("chromium"):
+        rows.insert(5, row("3d. the report opens in Chromium, 200 cases, 10 changed", unit="s",
+                           floor_label="bound", target="1"))
     results = []
     for pattern in rows:
         found = pattern.search(out)
@@ -63,11 +71,11 @@ def test_quick_run_prints_every_figure_and_writes_real_runs(tmp_path):
     assert re.search(rf"harness start-up, a run of 1 case: {NUMBER} s \(informational\)", out)
     assert re.search(rf"bare client, same calls, 50 threads: {NUMBER} s", out)
     assert re.search(rf"report size: {NUMBER} MB", out)
-    assert re.search(rf"per case: harness \d+\.\d\d ms, plain \d+\.\d\d ms; CPU time: "
-                     rf"harness {NUMBER} s, plain {NUMBER} s", out)
+    assert re.search(rf"per case: harness \d+\.\d\d ms, floor \d+\.\d\d ms; CPU time: "
+                     rf"harness {NUMBER} s, floor {NUMBER} s", out)
     verdict = out.strip().splitlines()[-1]
     met = results.count("PASS")
-    assert verdict.startswith(f"verdict: {met} of 5 targets met")
+    assert verdict.startswith(f"verdict: {met} of {len(rows)} targets met")
     assert verdict.count(" > ") == results.count("MISS")
     # the harness runs wrote their run records: the figure includes record writing
     record = read_run(work / "runs" / "fast-100-0.jsonl")
@@ -133,17 +141,48 @@ def test_generated_runs_change_two_percent_of_verdicts(tmp_path):
                                                                       "issue_refund"]
 
 
-def test_generated_case_and_plain_module_agree(tmp_path):
+def test_the_floor_collects_the_same_case_files_with_pytests_non_python_pattern(tmp_path):
     from harness.loader import load_case
 
-    path = tmp_path / "cases" / "w" / "C00007.yaml"
-    path.parent.mkdir(parents=True)
-    path.write_text(bench.case_yaml(7), encoding="utf-8")
-    case = load_case(path)
+    bench.write_project(tmp_path)
+    bench.write_cases(tmp_path, "fast-7", 7)
+    floor = bench.write_floor(tmp_path, 7)
+    ours, theirs = (root / "cases" / "fast-7" / "C00007.yaml" for root in (tmp_path, floor))
+    assert ours.read_text(encoding="utf-8") == theirs.read_text(encoding="utf-8")
+    case = load_case(ours)
     assert case.input == bench.case_input(7) == {"order": "A-00007", "name": "Customer 7"}
     assert [e.kind for e in case.expect] == ["contains", "not_regex", "length"]
-    module = bench.write_plain_module(tmp_path, 7).read_text(encoding="utf-8")
-    assert "('C00007', {'order': 'A-00007', 'name': 'Customer 7'}, 'A-00007'" in module
+    done = subprocess.run([sys.executable, "-m", "pytest", "cases/fast-7", "-p", "no:harness",
+                           "-p", "no:cacheprovider", "-p", "no:randomly", "-q"], cwd=floor,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0 and "7 passed" in done.stdout, done.stdout + done.stderr
+    # the floor makes the checks for real: a reply that breaks one fails its item
+    (floor / "bench_wf.py").write_text("def respond(request):\n    return {'output': 'x'}\n",
+                                       encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "pytest", "cases/fast-7", "-p", "no:harness",
+                           "-p", "no:cacheprovider", "-p", "no:randomly", "-q"], cwd=floor,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 1 and "7 failed" in done.stdout, done.stdout + done.stderr
+
+
+def test_pairs_are_judged_by_the_median_of_their_ratios():
+    ones = [bench.Measure(wall_s=w, max_rss_kib=k) for w, k in ((2.0, 100), (9.0, 300),
+                                                                 (2.4, 200))]
+    twos = [bench.Measure(wall_s=w, max_rss_kib=k) for w, k in ((1.0, 100), (6.0, 100),
+                                                                 (2.0, 100))]
+    pair = bench.Pair.of(ones, twos)
+    assert (pair.measured, pair.floor) == (2.4, 2.0)
+    assert pair.ratio == 1.5  # ratios 2.0, 1.5, 1.2: a noisy pair moves both sides
+    assert bench.Pair.of(ones, twos, memory=True).ratio == 2.0
+    figure = bench.Figure("a", "1. a", pair.measured, pair.floor, "f", 1.2, paired=pair.ratio)
+    assert figure.ratio == 1.5 and not figure.passed
+
+
+def test_generated_runs_change_as_many_cases_as_asked(tmp_path):
+    baseline, candidate = bench.generated_runs(tmp_path, 1000, changed_every=100)
+    counts = compare(read_run(baseline), read_run(candidate)).counts()
+    assert counts[Transition.REGRESSED] + counts[Transition.FIXED] == 10
+    assert counts[Transition.STILL_PASSING] == 990
 
 
 def test_slow_server_answers_after_its_latency_with_the_reply(tmp_path):
