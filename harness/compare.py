@@ -257,7 +257,10 @@ def _check_changes(baseline: CaseResult, candidate: CaseResult) -> tuple[CheckCh
 def compare_case(baseline: CaseResult | None, candidate: CaseResult | None) -> CaseComparison:
     """Compare one case's results; either side may be missing (new or removed case)."""
     kind = transition(baseline, candidate)
-    case_id = (candidate or baseline).case_id  # type: ignore[union-attr]
+    present = candidate or baseline
+    if present is None:
+        raise ValueError("compare_case needs a result on at least one side")
+    case_id = present.case_id
     details: dict[str, Any] = {}
     if baseline is not None and candidate is not None:
         details["check_changes"] = _check_changes(baseline, candidate)

@@ -14,7 +14,7 @@ import itertools
 import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -45,25 +45,30 @@ MAX_DEPTH = 64
 MAX_NODES = 200_000
 """Documents with more values than this (after expanding aliases) are refused."""
 
-_BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+if TYPE_CHECKING:
+    # CSafeLoader (PyYAML built with libyaml) shares SafeConstructor and Resolver with
+    # SafeLoader, which is all that _Loader uses.
+    _BaseLoader = yaml.SafeLoader
+else:
+    _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 
 
-class MarkedDict(dict):
+class MarkedDict(dict[Any, Any]):
     """A mapping that remembers its own line and the line of each key."""
 
     line: int
     lines: dict[Any, int]
 
 
-class MarkedList(list):
+class MarkedList(list[Any]):
     """A list that remembers its own line and the line of each item."""
 
     line: int
     lines: dict[int, int]
 
 
-class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]  # C or Python SafeLoader
+class _Loader(_BaseLoader):
     yaml_implicit_resolvers = {  # noqa: RUF012 - PyYAML's class-level table, copied
         first: [r for r in resolvers if r[0] != _TIMESTAMP]
         for first, resolvers in _BaseLoader.yaml_implicit_resolvers.items()
@@ -181,10 +186,10 @@ def read_yaml(file: Path, *, shown: Path | None = None) -> tuple[Any, str]:
         data = loader.get_single_data()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
+        marked = mark.line + 1 if mark else None
         problem = f"invalid YAML: {exc.problem or exc.context}"
-        excerpt = _excerpt(text, line) if line else None
-        raise InputError(problem, path=path, line=line, excerpt=excerpt) from None
+        excerpt = _excerpt(text, marked) if marked else None
+        raise InputError(problem, path=path, line=marked, excerpt=excerpt) from None
     except yaml.YAMLError as exc:
         raise InputError(f"invalid YAML: {exc}", path=path) from None
     except RecursionError:

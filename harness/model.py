@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from harness.budget import DEFAULT_CHECK_BUDGET_S, BudgetExceeded, check_budget
 from harness.errors import TargetError
@@ -188,13 +188,17 @@ class TargetResponse:
         )
 
 
-def _parse_items(value: Any, name: str, build: Callable[[Mapping[str, Any]], Any]) -> tuple:
+_Item = TypeVar("_Item")
+
+
+def _parse_items(value: Any, name: str,
+                 build: Callable[[Mapping[str, Any]], _Item]) -> tuple[_Item, ...]:
     if value is None:
         return ()
     if not isinstance(value, list | tuple):
         found = type(value).__name__
         raise TargetError(f"malformed response: {name} must be a list, found {found}")
-    items = []
+    items: list[_Item] = []
     for index, item in enumerate(value):
         if not isinstance(item, Mapping):
             raise TargetError(

@@ -184,7 +184,7 @@ class WorkerResults:
             return
         sent = next((value for name, value in report.user_properties
                      if name == WORKER_RESULT), None)
-        if sent is None:
+        if not isinstance(sent, dict):
             return
         header = sent.get("header")
         try:
@@ -251,7 +251,7 @@ class _YamlFile(pytest.File):
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, HarnessError):
             return str(excinfo.value)
-        return super().repr_failure(excinfo, style=style)
+        return super().repr_failure(excinfo)  # a collector's takes no style
 
     def _items(self, suite: Suite, spec: TargetSpec, cases: tuple[Case, ...]) -> Iterator[CaseItem]:
         for case in session_of(self.config).add(suite, spec, cases):

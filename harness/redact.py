@@ -46,11 +46,14 @@ import functools
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from harness.canaries import MARKER, Canaries, canary_digest, plain_ascii, redaction_marker, views
 from harness.detectors import DETECTORS, find_sensitive
 from harness.model import Case, CaseResult, CheckOutcome, TargetResponse, Trial
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 CANARY = "canary"
 """The marker label of a canary value: ``[redacted:canary]``."""
@@ -334,13 +337,13 @@ class Redactor:
         )
 
 
-_Item = TypeVar("_Item")
+_Item = TypeVar("_Item", bound="DataclassInstance")
 
 
 def _updated(item: _Item, **fields: Any) -> _Item:
     """``item`` itself when every field is the same object as before, else a copy with them."""
     changed = {name: new for name, new in fields.items() if new is not getattr(item, name)}
-    return replace(item, **changed) if changed else item  # type: ignore[type-var]
+    return replace(item, **changed) if changed else item
 
 
 def _items(old: tuple[_Item, ...], new: list[_Item]) -> tuple[_Item, ...]:

@@ -268,6 +268,7 @@ def judge(case: Case, trials: tuple[Trial, ...], *,
     ``settle_trials`` is the suite's, recorded with the case's strictness."""
     passes = sum(trial.verdict == "pass" for trial in trials)
     pass_rate = passes / len(trials) if trials else 0.0
+    verdict: Verdict
     if not trials or any(trial.verdict == "error" for trial in trials):
         verdict = "error"
     elif pass_rate >= case.min_pass_rate:

@@ -145,3 +145,19 @@ def test_harness_suite_option_picks_the_suite_for_case_files(demo):
                             "--harness-suite", "other/alt.yaml")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*INC-1 [[]only-here]*"])
+
+
+def test_an_unexpected_collection_error_is_reported_not_an_internal_error(demo, monkeypatch):
+    """A bug while reading a suite (not a HarnessError) is shown as pytest shows any
+    collection error, with its traceback: never an INTERNALERROR that hides it."""
+    from harness import loader
+
+    def broken(path):
+        raise RuntimeError("the loader broke")
+
+    monkeypatch.setattr(loader, "load_suite", broken)
+    result = demo.runpytest("suites/demo.yaml", "--harness-target", "good")
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    result.stdout.fnmatch_lines(["*ERROR collecting suites/demo.yaml*",
+                                 "*RuntimeError: the loader broke*"])
+    assert result.ret == pytest.ExitCode.INTERRUPTED

@@ -275,7 +275,7 @@ def approval_required(params: Params) -> Check:
             return passed(f"{gate} was called but never{when}; no approval needed",
                           expected=expected, obtained=None,
                           calls=[call_dict(i, calls[i]) for i in gated])
-        covered = []
+        covered: list[dict[str, Any]] = []
         for index, notes in needing:
             verdicts = [(k, a, *rejection(a, index, calls)) for k, a in enumerate(approvals)]
             accepted = [(k, a, basis) for k, a, why, basis in verdicts if why is None]
@@ -302,9 +302,9 @@ def approval_required(params: Params) -> Check:
         unverified = any(item["order"] == UNVERIFIABLE for item in covered)
         tail = f" ({UNVERIFIABLE})" if unverified else ""
         if len(covered) == 1:
-            approval = covered[0]["approval"]
-            reason = (f"{step} was approved by {approval['approver']} "
-                      f"({approval['role'] or 'no role'}) for {gate} at "
+            shown = covered[0]["approval"]
+            reason = (f"{step} was approved by {shown['approver']} "
+                      f"({shown['role'] or 'no role'}) for {gate} at "
                       f"tool_calls[{covered[0]['call']['index']}]{tail}")
         else:
             reason = f"all {len(covered)} {gate} calls{when} had an approved {step}{tail}"
@@ -347,7 +347,7 @@ def approval_not_bypassed(params: Params) -> Check:
         found = [_approval_dict(k, a) for k, a in mine]
         index = gated[0]
         ran = f"{calls[index].name} ran anyway (tool_calls[{index}])"
-        evidence = {"call": call_dict(index, calls[index]), "approvals": found}
+        evidence: dict[str, Any] = {"call": call_dict(index, calls[index]), "approvals": found}
         rejected = [a for _, a in mine if a.status.casefold() == REJECTED]
         if rejected:
             by = f" by {rejected[0].approver}" if rejected[0].approver else ""

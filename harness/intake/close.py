@@ -73,7 +73,9 @@ def _closed_timeline(lines: list[str], moment: str) -> list[str]:
     while block and not block[-1].strip():
         block.pop()
         end -= 1
-    indent = re.match(r"^(\s+)", block[0]).group(1) if block else "  "  # type: ignore[union-attr]
+    # the indent of the timeline's first step: a blank line above it has none to copy
+    step = next((line for line in block if line.strip()), None)
+    indent = step[: len(step) - len(step.lstrip())] if step else "  "
     return [*lines[:end], f"{indent}closed: {moment}\n", *lines[end:]]
 
 

@@ -161,11 +161,11 @@ def ask_missing(
             except EOFError:
                 output.write("\n")
                 raise InputError(f"no answer for {name}: pass {flag}") from None
-            value, problem = _ANSWERS[name](answer)
-            if problem is None:
+            value, complaint = _ANSWERS[name](answer)
+            if complaint is None:
                 answers[name] = value
                 break
-            output.write(f"  {problem}\n")
+            output.write(f"  {complaint}\n")
     return answers
 
 

@@ -309,10 +309,9 @@ def evidence_findings(cases: Iterable[Case], judging_: Judging, root: Path) -> l
         if original.incident is None:
             continue
         case = judging_.applied(original)
-        where = {"path": str(case.path), "line": case.line, "case_id": case.id}
         if not any(key in case.evidence for key in REPLAYABLE):
             findings.append(Finding(
-                **where, rule=NO_EVIDENCE,
+                path=str(case.path), line=case.line, case_id=case.id, rule=NO_EVIDENCE,
                 message=f"no evidence to replay: evidence has none of {', '.join(REPLAYABLE)}",
                 fix="record what the workflow did during the incident under evidence",
             ))
@@ -324,14 +323,14 @@ def evidence_findings(cases: Iterable[Case], judging_: Judging, root: Path) -> l
         findings += _model_graded_passes(case, result)
         if result.verdict == "pass":
             findings.append(Finding(
-                **where, rule=PASSES_ON_EVIDENCE,
+                path=str(case.path), line=case.line, case_id=case.id, rule=PASSES_ON_EVIDENCE,
                 message="passes on its own evidence: its checks would not have caught the "
                         "incident, so it guards nothing",
                 fix="make expect fail on what the workflow did during the incident (evidence)",
             ))
         elif result.verdict == "error":
             findings.append(Finding(
-                **where, rule=NOT_REPRODUCED,
+                path=str(case.path), line=case.line, case_id=case.id, rule=NOT_REPRODUCED,
                 message=f"could not reproduce on its evidence: {_error_of(result)}",
                 fix="correct the case's checks or evidence so that its replay runs",
             ))
@@ -343,7 +342,8 @@ def proof_targets(suite: Suite) -> list[str]:
     ``gate.baseline`` names (a baseline that is a run record file is not a target)."""
     names = [PRE_FIX, suite.gate.get("baseline")]
     return [name for name in dict.fromkeys(names)
-            if name in suite.targets and suite.targets[name].kind != "replay"]
+            if isinstance(name, str) and name in suite.targets
+            and suite.targets[name].kind != "replay"]
 
 
 def _on_targets(suites: Sequence[Suite], judging_: Judging) -> list[Finding]:
@@ -361,10 +361,10 @@ def _on_targets(suites: Sequence[Suite], judging_: Judging) -> list[Finding]:
             for case in incidents:
                 with judging.using(judging_.service(case, suite.root)):
                     result = run_case(case, target)
-                where = {"path": str(case.path), "line": case.line, "case_id": case.id}
                 if result.verdict == "pass":
                     findings.append(Finding(
-                        **where, rule=PASSES_ON_TARGET,
+                        path=str(case.path), line=case.line, case_id=case.id,
+                        rule=PASSES_ON_TARGET,
                         message=f"passes on {on}: it does not reproduce its incident there "
                                 "and guards nothing",
                         fix=f"make expect fail on the {name} release (the failure of the "
@@ -372,7 +372,8 @@ def _on_targets(suites: Sequence[Suite], judging_: Judging) -> list[Finding]:
                     ))
                 elif result.verdict == "error":
                     findings.append(Finding(
-                        **where, rule=NOT_REPRODUCED,
+                        path=str(case.path), line=case.line, case_id=case.id,
+                        rule=NOT_REPRODUCED,
                         message=f"could not reproduce on {on}: {_error_of(result)}",
                         fix=f"make target {name!r} answer (see the error), then run again",
                     ))

@@ -472,7 +472,7 @@ _RULE = schema.Record(
      "if_unknown": _IF_UNKNOWN},
     required=("name", "when"),
 )
-_EFFECTS = ("at_least", "raise", "lower")
+_EFFECTS: tuple[Effect, ...] = ("at_least", "raise", "lower")
 
 
 def _band(value: Any, where: str, line: int | None) -> Rule:

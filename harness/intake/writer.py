@@ -81,7 +81,7 @@ def write_case(path: Path, text: str, *, replace: bool = False) -> Case:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             out.write(text)
         try:
-            load_case(temporary, display=path)
+            load_case(temporary, display=str(path))
         except InputError as exc:
             raise InputError(exc.problem, path=path, line=exc.line, field=exc.field) from None
         os.replace(temporary, path)

@@ -659,7 +659,7 @@ def _charts(comparison: Comparison, counts: Mapping[str, int]) -> dict[str, Any]
          for name, (label, _, fill) in TRANSITIONS.items()],
         [],
     )
-    present = {case.candidate.verdict for case in comparison.cases if case.candidate}
+    present: set[str] = {case.candidate.verdict for case in comparison.cases if case.candidate}
     if any(case.candidate is None for case in comparison.cases):
         present.add("missing")
     legend = [(v, fill) for v, fill in VERDICT_FILL.items() if v in present]

@@ -215,11 +215,12 @@ def _failing_check(value: Any, path: Path, where: str) -> FailingCheck:
                         reason=_text(fields["reason"], path, f"{where}.reason"))
 
 
-def _outcome(value: Any, path: Path, where: str, allowed: Sequence[str]) -> Outcome:
-    if value not in allowed:
-        problem = f"expected one of {', '.join(allowed)}, found {schema.describe(value)}"
-        raise _manifest_error(problem, path, where)
-    return value  # type: ignore[no-any-return]  # one of the Outcome literals, checked above
+def _outcome(value: Any, path: Path, where: str, allowed: Sequence[Outcome]) -> Outcome:
+    for outcome in allowed:
+        if value == outcome:
+            return outcome
+    problem = f"expected one of {', '.join(allowed)}, found {schema.describe(value)}"
+    raise _manifest_error(problem, path, where)
 
 
 def _gate_policy(value: Any, path: Path, *, version: int) -> GatePolicy:

@@ -104,9 +104,11 @@ def exchange(opener: urllib.request.OpenerDirector, url: str, *, method: str,
             "User-Agent": "incident-harness", **headers}
     request = urllib.request.Request(url, data=data, headers=sent, method=method)
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    timeout = {} if timeout_s is None else {"timeout": timeout_s}
     try:
-        with opener.open(request, **timeout) as answer:
+        # without a timeout argument, the socket module's default timeout applies
+        opened = (opener.open(request) if timeout_s is None
+                  else opener.open(request, timeout=timeout_s))
+        with opened as answer:
             content_type = answer.headers.get_content_type()
             charset = answer.headers.get_content_charset() or "utf-8"
             raw = _read(answer, deadline, timeout_s, max_bytes)

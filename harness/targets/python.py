@@ -26,9 +26,10 @@ def resolve(reference: str, root: Path, *, spec: TargetSpec | None = None) -> Ca
     try:
         return import_reference(reference, root=root)
     except ReferenceProblem as exc:
-        where = {"path": spec.path, "line": spec.line} if spec else {}
-        field = f"targets.{spec.name}.python" if spec else "python"
-        raise InputError(str(exc), field=field, **where) from None
+        if spec is None:
+            raise InputError(str(exc), field="python") from None
+        raise InputError(str(exc), field=f"targets.{spec.name}.python", path=spec.path,
+                         line=spec.line) from None
 
 
 class PythonTarget:

@@ -189,6 +189,12 @@ def first(fields: Mapping[str, Any], *keys: str) -> Any:
     return None
 
 
+def mapping_at(fields: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """``fields[key]`` when it is a mapping, else an empty one (absent and malformed alike)."""
+    value = fields.get(key)
+    return value if isinstance(value, Mapping) else {}
+
+
 def text_of(value: Any) -> str | None:
     if isinstance(value, bool) or value is None:
         return None
@@ -539,8 +545,9 @@ class Trace:
             item = parsed(item)
             if not isinstance(item, Mapping):
                 continue
-            function = item.get("function") if isinstance(item.get("function"), Mapping) \
-                else item
+            function = item.get("function")
+            if not isinstance(function, Mapping):
+                function = item
             name = text_of(function.get("name"))
             hints = parsed(first(function, "annotations") or first(item, "annotations"))
             if name and isinstance(hints, Mapping) and hints:

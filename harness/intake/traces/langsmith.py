@@ -28,6 +28,7 @@ from harness.intake.traces.common import (
     input_value,
     items_of,
     mapping,
+    mapping_at,
     messages_of,
     output_text,
     parsed,
@@ -71,7 +72,7 @@ def runs_of(data: Any, path: Path) -> list[Mapping[str, Any]]:
         raw, prefix = items_of(data.get("runs"), path, "runs"), "runs"
     else:
         raw, prefix = items_of(data, path, "(top level)"), ""
-    runs = []
+    runs: list[Mapping[str, Any]] = []
     for index, run in enumerate(raw):
         where = f"{prefix}[{index}]"
         runs.extend(_flattened(mapping(run, path, where), path, where))
@@ -139,8 +140,8 @@ def parse(runs: list[Mapping[str, Any]], trace: Trace) -> None:
         start, end = time_of(run.get("start_time")), time_of(run.get("end_time"))
         key = trace.key(start)
         trace.add_span_times(start, end)
-        extra = run.get("extra") if isinstance(run.get("extra"), Mapping) else {}
-        metadata = extra.get("metadata") if isinstance(extra.get("metadata"), Mapping) else {}
+        extra = mapping_at(run, "extra")
+        metadata = mapping_at(extra, "metadata")
         trace.add_prompt_versions(metadata)
         hub = _hub_version(metadata)
         if hub:
@@ -149,8 +150,7 @@ def parse(runs: list[Mapping[str, Any]], trace: Trace) -> None:
         name = text_of(run.get("name")) or kind
         outputs = run.get("outputs")
         if kind == "llm":
-            invocation = extra.get("invocation_params")
-            invocation = invocation if isinstance(invocation, Mapping) else {}
+            invocation = mapping_at(extra, "invocation_params")
             llm_output = outputs.get("llm_output") if isinstance(outputs, Mapping) else None
             answered = (first(llm_output, "model_name", "model")
                         if isinstance(llm_output, Mapping) else None)
@@ -161,7 +161,7 @@ def parse(runs: list[Mapping[str, Any]], trace: Trace) -> None:
                 or first(invocation, "model", "model_name"),
                 metadata.get("ls_provider"),
             )
-            inputs = run.get("inputs") if isinstance(run.get("inputs"), Mapping) else {}
+            inputs = mapping_at(run, "inputs")
             trace.add_tool_definitions(first(invocation, "tools") or first(inputs, "tools"))
             trace.add_llm(key, messages_of(first(inputs, "messages", "prompts"), "user"),
                           messages_of(outputs, "assistant"))

@@ -30,6 +30,7 @@ from harness.intake.traces.common import (
     flatten,
     items_of,
     mapping,
+    mapping_at,
     text_of,
     time_of,
 )
@@ -115,7 +116,9 @@ def otlp_spans(data: Any, path: Path) -> list[Span]:
 def is_span_list(data: Any) -> bool:
     """Whether a parsed file is a flat list of spans (or ``{data|spans: [...]}`` of them)."""
     items = _list_of(data)
-    return bool(items) and any(isinstance(item, Mapping) and (
+    if not items:
+        return False
+    return any(isinstance(item, Mapping) and (
         "span_kind" in item or isinstance(item.get("context"), Mapping)
         or ("span_id" in item and "attributes" in item)) for item in items)
 
@@ -141,7 +144,7 @@ def flat_spans(data: Any, path: Path) -> list[Span]:
     for index, raw in enumerate(items):
         where = f"{prefix}[{index}]"
         raw = mapping(raw, path, where)
-        context = raw.get("context") if isinstance(raw.get("context"), Mapping) else {}
+        context = mapping_at(raw, "context")
         attributes = flatten(mapping(raw.get("attributes") or {}, path, f"{where}.attributes"))
         events = tuple(
             Event(name=str(event.get("name", "")), at=time_of(event.get("timestamp")),
