@@ -169,8 +169,7 @@ def wilson_interval(passes: int, trials: int, z: float = 1.96) -> tuple[float, f
 def _interval(result: CaseResult | None) -> tuple[float, float] | None:
     if result is None or len(result.trials) < 2:
         return None
-    passes = sum(trial.verdict == "pass" for trial in result.trials)
-    return wilson_interval(passes, len(result.trials))
+    return wilson_interval(result.passes, len(result.trials))
 
 
 def _disagrees(result: CaseResult) -> bool:

@@ -24,7 +24,7 @@ def shorten(value: Any, limit: int = MAX_SHOWN) -> str:
 
 def headline(result: CaseResult) -> str:
     """One line: the case, its verdict, and its pass rate against the threshold."""
-    passed = sum(trial.verdict == "pass" for trial in result.trials)
+    passed = result.passes
     total = len(result.trials)
     if result.verdict == "error":
         errors = sum(trial.verdict == "error" for trial in result.trials)

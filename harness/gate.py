@@ -213,7 +213,7 @@ def _reason(case: CaseComparison, rule: str, message: str, *, blocking: bool = T
 
 def _rate(case: CaseComparison) -> str:
     result = case.latest
-    passed = sum(trial.verdict == "pass" for trial in result.trials)
+    passed = result.passes
     return f"{passed} of {len(result.trials)} trial(s) passed"
 
 

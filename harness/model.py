@@ -560,6 +560,11 @@ class Trial:
     turns: tuple[Exchange, ...] = ()
 
 
+def passing(trials: Sequence[Trial]) -> int:
+    """How many of ``trials`` passed: counted here, and only here."""
+    return sum(trial.verdict == "pass" for trial in trials)
+
+
 @dataclass(frozen=True, slots=True)
 class CaseResult:
     """All trials of one case, and the case's verdict: ``error`` if any trial errored, else
@@ -587,3 +592,8 @@ class CaseResult:
     """How strict the case was when it ran, for the gate to compare across runs: its checks
     (kind and parameters digest), ``trials``, ``min_pass_rate``, its input's digest and the
     suite's ``settle_trials``. None in run records written before version 2."""
+
+    @property
+    def passes(self) -> int:
+        """How many of its trials passed."""
+        return passing(self.trials)

@@ -30,6 +30,7 @@ from harness.model import (
     TargetSpec,
     Trial,
     Verdict,
+    passing,
     turn_request,
 )
 from harness.targets import Target
@@ -266,7 +267,7 @@ def judge(case: Case, trials: tuple[Trial, ...], *,
     """The case's verdict: ``error`` if any trial errored (an error never counts as a pass),
     else ``pass`` when the share of passing trials reaches ``min_pass_rate``, else ``fail``.
     ``settle_trials`` is the suite's, recorded with the case's strictness."""
-    passes = sum(trial.verdict == "pass" for trial in trials)
+    passes = passing(trials)
     pass_rate = passes / len(trials) if trials else 0.0
     verdict: Verdict
     if not trials or any(trial.verdict == "error" for trial in trials):

@@ -434,7 +434,7 @@ def _side(result: CaseResult | None, interval: tuple[float, float] | None) -> di
     if result is None:
         return {"present": False, "verdict": "not run", "css": "missing", "rate": "\u2014",
                 "sort": -1.0, "interval": None}
-    passes = sum(trial.verdict == "pass" for trial in result.trials)
+    passes = result.passes
     trial = _shown_trial(result)
     return {
         "present": True,
