@@ -14,11 +14,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
+    from typing import TypeAlias
 
     from harness.compare import Comparison
     from harness.gate import Decision
     from harness.model import Suite, TargetSpec
     from harness.records import RunLock, RunRecord
+
+    Commands: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
+    """The ``harness`` command's subcommands, to which each command adds its parser."""
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -44,341 +48,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    run = commands.add_parser(
-        "run", help="run a suite against one target and write a run record",
-        description="Run every case of SUITE against TARGET through pytest and write a run "
-                    "record (JSON Lines). Exit 0 when every case passes, 1 when any fails or "
-                    "errors, 2 on bad input. Arguments after -- go to pytest (e.g. -k, -m, -x).",
-        usage="harness run SUITE [--target NAME] [--out PATH] [--concurrency N] "
-              "[--shard K/N] [--resume RUN_FILE] [-- PYTEST_ARGS...]",
-    )
-    run.add_argument("suite", type=Path, metavar="SUITE", help="suite file (suites/NAME.yaml)")
-    run.add_argument("--target", "-t", metavar="NAME",
-                     help="target named in the suite (default: the suite's defaults.target)")
-    run.add_argument("--out", "-o", type=Path, metavar="PATH",
-                     help="run record to write (default: reports/runs/SUITE-TARGET-RUNID.jsonl "
-                          "beside the suite's suites/ folder); never overwritten")
-    run.add_argument("--concurrency", "-c", type=int, default=1, metavar="N",
-                     help="call the target for up to N cases at once (default 1)")
-    run.add_argument("--shard", metavar="K/N",
-                     help="run only shard K of N, a stable split by case id (merge the shards' "
-                          "records with harness merge)")
-    run.add_argument("--no-redact", action="store_true",
-                     help="keep detected secrets and personal data in the run record and "
-                          "failure text (redacted by default)")
-    _no_cache_option(run)
-    run.add_argument("--resume", type=Path, metavar="RUN_FILE",
-                     help="finish an interrupted run: run only the cases its record lacks, "
-                          "appending to it")
-    run.set_defaults(handler=_run)
-
-    merge = commands.add_parser(
-        "merge", help="merge the run records of a suite's shards into one",
-        description="Combine shard run records (harness run --shard K/N) of one suite and "
-                    "target into one run record that compare, gate and validate accept. The "
-                    "merged run is complete only when every shard 1/N to N/N is there, once, "
-                    "and finished. Exit 0 complete, 1 incomplete (missing or unfinished "
-                    "shards, named), 2 bad input.",
-    )
-    merge.add_argument("out", type=Path, metavar="OUT", help="the merged record to write")
-    merge.add_argument("runs", nargs="+", type=Path, metavar="RUN")
-    merge.set_defaults(handler=_merge)
-
-    compare = commands.add_parser(
-        "compare", help="compare two run records case by case",
-        description="Give each case a transition (fixed, regressed, still_failing, "
-                    "still_passing, new, removed, flaky, error) with pass rates, changed checks, "
-                    "the output's word diff and the tool-call (aligned by name and arguments), "
-                    "source and approval differences.",
-    )
-    compare.add_argument("baseline", type=Path, metavar="BASELINE_RUN")
-    compare.add_argument("candidate", type=Path, metavar="CANDIDATE_RUN")
-    compare.add_argument("--format", choices=("text", "json"), default="text")
-    compare.add_argument("--case", action="append", default=[], metavar="ID", dest="cases",
-                         help="only this case (repeatable): a large report lists the cases "
-                              "that pass in both runs by id only; this shows one in full")
-    compare.set_defaults(handler=_compare)
-
-    gate = commands.add_parser(
-        "gate", help="decide RESTORE, AWAITING SIGN-OFF or BLOCK from two run records",
-        description="Compare two runs and apply the gate policy: the policy recorded in the "
-                    "validation manifest of these runs (found under reports/), else the "
-                    "suite's, else the defaults. Where the policy requires sign-off, the "
-                    "signed approvals decide too. Exit 0 RESTORE (allow), 1 BLOCK, 2 bad "
-                    "input, 3 AWAITING SIGN-OFF. Prints every reason with its case and owner.",
-    )
-    gate.add_argument("baseline", type=Path, metavar="BASELINE_RUN")
-    gate.add_argument("candidate", type=Path, metavar="CANDIDATE_RUN")
-    gate.add_argument("--suite", type=Path, metavar="SUITE",
-                      help="the suite the candidate ran (its digest must match the run's); "
-                           "its gate section is the policy unless a validation manifest "
-                           "of these runs is found")
-    gate.add_argument("--manifest", type=Path, metavar="PATH",
-                      help="the validation manifest of these runs, whose recorded policy "
-                           "applies (default: found under reports/)")
-    _signoff_options(gate)
-    _format_option(gate)
-    _notify_option(gate)
-    gate.set_defaults(handler=_gate)
-
-    validate = commands.add_parser(
-        "validate", help="run, compare, gate and write the reports (the main job)",
-        description="Run what needs running, compare the candidate with the baseline, apply "
-                    "the gate, and write the HTML report, a Markdown summary and JUnit XML. "
-                    "Exit 0 RESTORE, 1 BLOCK, 2 bad input, 3 AWAITING SIGN-OFF (the tests "
-                    "pass; the suite's policy needs approvals not yet signed).",
-    )
-    validate.add_argument("suite", type=Path, metavar="SUITE")
-    validate.add_argument("--baseline", metavar="TARGET_OR_RUN_FILE",
-                          help="a target to run, or an existing run record (.jsonl) "
-                               "(default: the suite's gate.baseline)")
-    validate.add_argument("--candidate", metavar="TARGET_OR_RUN_FILE",
-                          help="the target to validate, or an existing run record (.jsonl) "
-                               "(default: the suite's gate.candidate)")
-    validate.add_argument("--out-dir", type=Path, metavar="DIR",
-                          help="where reports go (default: reports/ beside suites/)")
-    validate.add_argument("--concurrency", "-c", type=int, default=1, metavar="N",
-                          help="call the targets for up to N cases at once (default 1)")
-    _no_cache_option(validate)
-    validate.add_argument("--no-redact", action="store_true",
-                          help="keep detected secrets and personal data in the run records "
-                               "and reports (redacted by default)")
-    _signoff_options(validate)
-    _format_option(validate)
-    _notify_option(validate)
-    validate.set_defaults(handler=_validate)
-
-    signoff = commands.add_parser(
-        "signoff", help="sign a validation report off (append to the signed ledger)",
-        description="Append a signed record to the sign-off ledger: reviewer, role, meaning, "
-                    "decision, time, comment, and the SHA-256 of the report, both run records "
-                    "and the manifest, chained to the previous record and signed with the "
-                    "reviewer's Ed25519 key (pinned in the reviewers file). The report and its "
-                    "summary are re-rendered with the sign-offs and the ledger's head. Exit 0 "
-                    "signed, 2 refused or bad input.",
-    )
-    signoff.add_argument("report", type=Path, metavar="REPORT",
-                         help="the validation report (reports/validation-*.html)")
-    signoff.add_argument("--reviewer", required=True, metavar="ID")
-    signoff.add_argument("--decision", required=True, choices=("approve", "reject"))
-    signoff.add_argument("--meaning", choices=("reviewed", "approved", "risk_accepted"),
-                         help="what the signature means (default: approved for approve, "
-                              "reviewed for reject)")
-    signoff.add_argument("--comment", default="", metavar="TEXT")
-    signoff.add_argument("--role", metavar="ROLE",
-                         help="the role signed in (default: the reviewer's only pinned role)")
-    signoff.add_argument("--key", type=Path, metavar="PATH",
-                         help="your private key (default: $HARNESS_SIGNING_KEY)")
-    signoff.add_argument("--reviewers", type=Path, metavar="PATH",
-                         help="pinned reviewers (default: reviewers.yaml beside suites/)")
-    signoff.add_argument("--case", action="append", metavar="ID",
-                         help="with --meaning risk_accepted: a case whose risk is accepted "
-                              "(a weakened or retired incident case the gate blocks on); "
-                              "repeat for several")
-    signoff.add_argument("--ledger", type=Path, metavar="PATH",
-                         help="the ledger (default: the report's own, "
-                              "REPORT.signoffs.jsonl beside it)")
-    signoff.set_defaults(handler=_signoff)
-
-    verify = commands.add_parser(
-        "verify", help="verify reports against their sign-off ledgers",
-        description="For each report (default: every validation report under reports/): "
-                    "check its ledger's hash chain and every signature against the pinned "
-                    "keys, that the report and run records still match what was signed, that "
-                    "the ledger still holds the record the report pins, and that the report's "
-                    "decision banner and sign-off section are exactly what the ledger says. "
-                    "Exit 0 valid, 1 invalid (naming what and where), 2 bad input.",
-    )
-    verify.add_argument("reports", nargs="*", type=Path, metavar="REPORT",
-                        help="reports to check against their ledgers (default: every "
-                             "validation report in --reports-dir)")
-    verify.add_argument("--ledger", type=Path, metavar="PATH",
-                        help="check this ledger (and the reports against it) instead of each "
-                             "report's own ledger")
-    verify.add_argument("--reports-dir", type=Path, default=Path("reports"), metavar="DIR",
-                        help="where reports and ledgers are found (default: reports)")
-    verify.add_argument("--suite", type=Path, metavar="SUITE",
-                        help="the suite the reports must have validated: a report of another "
-                             "version of it (another digest) is refused, exit 2")
-    _since_option(verify)
-    verify.add_argument("--reviewers", type=Path, default=Path("reviewers.yaml"),
-                        metavar="PATH", help="default: reviewers.yaml")
-    _format_option(verify)
-    verify.set_defaults(handler=_verify)
-
-    keygen = commands.add_parser(
-        "keygen", help="make a reviewer's Ed25519 signing key (outside any repository)",
-        description="Write a new Ed25519 private key in OpenSSH format (mode 0600; refused "
-                    "inside a git work tree) and print the public key line to pin in the "
-                    "reviewers file through code review. ssh-keygen -t ed25519 works too.",
-    )
-    keygen.add_argument("path", type=Path, metavar="PATH")
-    keygen.add_argument("--comment", default="", metavar="TEXT")
-    keygen.set_defaults(handler=_keygen)
-
-    case = commands.add_parser("case", help="draft incident cases")
-    case_actions = case.add_subparsers(dest="case_command", metavar="ACTION", required=True)
-    from_trace = case_actions.add_parser(
-        "from-trace", help="draft an incident case from a logged trace",
-        description="Import a trace (OpenTelemetry GenAI or OpenInference spans as OTLP JSON, "
-                    "OTLP protobuf or span lists; LangSmith runs; Langfuse traces) as the "
-                    "case's evidence, draft the category's checks, and write a case marked "
-                    "draft: true for review: one per trace of the file (or the --trace-id one). "
-                    "--into fills an existing draft (from harness incident new) instead. "
-                    "Evidence the trace should have had and lacks is listed in "
-                    "evidence.missing. Exit 0 written, 2 bad input (nothing written).",
-    )
-    from_trace.add_argument("trace", type=Path, metavar="FILE")
-    from_trace.add_argument("--category", "-c", choices=CATEGORY_ORDER[:-1],
-                            help="required, unless --into names a draft (its category)")
-    from_trace.add_argument("--id", metavar="ID",
-                            help="default: the registry's next free INC-<year>-<n>; several "
-                                 "traces get ID-1, ID-2, ...")
-    from_trace.add_argument("--into", type=Path, metavar="CASE_FILE",
-                            help="fill this draft's evidence and checks from the trace")
-    from_trace.add_argument("--trace-id", metavar="ID",
-                            help="the trace to draft, in a file of several")
-    from_trace.add_argument("--workflow", "-w", metavar="W",
-                            help="default: the trace's service or trace name")
-    from_trace.add_argument("--out", "-o", type=Path, metavar="PATH",
-                            help="default: cases/<workflow>/<id>.yaml; never overwritten")
-    from_trace.add_argument("--format", choices=("otel", "openinference", "langsmith",
-                                                 "langfuse"), help="default: detected")
-    from_trace.add_argument("--reference", metavar="TEXT",
-                            help="the corrected answer (policy, output_quality)")
-    from_trace.add_argument("--title", metavar="T")
-    from_trace.add_argument("--owner", metavar="O", help="default: unassigned")
-    from_trace.add_argument("--severity", choices=("sev1", "sev2", "sev3", "sev4"),
-                            help="default: sev3")
-    from_trace.set_defaults(handler=_case_from_trace)
-    close = case_actions.add_parser(
-        "close", help="close a finished draft case",
-        description="Close a draft incident case: refused while a field is left to fill "
-                    "(TODO, owner unassigned) or while its checks do not fail on its own "
-                    "evidence (as harness check requires); otherwise removes draft: true, sets "
-                    "status: closed and timeline.closed, keeping the rest of the file. Exit 0 "
-                    "closed, 1 not closable (says what is left), 2 bad input.",
-    )
-    close.add_argument("case_file", type=Path, metavar="CASE_FILE")
-    _no_cache_option(close)
-    close.set_defaults(handler=_case_close)
-
-    incident = commands.add_parser("incident", help="record an incident as a draft case")
-    actions = incident.add_subparsers(dest="incident_command", metavar="ACTION", required=True)
-    new = actions.add_parser(
-        "new", help="draft a new incident case; severity derived from the impact",
-        description="Write cases/WORKFLOW/ID.yaml (draft: true), asking for missing essentials "
-                    "when standard input is a terminal. Severity comes from severity-rules.yaml "
-                    "at --root (or --rules, or the defaults) unless --severity is given. Earlier "
-                    "incidents of the same workflow and category that read alike are named. "
-                    "Exit 0 written, 2 bad input (nothing written).",
-    )
-    new.add_argument("--workflow", metavar="W")
-    new.add_argument("--category", choices=CATEGORY_ORDER[:-1])
-    new.add_argument("--id", metavar="ID", help="default: INC-<year>-<next number>")
-    new.add_argument("--title", metavar="T")
-    new.add_argument("--owner", metavar="O")
-    new.add_argument("--business-owner", metavar="NAME")
-    new.add_argument("--severity", choices=("sev1", "sev2", "sev3", "sev4"),
-                     help="set by hand (default: derived); warns when lower than derived")
-    new.add_argument("--users", type=int, metavar="N")
-    new.add_argument("--records", type=int, metavar="N")
-    new.add_argument("--workflow-users", type=int, metavar="N",
-                     help="all users of the workflow, for the share affected")
-    new.add_argument("--data-class", action="append", metavar="X")
-    new.add_argument("--impact", action="append", metavar="KEY=VALUE",
-                     help="more impact facts: workflow_users, records_modified, customer_data, "
-                          "restricted_data, external_destination, commitment_breached, "
-                          "high_risk_action, approval_bypassed (true/false or a number)")
-    new.add_argument("--summary", metavar="TEXT", help="impact summary")
-    new.add_argument("--near-miss", action="store_true")
-    new.add_argument("--timeline", action="append", metavar="STEP=TIME",
-                     help="e.g. detected=2026-03-19T10:00:00Z")
-    new.add_argument("--root-cause", metavar="TEXT")
-    new.add_argument("--evidence", type=Path, metavar="FILE",
-                     help="YAML with evidence fields (input, output, tool_calls, ...)")
-    new.add_argument("--root", type=Path, default=Path("."), metavar="DIR",
-                     help="the project folder holding cases/ (default: .)")
-    new.add_argument("--rules", type=Path, metavar="PATH", help="severity rules file")
-    new.set_defaults(handler=_incident_new)
-
-    check = commands.add_parser(
-        "check", help="check the case registry (meant for CI)",
-        description="Check every case and suite under ROOT: files valid, ids unique, every "
-                    "closed incident included by a suite, every incident case failing on its "
-                    "own evidence and on the suite's pre-fix (or gate.baseline) target, no "
-                    "draft left, and every incident case file of --since REF still here and "
-                    "in a suite (or retired, with the retirement signed off). Exit 0 clean, 1 "
-                    "findings (each names file:line and what to do), 2 bad input.",
-    )
-    check.add_argument("root", nargs="?", type=Path, default=Path("."), metavar="ROOT",
-                       help="the project folder holding cases/ and suites/ (default: .)")
-    check.add_argument("--no-targets", action="store_true",
-                       help="do not run incident cases on the pre-fix / gate.baseline target")
-    check.add_argument("--no-judges", action="store_true",
-                       help="leave out judge and semantic checks (they call the suite's judges "
-                            "and embedders, also with --no-targets)")
-    _no_cache_option(check)
-    _since_option(check)
-    _format_option(check)
-    check.set_defaults(handler=_check)
-
-    judge = commands.add_parser("judge", help="prove the suite's model judges")
-    judge_actions = judge.add_subparsers(dest="action", required=True, metavar="ACTION")
-    calibrate = judge_actions.add_parser(
-        "calibrate", help="measure each judge on answers whose verdict is known",
-        description="Run every judge check of SUITE on each incident case's evidence (must be "
-                    "judged fail), on each case's reference and acceptable_outputs (must be "
-                    "judged pass) and on the labelled --examples; print per judge accuracy, "
-                    "false-pass rate, false-fail rate, Cohen's kappa and the examples that "
-                    "disagree; write a calibration record per judge. Exit 0 when every judge "
-                    "meets gate.judges.max_false_pass_rate (if set) with a verdict on every "
-                    "example, 1 otherwise, 2 bad input.",
-    )
-    calibrate.add_argument("suite", type=Path, metavar="SUITE")
-    calibrate.add_argument("--examples", type=Path, metavar="FILE",
-                           help="labelled examples (YAML: examples: [{case, output, expected}])")
-    calibrate.add_argument("--out-dir", type=Path, metavar="DIR",
-                           help="where calibration records go (default: the suite's "
-                                "reports/calibration)")
-    _no_cache_option(calibrate)
-    calibrate.set_defaults(handler=_calibrate)
-
-    metrics = commands.add_parser(
-        "metrics", help="incident metrics from the case files (and run records)",
-        description="Incident counts by workflow, category and severity; time to detection "
-                    "and containment (median, p90); affected users and records; repeated "
-                    "failure types; missing log rate; human review bypasses; post-fix results "
-                    "from the latest runs.",
-    )
-    metrics.add_argument("cases_dir", nargs="?", type=Path, default=Path("cases"),
-                         metavar="CASES_DIR", help="default: cases")
-    metrics.add_argument("--runs", type=Path, metavar="DIR",
-                         help="run records folder for post-fix results (e.g. reports/runs)")
-    metrics.add_argument("--format", choices=("table", "csv", "json", "html"), default="table")
-    metrics.add_argument("--out", type=Path, metavar="PATH",
-                         help="write to PATH instead of standard output")
-    metrics.set_defaults(handler=_metrics)
-
-    kinds = commands.add_parser(
-        "checks", help="list every check kind with its parameters",
-        description="List every available check kind (built-in and from installed "
-                    "harness.checks packages) with its one-line description and parameters.",
-    )
-    kinds.add_argument("--format", choices=("text", "markdown", "json"), default="text",
-                       help="text (default), a Markdown table, or JSON")
-    kinds.set_defaults(handler=_checks)
-
-    schema = commands.add_parser(
-        "schema", help="print the JSON Schema of case and suite files",
-        description="Print a JSON Schema for case files, suite files, or both (default), for "
-                    "editors to complete and check them. It lists every check kind known here "
-                    "(the built-in ones and those of installed harness.checks packages) with "
-                    "its parameters: print it again after installing such a package.",
-    )
-    schema.add_argument("which", nargs="?", choices=("all", "case", "suite"), default="all")
-    schema.set_defaults(handler=_schema)
+    for add in (_run_command, _merge_command, _compare_command, _gate_command,
+                _validate_command, _signoff_command, _verify_command, _keygen_command,
+                _case_command, _incident_command, _check_command, _judge_command,
+                _metrics_command, _checks_command, _schema_command):
+        add(commands)  # each command's parser is set up beside its handler
     return parser
 
 
@@ -520,6 +194,37 @@ class _Progress:
         self.stream.flush()
 
 
+def _run_command(commands: Commands) -> None:
+    """``harness run``: its arguments, beside its handler."""
+    run = commands.add_parser(
+        "run", help="run a suite against one target and write a run record",
+        description="Run every case of SUITE against TARGET through pytest and write a run "
+                    "record (JSON Lines). Exit 0 when every case passes, 1 when any fails or "
+                    "errors, 2 on bad input. Arguments after -- go to pytest (e.g. -k, -m, -x).",
+        usage="harness run SUITE [--target NAME] [--out PATH] [--concurrency N] "
+              "[--shard K/N] [--resume RUN_FILE] [-- PYTEST_ARGS...]",
+    )
+    run.add_argument("suite", type=Path, metavar="SUITE", help="suite file (suites/NAME.yaml)")
+    run.add_argument("--target", "-t", metavar="NAME",
+                     help="target named in the suite (default: the suite's defaults.target)")
+    run.add_argument("--out", "-o", type=Path, metavar="PATH",
+                     help="run record to write (default: reports/runs/SUITE-TARGET-RUNID.jsonl "
+                          "beside the suite's suites/ folder); never overwritten")
+    run.add_argument("--concurrency", "-c", type=int, default=1, metavar="N",
+                     help="call the target for up to N cases at once (default 1)")
+    run.add_argument("--shard", metavar="K/N",
+                     help="run only shard K of N, a stable split by case id (merge the shards' "
+                          "records with harness merge)")
+    run.add_argument("--no-redact", action="store_true",
+                     help="keep detected secrets and personal data in the run record and "
+                          "failure text (redacted by default)")
+    _no_cache_option(run)
+    run.add_argument("--resume", type=Path, metavar="RUN_FILE",
+                     help="finish an interrupted run: run only the cases its record lacks, "
+                          "appending to it")
+    run.set_defaults(handler=_run)
+
+
 def _run(args: argparse.Namespace) -> int:
     from harness import loader
     from harness.records import RunLock
@@ -561,6 +266,21 @@ def _resume(suite: Suite, args: argparse.Namespace, lock: RunLock) -> int:
                        concurrency=args.concurrency, shard=resume.header.shard, resume=resume,
                        redact=not args.no_redact, no_cache=args.no_cache, lock=lock)
     return code
+
+
+def _merge_command(commands: Commands) -> None:
+    """``harness merge``: its arguments, beside its handler."""
+    merge = commands.add_parser(
+        "merge", help="merge the run records of a suite's shards into one",
+        description="Combine shard run records (harness run --shard K/N) of one suite and "
+                    "target into one run record that compare, gate and validate accept. The "
+                    "merged run is complete only when every shard 1/N to N/N is there, once, "
+                    "and finished. Exit 0 complete, 1 incomplete (missing or unfinished "
+                    "shards, named), 2 bad input.",
+    )
+    merge.add_argument("out", type=Path, metavar="OUT", help="the merged record to write")
+    merge.add_argument("runs", nargs="+", type=Path, metavar="RUN")
+    merge.set_defaults(handler=_merge)
 
 
 def _merge(args: argparse.Namespace) -> int:
@@ -645,6 +365,24 @@ def _exit_code(decision: Decision) -> int:
     return EXIT_AWAITING if decision.awaiting else EXIT_FAILED
 
 
+def _compare_command(commands: Commands) -> None:
+    """``harness compare``: its arguments, beside its handler."""
+    compare = commands.add_parser(
+        "compare", help="compare two run records case by case",
+        description="Give each case a transition (fixed, regressed, still_failing, "
+                    "still_passing, new, removed, flaky, error) with pass rates, changed checks, "
+                    "the output's word diff and the tool-call (aligned by name and arguments), "
+                    "source and approval differences.",
+    )
+    compare.add_argument("baseline", type=Path, metavar="BASELINE_RUN")
+    compare.add_argument("candidate", type=Path, metavar="CANDIDATE_RUN")
+    compare.add_argument("--format", choices=("text", "json"), default="text")
+    compare.add_argument("--case", action="append", default=[], metavar="ID", dest="cases",
+                         help="only this case (repeatable): a large report lists the cases "
+                              "that pass in both runs by id only; this shows one in full")
+    compare.set_defaults(handler=_compare)
+
+
 def _compare(args: argparse.Namespace) -> int:
     import dataclasses
     import json
@@ -710,6 +448,31 @@ def _since_option(parser: argparse.ArgumentParser) -> None:
                         help="the git revision every ledger must extend (default: the merge "
                              "base of HEAD with the default branch, in a git work tree); "
                              "'none' checks no history, a weaker check")
+
+
+def _gate_command(commands: Commands) -> None:
+    """``harness gate``: its arguments, beside its handler."""
+    gate = commands.add_parser(
+        "gate", help="decide RESTORE, AWAITING SIGN-OFF or BLOCK from two run records",
+        description="Compare two runs and apply the gate policy: the policy recorded in the "
+                    "validation manifest of these runs (found under reports/), else the "
+                    "suite's, else the defaults. Where the policy requires sign-off, the "
+                    "signed approvals decide too. Exit 0 RESTORE (allow), 1 BLOCK, 2 bad "
+                    "input, 3 AWAITING SIGN-OFF. Prints every reason with its case and owner.",
+    )
+    gate.add_argument("baseline", type=Path, metavar="BASELINE_RUN")
+    gate.add_argument("candidate", type=Path, metavar="CANDIDATE_RUN")
+    gate.add_argument("--suite", type=Path, metavar="SUITE",
+                      help="the suite the candidate ran (its digest must match the run's); "
+                           "its gate section is the policy unless a validation manifest "
+                           "of these runs is found")
+    gate.add_argument("--manifest", type=Path, metavar="PATH",
+                      help="the validation manifest of these runs, whose recorded policy "
+                           "applies (default: found under reports/)")
+    _signoff_options(gate)
+    _format_option(gate)
+    _notify_option(gate)
+    gate.set_defaults(handler=_gate)
 
 
 def _gate(args: argparse.Namespace) -> int:
@@ -833,6 +596,36 @@ def _run_file(suite: Suite, reference: str, args: argparse.Namespace) -> tuple[i
     return EXIT_OK, path
 
 
+def _validate_command(commands: Commands) -> None:
+    """``harness validate``: its arguments, beside its handler."""
+    validate = commands.add_parser(
+        "validate", help="run, compare, gate and write the reports (the main job)",
+        description="Run what needs running, compare the candidate with the baseline, apply "
+                    "the gate, and write the HTML report, a Markdown summary and JUnit XML. "
+                    "Exit 0 RESTORE, 1 BLOCK, 2 bad input, 3 AWAITING SIGN-OFF (the tests "
+                    "pass; the suite's policy needs approvals not yet signed).",
+    )
+    validate.add_argument("suite", type=Path, metavar="SUITE")
+    validate.add_argument("--baseline", metavar="TARGET_OR_RUN_FILE",
+                          help="a target to run, or an existing run record (.jsonl) "
+                               "(default: the suite's gate.baseline)")
+    validate.add_argument("--candidate", metavar="TARGET_OR_RUN_FILE",
+                          help="the target to validate, or an existing run record (.jsonl) "
+                               "(default: the suite's gate.candidate)")
+    validate.add_argument("--out-dir", type=Path, metavar="DIR",
+                          help="where reports go (default: reports/ beside suites/)")
+    validate.add_argument("--concurrency", "-c", type=int, default=1, metavar="N",
+                          help="call the targets for up to N cases at once (default 1)")
+    _no_cache_option(validate)
+    validate.add_argument("--no-redact", action="store_true",
+                          help="keep detected secrets and personal data in the run records "
+                               "and reports (redacted by default)")
+    _signoff_options(validate)
+    _format_option(validate)
+    _notify_option(validate)
+    validate.set_defaults(handler=_validate)
+
+
 def _validate(args: argparse.Namespace) -> int:
     from harness import loader
     from harness.calibration import FOLDER as CALIBRATIONS
@@ -939,6 +732,41 @@ def _validate(args: argparse.Namespace) -> int:
                     report=written.html, written=files, policy=f"the suite {suite.path}")
 
 
+def _signoff_command(commands: Commands) -> None:
+    """``harness signoff``: its arguments, beside its handler."""
+    signoff = commands.add_parser(
+        "signoff", help="sign a validation report off (append to the signed ledger)",
+        description="Append a signed record to the sign-off ledger: reviewer, role, meaning, "
+                    "decision, time, comment, and the SHA-256 of the report, both run records "
+                    "and the manifest, chained to the previous record and signed with the "
+                    "reviewer's Ed25519 key (pinned in the reviewers file). The report and its "
+                    "summary are re-rendered with the sign-offs and the ledger's head. Exit 0 "
+                    "signed, 2 refused or bad input.",
+    )
+    signoff.add_argument("report", type=Path, metavar="REPORT",
+                         help="the validation report (reports/validation-*.html)")
+    signoff.add_argument("--reviewer", required=True, metavar="ID")
+    signoff.add_argument("--decision", required=True, choices=("approve", "reject"))
+    signoff.add_argument("--meaning", choices=("reviewed", "approved", "risk_accepted"),
+                         help="what the signature means (default: approved for approve, "
+                              "reviewed for reject)")
+    signoff.add_argument("--comment", default="", metavar="TEXT")
+    signoff.add_argument("--role", metavar="ROLE",
+                         help="the role signed in (default: the reviewer's only pinned role)")
+    signoff.add_argument("--key", type=Path, metavar="PATH",
+                         help="your private key (default: $HARNESS_SIGNING_KEY)")
+    signoff.add_argument("--reviewers", type=Path, metavar="PATH",
+                         help="pinned reviewers (default: reviewers.yaml beside suites/)")
+    signoff.add_argument("--case", action="append", metavar="ID",
+                         help="with --meaning risk_accepted: a case whose risk is accepted "
+                              "(a weakened or retired incident case the gate blocks on); "
+                              "repeat for several")
+    signoff.add_argument("--ledger", type=Path, metavar="PATH",
+                         help="the ledger (default: the report's own, "
+                              "REPORT.signoffs.jsonl beside it)")
+    signoff.set_defaults(handler=_signoff)
+
+
 def _signoff(args: argparse.Namespace) -> int:
     isolated = _isolated(args.argv)
     if isolated is not None:
@@ -1009,6 +837,35 @@ def _signoff(args: argparse.Namespace) -> int:
         still = [reason.message for reason in decision.blocking]
         print(f"restoration still needs: {'; '.join(still)}")
     return EXIT_OK
+
+
+def _verify_command(commands: Commands) -> None:
+    """``harness verify``: its arguments, beside its handler."""
+    verify = commands.add_parser(
+        "verify", help="verify reports against their sign-off ledgers",
+        description="For each report (default: every validation report under reports/): "
+                    "check its ledger's hash chain and every signature against the pinned "
+                    "keys, that the report and run records still match what was signed, that "
+                    "the ledger still holds the record the report pins, and that the report's "
+                    "decision banner and sign-off section are exactly what the ledger says. "
+                    "Exit 0 valid, 1 invalid (naming what and where), 2 bad input.",
+    )
+    verify.add_argument("reports", nargs="*", type=Path, metavar="REPORT",
+                        help="reports to check against their ledgers (default: every "
+                             "validation report in --reports-dir)")
+    verify.add_argument("--ledger", type=Path, metavar="PATH",
+                        help="check this ledger (and the reports against it) instead of each "
+                             "report's own ledger")
+    verify.add_argument("--reports-dir", type=Path, default=Path("reports"), metavar="DIR",
+                        help="where reports and ledgers are found (default: reports)")
+    verify.add_argument("--suite", type=Path, metavar="SUITE",
+                        help="the suite the reports must have validated: a report of another "
+                             "version of it (another digest) is refused, exit 2")
+    _since_option(verify)
+    verify.add_argument("--reviewers", type=Path, default=Path("reviewers.yaml"),
+                        metavar="PATH", help="default: reviewers.yaml")
+    _format_option(verify)
+    verify.set_defaults(handler=_verify)
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -1087,6 +944,19 @@ def _verify(args: argparse.Namespace) -> int:
     return code
 
 
+def _keygen_command(commands: Commands) -> None:
+    """``harness keygen``: its arguments, beside its handler."""
+    keygen = commands.add_parser(
+        "keygen", help="make a reviewer's Ed25519 signing key (outside any repository)",
+        description="Write a new Ed25519 private key in OpenSSH format (mode 0600; refused "
+                    "inside a git work tree) and print the public key line to pin in the "
+                    "reviewers file through code review. ssh-keygen -t ed25519 works too.",
+    )
+    keygen.add_argument("path", type=Path, metavar="PATH")
+    keygen.add_argument("--comment", default="", metavar="TEXT")
+    keygen.set_defaults(handler=_keygen)
+
+
 def _keygen(args: argparse.Namespace) -> int:
     from harness.signoff.keys import keygen
 
@@ -1095,6 +965,56 @@ def _keygen(args: argparse.Namespace) -> int:
     print("public key, to pin in reviewers.yaml:")
     print(public)
     return EXIT_OK
+
+
+def _case_command(commands: Commands) -> None:
+    """``harness case``: its arguments, beside its handler."""
+    case = commands.add_parser("case", help="draft incident cases")
+    case_actions = case.add_subparsers(dest="case_command", metavar="ACTION", required=True)
+    from_trace = case_actions.add_parser(
+        "from-trace", help="draft an incident case from a logged trace",
+        description="Import a trace (OpenTelemetry GenAI or OpenInference spans as OTLP JSON, "
+                    "OTLP protobuf or span lists; LangSmith runs; Langfuse traces) as the "
+                    "case's evidence, draft the category's checks, and write a case marked "
+                    "draft: true for review: one per trace of the file (or the --trace-id one). "
+                    "--into fills an existing draft (from harness incident new) instead. "
+                    "Evidence the trace should have had and lacks is listed in "
+                    "evidence.missing. Exit 0 written, 2 bad input (nothing written).",
+    )
+    from_trace.add_argument("trace", type=Path, metavar="FILE")
+    from_trace.add_argument("--category", "-c", choices=CATEGORY_ORDER[:-1],
+                            help="required, unless --into names a draft (its category)")
+    from_trace.add_argument("--id", metavar="ID",
+                            help="default: the registry's next free INC-<year>-<n>; several "
+                                 "traces get ID-1, ID-2, ...")
+    from_trace.add_argument("--into", type=Path, metavar="CASE_FILE",
+                            help="fill this draft's evidence and checks from the trace")
+    from_trace.add_argument("--trace-id", metavar="ID",
+                            help="the trace to draft, in a file of several")
+    from_trace.add_argument("--workflow", "-w", metavar="W",
+                            help="default: the trace's service or trace name")
+    from_trace.add_argument("--out", "-o", type=Path, metavar="PATH",
+                            help="default: cases/<workflow>/<id>.yaml; never overwritten")
+    from_trace.add_argument("--format", choices=("otel", "openinference", "langsmith",
+                                                 "langfuse"), help="default: detected")
+    from_trace.add_argument("--reference", metavar="TEXT",
+                            help="the corrected answer (policy, output_quality)")
+    from_trace.add_argument("--title", metavar="T")
+    from_trace.add_argument("--owner", metavar="O", help="default: unassigned")
+    from_trace.add_argument("--severity", choices=("sev1", "sev2", "sev3", "sev4"),
+                            help="default: sev3")
+    from_trace.set_defaults(handler=_case_from_trace)
+    close = case_actions.add_parser(
+        "close", help="close a finished draft case",
+        description="Close a draft incident case: refused while a field is left to fill "
+                    "(TODO, owner unassigned) or while its checks do not fail on its own "
+                    "evidence (as harness check requires); otherwise removes draft: true, sets "
+                    "status: closed and timeline.closed, keeping the rest of the file. Exit 0 "
+                    "closed, 1 not closable (says what is left), 2 bad input.",
+    )
+    close.add_argument("case_file", type=Path, metavar="CASE_FILE")
+    _no_cache_option(close)
+    close.set_defaults(handler=_case_close)
 
 
 def _case_from_trace(args: argparse.Namespace) -> int:
@@ -1137,12 +1057,78 @@ def _case_close(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _incident_command(commands: Commands) -> None:
+    """``harness incident``: its arguments, beside its handler."""
+    incident = commands.add_parser("incident", help="record an incident as a draft case")
+    actions = incident.add_subparsers(dest="incident_command", metavar="ACTION", required=True)
+    new = actions.add_parser(
+        "new", help="draft a new incident case; severity derived from the impact",
+        description="Write cases/WORKFLOW/ID.yaml (draft: true), asking for missing essentials "
+                    "when standard input is a terminal. Severity comes from severity-rules.yaml "
+                    "at --root (or --rules, or the defaults) unless --severity is given. Earlier "
+                    "incidents of the same workflow and category that read alike are named. "
+                    "Exit 0 written, 2 bad input (nothing written).",
+    )
+    new.add_argument("--workflow", metavar="W")
+    new.add_argument("--category", choices=CATEGORY_ORDER[:-1])
+    new.add_argument("--id", metavar="ID", help="default: INC-<year>-<next number>")
+    new.add_argument("--title", metavar="T")
+    new.add_argument("--owner", metavar="O")
+    new.add_argument("--business-owner", metavar="NAME")
+    new.add_argument("--severity", choices=("sev1", "sev2", "sev3", "sev4"),
+                     help="set by hand (default: derived); warns when lower than derived")
+    new.add_argument("--users", type=int, metavar="N")
+    new.add_argument("--records", type=int, metavar="N")
+    new.add_argument("--workflow-users", type=int, metavar="N",
+                     help="all users of the workflow, for the share affected")
+    new.add_argument("--data-class", action="append", metavar="X")
+    new.add_argument("--impact", action="append", metavar="KEY=VALUE",
+                     help="more impact facts: workflow_users, records_modified, customer_data, "
+                          "restricted_data, external_destination, commitment_breached, "
+                          "high_risk_action, approval_bypassed (true/false or a number)")
+    new.add_argument("--summary", metavar="TEXT", help="impact summary")
+    new.add_argument("--near-miss", action="store_true")
+    new.add_argument("--timeline", action="append", metavar="STEP=TIME",
+                     help="e.g. detected=2026-03-19T10:00:00Z")
+    new.add_argument("--root-cause", metavar="TEXT")
+    new.add_argument("--evidence", type=Path, metavar="FILE",
+                     help="YAML with evidence fields (input, output, tool_calls, ...)")
+    new.add_argument("--root", type=Path, default=Path("."), metavar="DIR",
+                     help="the project folder holding cases/ (default: .)")
+    new.add_argument("--rules", type=Path, metavar="PATH", help="severity rules file")
+    new.set_defaults(handler=_incident_new)
+
+
 def _incident_new(args: argparse.Namespace) -> int:
     from harness.intake import new as intake
 
     values = {k: v for k, v in vars(args).items() if k not in ("handler", "passthrough")}
     intake.new_incident(values, root=args.root, rules_path=args.rules)
     return EXIT_OK
+
+
+def _check_command(commands: Commands) -> None:
+    """``harness check``: its arguments, beside its handler."""
+    check = commands.add_parser(
+        "check", help="check the case registry (meant for CI)",
+        description="Check every case and suite under ROOT: files valid, ids unique, every "
+                    "closed incident included by a suite, every incident case failing on its "
+                    "own evidence and on the suite's pre-fix (or gate.baseline) target, no "
+                    "draft left, and every incident case file of --since REF still here and "
+                    "in a suite (or retired, with the retirement signed off). Exit 0 clean, 1 "
+                    "findings (each names file:line and what to do), 2 bad input.",
+    )
+    check.add_argument("root", nargs="?", type=Path, default=Path("."), metavar="ROOT",
+                       help="the project folder holding cases/ and suites/ (default: .)")
+    check.add_argument("--no-targets", action="store_true",
+                       help="do not run incident cases on the pre-fix / gate.baseline target")
+    check.add_argument("--no-judges", action="store_true",
+                       help="leave out judge and semantic checks (they call the suite's judges "
+                            "and embedders, also with --no-targets)")
+    _no_cache_option(check)
+    _since_option(check)
+    _format_option(check)
+    check.set_defaults(handler=_check)
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -1182,6 +1168,30 @@ def _check(args: argparse.Namespace) -> int:
         "notes": notes, "said": out.said,
     })
     return code
+
+
+def _judge_command(commands: Commands) -> None:
+    """``harness judge``: its arguments, beside its handler."""
+    judge = commands.add_parser("judge", help="prove the suite's model judges")
+    judge_actions = judge.add_subparsers(dest="action", required=True, metavar="ACTION")
+    calibrate = judge_actions.add_parser(
+        "calibrate", help="measure each judge on answers whose verdict is known",
+        description="Run every judge check of SUITE on each incident case's evidence (must be "
+                    "judged fail), on each case's reference and acceptable_outputs (must be "
+                    "judged pass) and on the labelled --examples; print per judge accuracy, "
+                    "false-pass rate, false-fail rate, Cohen's kappa and the examples that "
+                    "disagree; write a calibration record per judge. Exit 0 when every judge "
+                    "meets gate.judges.max_false_pass_rate (if set) with a verdict on every "
+                    "example, 1 otherwise, 2 bad input.",
+    )
+    calibrate.add_argument("suite", type=Path, metavar="SUITE")
+    calibrate.add_argument("--examples", type=Path, metavar="FILE",
+                           help="labelled examples (YAML: examples: [{case, output, expected}])")
+    calibrate.add_argument("--out-dir", type=Path, metavar="DIR",
+                           help="where calibration records go (default: the suite's "
+                                "reports/calibration)")
+    _no_cache_option(calibrate)
+    calibrate.set_defaults(handler=_calibrate)
 
 
 def _calibrate(args: argparse.Namespace) -> int:
@@ -1242,6 +1252,25 @@ def _calibrate(args: argparse.Namespace) -> int:
     return code
 
 
+def _metrics_command(commands: Commands) -> None:
+    """``harness metrics``: its arguments, beside its handler."""
+    metrics = commands.add_parser(
+        "metrics", help="incident metrics from the case files (and run records)",
+        description="Incident counts by workflow, category and severity; time to detection "
+                    "and containment (median, p90); affected users and records; repeated "
+                    "failure types; missing log rate; human review bypasses; post-fix results "
+                    "from the latest runs.",
+    )
+    metrics.add_argument("cases_dir", nargs="?", type=Path, default=Path("cases"),
+                         metavar="CASES_DIR", help="default: cases")
+    metrics.add_argument("--runs", type=Path, metavar="DIR",
+                         help="run records folder for post-fix results (e.g. reports/runs)")
+    metrics.add_argument("--format", choices=("table", "csv", "json", "html"), default="table")
+    metrics.add_argument("--out", type=Path, metavar="PATH",
+                         help="write to PATH instead of standard output")
+    metrics.set_defaults(handler=_metrics)
+
+
 def _metrics(args: argparse.Namespace) -> int:
     from harness.files import write_atomic
     from harness.intake import metrics
@@ -1257,6 +1286,18 @@ def _metrics(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     return EXIT_OK
+
+
+def _checks_command(commands: Commands) -> None:
+    """``harness checks``: its arguments, beside its handler."""
+    kinds = commands.add_parser(
+        "checks", help="list every check kind with its parameters",
+        description="List every available check kind (built-in and from installed "
+                    "harness.checks packages) with its one-line description and parameters.",
+    )
+    kinds.add_argument("--format", choices=("text", "markdown", "json"), default="text",
+                       help="text (default), a Markdown table, or JSON")
+    kinds.set_defaults(handler=_checks)
 
 
 def _checks(args: argparse.Namespace) -> int:
@@ -1295,6 +1336,19 @@ def _checks(args: argparse.Namespace) -> int:
             if k.example:
                 print(f"    example: {k.example}")
     return EXIT_OK
+
+
+def _schema_command(commands: Commands) -> None:
+    """``harness schema``: its arguments, beside its handler."""
+    schema = commands.add_parser(
+        "schema", help="print the JSON Schema of case and suite files",
+        description="Print a JSON Schema for case files, suite files, or both (default), for "
+                    "editors to complete and check them. It lists every check kind known here "
+                    "(the built-in ones and those of installed harness.checks packages) with "
+                    "its parameters: print it again after installing such a package.",
+    )
+    schema.add_argument("which", nargs="?", choices=("all", "case", "suite"), default="all")
+    schema.set_defaults(handler=_schema)
 
 
 def _schema(args: argparse.Namespace) -> int:
