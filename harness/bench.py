@@ -366,8 +366,10 @@ class _SlowServer(ThreadingHTTPServer):
 
 
 class _SlowHandler(BaseHTTPRequestHandler):
-    """Answers every POST after the server's latency, with the workflow's reply as JSON."""
+    """Answers every POST after the server's latency, with the workflow's reply as JSON, over
+    HTTP/1.1 (connections kept alive, as a production server keeps them)."""
 
+    protocol_version = "HTTP/1.1"
     server: _SlowServer
 
     def do_POST(self) -> None:

@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -581,3 +582,123 @@ def test_http_slow_trickle_is_cut_off_at_the_timeout(server: Server) -> None:
     with pytest.raises(TargetError) as caught:
         build("http", server.url("/trickle")).call({}, case=make_case(), timeout_s=0.5)
     assert caught.value.reason == "timed out after 0.5 s" and caught.value.transient
+
+
+# --- kept-alive connections -------------------------------------------------------------------
+
+
+class KeepAliveHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1, answering every POST with its count; ``/hang-up`` closes the connection after
+    answering, without saying so (as a server whose idle timeout passed does)."""
+
+    protocol_version = "HTTP/1.1"
+    server: KeepAliveServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        with self.server.lock:
+            self.server.requests += 1
+            number = self.server.requests
+        data = json.dumps({"output": f"answer {number}"}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+        if self.path == "/hang-up":
+            self.close_connection = True
+
+
+class KeepAliveServer(ThreadingHTTPServer):
+    daemon_threads = True
+    requests = 0
+    connections = 0
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), KeepAliveHandler)
+        self.lock = threading.Lock()
+
+    def get_request(self) -> Any:
+        accepted = super().get_request()
+        with self.lock:
+            self.connections += 1
+        return accepted
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}{path}"
+
+
+@pytest.fixture
+def keep_alive(monkeypatch: pytest.MonkeyPatch) -> Iterator[KeepAliveServer]:
+    monkeypatch.setenv("no_proxy", "*")
+    monkeypatch.setenv("NO_PROXY", "*")
+    httpd = KeepAliveServer()
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_http_reuses_its_connection_across_calls(keep_alive: KeepAliveServer) -> None:
+    target = build("http", keep_alive.url("/answer"))
+    outputs = [call(target).output for _ in range(10)]
+    assert outputs == [f"answer {n}" for n in range(1, 11)]
+    assert keep_alive.connections == 1  # one handshake, not ten
+
+
+def test_http_each_thread_keeps_its_own_connection(keep_alive: KeepAliveServer) -> None:
+    target = build("http", keep_alive.url("/answer"))
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        outputs = list(pool.map(lambda _: call(target).output, range(40)))
+    assert sorted(outputs, key=lambda text: int(text.split()[1])) == \
+        [f"answer {n}" for n in range(1, 41)]
+    assert keep_alive.requests == 40 and keep_alive.connections <= 4
+
+
+def test_http_a_connection_the_server_closed_is_not_reused(keep_alive: KeepAliveServer) -> None:
+    """The server hangs up after each answer without a Connection: close header. The next call
+    must notice the closed socket before sending: no failure, and no request sent twice."""
+    target = build("http", keep_alive.url("/hang-up"))
+    outputs = []
+    for _ in range(5):
+        outputs.append(call(target).output)
+        time.sleep(0.05)  # the hang-up has reached the client's socket
+    assert outputs == [f"answer {n}" for n in range(1, 6)]
+    assert keep_alive.requests == 5 and keep_alive.connections == 5
+
+
+class ProxyHandler(BaseHTTPRequestHandler):
+    """A forward proxy that answers itself, recording the absolute URL it was asked for."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.server.asked.append(self.path)  # type: ignore[attr-defined]  # set by the test
+        data = b'{"output": "via the proxy"}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def test_http_goes_through_the_proxy_the_environment_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), ProxyHandler)
+    proxy.asked = []  # type: ignore[attr-defined]  # read by the handler
+    threading.Thread(target=proxy.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        for name in ("no_proxy", "NO_PROXY"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{proxy.server_address[1]}")
+        target = build("http", "http://service.invalid/respond")
+        assert call(target).output == "via the proxy"
+        assert proxy.asked == ["http://service.invalid/respond"]  # type: ignore[attr-defined]
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
