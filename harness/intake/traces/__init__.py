@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from harness.errors import InputError
@@ -38,11 +39,19 @@ from harness.intake.traces.common import (
     Trace,
 )
 from harness.intake.traces.otlp import ProtobufError, decode_traces, looks_like_protobuf
+from harness.registry import Registry
 
 __all__ = ["APPROVAL_NAME", "DEFAULT_STEP", "FORMATS", "FORMAT_NAMES", "ImportedTrace", "Span",
            "detect_format", "import_spans", "import_trace", "import_traces", "read_trace_file"]
 
-SPAN_FORMATS = {"otel": otel, "openinference": openinference}
+FORMAT_MODULES: Registry[ModuleType] = Registry("trace format")
+"""Each format's module, with its ``detect`` and ``parse``."""
+for _name, _module in (("otel", otel), ("openinference", openinference),
+                       ("langsmith", langsmith), ("langfuse", langfuse)):
+    FORMAT_MODULES.add(_name, _module)
+SPAN_FORMATS = ("openinference", "otel")
+"""The formats read from spans, in the order they are recognised: OpenInference spans may
+carry OpenTelemetry GenAI attributes too, never the reverse."""
 
 
 # --- reading the file ---------------------------------------------------------------------------
@@ -104,10 +113,9 @@ def _spans(data: Any, path: Path) -> list[Span] | None:
 def _span_format(found: list[Span], path: Path) -> str:
     if not found:
         raise InputError("no spans found; expected the spans of at least one trace", path=path)
-    if openinference.detect(found):
-        return "openinference"
-    if otel.detect(found):
-        return "otel"
+    for name in SPAN_FORMATS:
+        if FORMAT_MODULES[name].detect(found):
+            return name
     problem = (f"{len(found)} span(s) found, but none carries OpenInference attributes "
                f"(openinference.span.kind) or OpenTelemetry GenAI attributes (gen_ai.*): "
                f"nothing to read as evidence (name the format with --format "
@@ -130,10 +138,9 @@ def detect_format(data: Any, path: Path) -> str:
     found = _spans(data, path)
     if found is not None:
         return _span_format(found, path)
-    if langsmith.detect(data):
-        return "langsmith"
-    if langfuse.detect(data):
-        return "langfuse"
+    for name in ("langsmith", "langfuse"):
+        if FORMAT_MODULES[name].detect(data):
+            return name
     problem = (f"unknown trace format: looked for OTLP spans (resourceSpans, JSON or protobuf), "
                f"a span list, LangSmith runs (run_type) and Langfuse traces (observations); "
                f"found {_found(data)} (name the format with --format {'|'.join(FORMATS)})")
@@ -153,7 +160,7 @@ def _collect(chosen: str, data: Any, path: Path) -> list[Trace]:
             raise InputError(problem, path=path, field="format")
         for trace_id, group in spans.by_trace(found, path).items():
             trace = Trace(trace_id=trace_id or None)
-            SPAN_FORMATS[chosen].parse(group, trace)
+            FORMAT_MODULES[chosen].parse(group, trace)
             collected.append(trace)
     elif chosen == "langsmith":
         if not langsmith.detect(data):
@@ -208,7 +215,7 @@ def import_spans(found: list[Span], where: Path) -> ImportedTrace:
     for."""
     chosen = _span_format(found, where)
     trace = Trace(trace_id=found[0].trace_id if found else None)
-    SPAN_FORMATS[chosen].parse(found, trace)
+    FORMAT_MODULES[chosen].parse(found, trace)
     return trace.finish(where, chosen)
 
 
