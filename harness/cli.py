@@ -13,6 +13,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from harness.vocabulary import CATEGORIES
+
 if TYPE_CHECKING:
     from typing import TypeAlias
 
@@ -32,8 +34,6 @@ SIGNOFF_MISSING = "signoff_missing"  # harness.gate's, without importing it for 
 JSON_VERSION = 1
 """The version of the ``--format json`` documents of gate, validate, check and verify."""
 EXIT_INTERRUPTED = 130
-CATEGORY_ORDER = ("output_quality", "data_exposure", "automation_error", "policy", "retrieval",
-                  "human_review", None)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -982,7 +982,7 @@ def _case_command(commands: Commands) -> None:
                     "evidence.missing. Exit 0 written, 2 bad input (nothing written).",
     )
     from_trace.add_argument("trace", type=Path, metavar="FILE")
-    from_trace.add_argument("--category", "-c", choices=CATEGORY_ORDER[:-1],
+    from_trace.add_argument("--category", "-c", choices=CATEGORIES,
                             help="required, unless --into names a draft (its category)")
     from_trace.add_argument("--id", metavar="ID",
                             help="default: the registry's next free INC-<year>-<n>; several "
@@ -1070,7 +1070,7 @@ def _incident_command(commands: Commands) -> None:
                     "Exit 0 written, 2 bad input (nothing written).",
     )
     new.add_argument("--workflow", metavar="W")
-    new.add_argument("--category", choices=CATEGORY_ORDER[:-1])
+    new.add_argument("--category", choices=CATEGORIES)
     new.add_argument("--id", metavar="ID", help="default: INC-<year>-<next number>")
     new.add_argument("--title", metavar="T")
     new.add_argument("--owner", metavar="O")
@@ -1301,40 +1301,9 @@ def _checks_command(commands: Commands) -> None:
 
 
 def _checks(args: argparse.Namespace) -> int:
-    import json
+    from harness.checks import catalogue
 
-    from harness import checks
-
-    def order(kind: checks.CheckKind) -> tuple[int, str]:
-        known = kind.category in CATEGORY_ORDER
-        return (CATEGORY_ORDER.index(kind.category) if known else len(CATEGORY_ORDER), kind.name)
-
-    listed = sorted(checks.kinds().values(), key=order)
-    if args.format == "json":
-        rows = [{"kind": k.name, "category": k.category, "summary": k.summary,
-                 "params": dict(k.params), "shorthand": k.shorthand, "example": k.example}
-                for k in listed]
-        print(json.dumps(rows, indent=2))
-    elif args.format == "markdown":
-        print("| kind | category | what it checks | parameters | example |")
-        print("|---|---|---|---|---|")
-        def cell(text: str) -> str:
-            return text.replace("|", "\\|")
-
-        for k in listed:
-            params = "<br>".join(f"`{name}`: {cell(text)}" for name, text in k.params.items())
-            example = f"`{cell(k.example)}`" if k.example else ""
-            print(f"| `{k.name}` | {k.category or 'custom'} | {cell(k.summary)} | {params} | "
-                  f"{example} |")
-    else:
-        for k in listed:
-            print(f"{k.name}  [{k.category or 'custom'}]")
-            print(f"    {k.summary}")
-            for name, text in k.params.items():
-                marker = " (bare value)" if name == k.shorthand else ""
-                print(f"    - {name}{marker}: {text}")
-            if k.example:
-                print(f"    example: {k.example}")
+    print(catalogue.render(args.format))
     return EXIT_OK
 
 

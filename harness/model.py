@@ -17,27 +17,13 @@ from typing import Any, Literal, TypeVar
 from harness.budget import DEFAULT_CHECK_BUDGET_S, BudgetExceeded, check_budget
 from harness.errors import TargetError
 
-CATEGORIES = (
-    "output_quality",
-    "data_exposure",
-    "automation_error",
-    "policy",
-    "retrieval",
-    "human_review",
-)
-SEVERITIES = ("sev1", "sev2", "sev3", "sev4")
-STATUSES = ("open", "closed")
-FIX_KINDS = ("prompt", "permission", "source", "evaluation", "review_rule", "policy")
-TIMELINE_STEPS = ("impact_started", "detected", "contained", "resolved", "closed")
-EVIDENCE_FIELDS = (
-    "input",
-    "prompt_version",
-    "model_route",
-    "sources",
-    "tool_calls",
-    "approvals",
-    "output",
-)
+# the model's constants, re-exported from the module the command line reads them from
+from harness.vocabulary import CATEGORIES as CATEGORIES
+from harness.vocabulary import EVIDENCE_FIELDS as EVIDENCE_FIELDS
+from harness.vocabulary import FIX_KINDS as FIX_KINDS
+from harness.vocabulary import SEVERITIES as SEVERITIES
+from harness.vocabulary import STATUSES as STATUSES
+from harness.vocabulary import TIMELINE_STEPS as TIMELINE_STEPS
 
 Verdict = Literal["pass", "fail", "error"]
 

@@ -17,6 +17,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "harness"
 RANKS = {
     "harness": 0, "harness.errors": 0, "harness.digest": 0, "harness.registry": 0,
     "harness.budget": 0,
+    "harness.vocabulary": 0,
     "harness.files": 1, "harness.model": 1, "harness.project": 1, "harness.git": 1,
     "harness.detectors": 1,
     # the one Jinja environment and CSP of every HTML page (report, metrics)

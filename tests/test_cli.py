@@ -439,3 +439,26 @@ def test_what_a_run_holds_cannot_steer_the_terminal_or_reorder_what_is_shown(tmp
     for where, text in shown.items():
         assert "\u202e" not in text and "\x1b" not in text, where
         assert "\\u202e" in text, where
+
+
+def test_the_command_line_offers_the_models_words_and_its_catalogue():
+    """Choices come from the model's constants and the catalogue from the checks package:
+    the command line keeps no copy of either."""
+    from harness import cli
+    from harness.checks import catalogue
+    from harness.model import CATEGORIES
+
+    for argv in (["incident", "new", "--category", "nope"],
+                 ["case", "from-trace", "t.json", "--category", "nope"]):
+        with pytest.raises(SystemExit):
+            cli._parser().parse_args(argv)
+    parser = cli._parser()
+    commands = next(a for a in parser._actions if a.dest == "command")
+    incident = commands.choices["incident"]
+    new = next(a for a in incident._actions if a.dest == "incident_command").choices["new"]
+    category = next(a for a in new._actions if a.dest == "category")
+    assert tuple(category.choices) == CATEGORIES
+    assert "CATEGORY" not in Path(cli.__file__).read_text(encoding="utf-8").replace(
+        "CATEGORIES", "")
+    listed = [kind.name for kind in catalogue.listed()]
+    assert listed.index("no_pii") < listed.index("approval_required")  # category order
