@@ -363,6 +363,22 @@ class _SlowServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 1024  # a burst of concurrent connects must not overflow the backlog
     latency_s = 0.1
+    busy_every = 0
+    """Refuse the first request for every ``busy_every``-th order with 429 (0: never)."""
+    retry_after_s = 1.0
+    refused: set[str]
+    lock: threading.Lock
+
+    def refuses(self, order: str) -> bool:
+        """Whether this request is the first for an order the server turns away once."""
+        number = int(order.rpartition("-")[2] or 0) if order else 0
+        if not self.busy_every or number % self.busy_every:
+            return False
+        with self.lock:
+            if order in self.refused:
+                return False
+            self.refused.add(order)
+            return True
 
 
 class _SlowHandler(BaseHTTPRequestHandler):
@@ -375,6 +391,12 @@ class _SlowHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         request = json.loads(self.rfile.read(length) or b"{}")
+        if self.server.refuses(str(request.get("order") or "")):
+            self.send_response(429)
+            self.send_header("Retry-After", f"{self.server.retry_after_s:g}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         time.sleep(self.server.latency_s)
         text = (f"Order {request.get('order')} for {request.get('name')} has shipped and will "
                 "arrive within 3 business days.")
@@ -390,10 +412,14 @@ class _SlowHandler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def slow_server(latency_s: float) -> Iterator[str]:
-    """A local HTTP server answering after ``latency_s``; yields its URL."""
+def slow_server(latency_s: float, *, busy_every: int = 0,
+                retry_after_s: float = 1.0) -> Iterator[str]:
+    """A local HTTP server answering after ``latency_s`` (and turning away the first request
+    of every ``busy_every``-th order with 429 and ``Retry-After``); yields its URL."""
     server = _SlowServer(("127.0.0.1", 0), _SlowHandler)
     server.latency_s = latency_s
+    server.busy_every, server.retry_after_s = busy_every, retry_after_s
+    server.refused, server.lock = set(), threading.Lock()
     thread = threading.Thread(target=server.serve_forever, name="bench-http", daemon=True)
     thread.start()
     try:
@@ -442,6 +468,35 @@ def slow_target(root: Path, sizes: Sizes) -> tuple[Measure, Measure, Measure]:
         direct = [direct_calls(url, sizes.slow_cases, sizes.concurrency)
                   for _ in range(sizes.repeats)]
     return middle(slows), middle(ones), middle(direct)
+
+
+BUSY_EVERY = 10
+"""In the throttled figure, the first call for every 10th case is answered 429."""
+RETRY_AFTER_S = 1.0
+
+
+def throttled_target(root: Path, sizes: Sizes) -> tuple[Measure, float]:
+    """``harness run`` of the slow cases against a server that answers the first call for
+    every :data:`BUSY_EVERY`-th case with 429 and ``Retry-After``; and the bound: the calls'
+    latency plus the waits the server mandates, shared by the concurrent calls."""
+    logs = root / "logs"
+    logs.mkdir(exist_ok=True)
+    refused = sizes.slow_cases // BUSY_EVERY
+    bound = (sizes.slow_cases * sizes.latency_s + refused * RETRY_AFTER_S) / sizes.concurrency
+    runs = []
+    for number in range(sizes.repeats):
+        _progress(f"throttled target, {sizes.slow_cases} cases: repeat {number + 1}/"
+                  f"{sizes.repeats}")
+        with slow_server(sizes.latency_s, busy_every=BUSY_EVERY,
+                         retry_after_s=RETRY_AFTER_S) as url:
+            suite = write_suite(root, "throttled", "slow",
+                                f"{{http: '{url}', retries: 2, retry_backoff_s: 0.01}}")
+            record = root / "runs" / f"throttled-{number}.jsonl"
+            runs.append(measure([sys.executable, "-m", "harness", "run",
+                                 str(suite.relative_to(root)), "--target", "bench", "--out",
+                                 str(record), "--concurrency", str(sizes.concurrency)],
+                                cwd=root, log=logs / f"throttled-{number}.log"))
+    return middle(runs), bound
 
 
 # --- figure 3: compare and render ---------------------------------------------------------------
@@ -655,6 +710,12 @@ def run_figures(root: Path, sizes: Sizes) -> list[Figure]:
         notes=(f"harness start-up, a run of 1 case: {one.wall_s:.2f} s (informational)",
                f"bare client, same calls, {sizes.concurrency} threads: {direct.wall_s:.2f} s "
                "(informational)")))
+    throttled, bound = throttled_target(root, sizes)
+    figures.append(Figure(
+        "throttled target", f"2b. slow target, 1 in {BUSY_EVERY} calls answered 429 + "
+        f"Retry-After: {RETRY_AFTER_S:g} s", throttled.wall_s, bound,
+        "bound with the mandated waits", TARGETS["slow"],
+        notes=("bound: (N x latency + refused x Retry-After) / concurrency",)))
     rendered, size = compare_and_render(root, sizes.report_cases, sizes.repeats)
     figures.append(Figure(
         "report", f"3a. compare + gate + HTML report, 2 x {sizes.report_cases:,} cases",

@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 
 import pytest
@@ -49,6 +50,8 @@ def test_quick_run_prints_every_figure_and_writes_real_runs(tmp_path):
             target="1.2"),
         row("2. slow target, 50 cases x 0.1 s, concurrency 50", unit="s",
             floor_label="ideal N x lat / C", target="1.15"),
+        row("2b. slow target, 1 in 10 calls answered 429 + Retry-After: 1 s", unit="s",
+            floor_label="bound with the mandated waits", target="1.15"),
         row("3a. compare + gate + HTML report, 2 x 200 cases", unit="s",
             floor_label="read_run x 2", target="5"),
         row("3b. report size, 200 cases, 10 changed", unit="MB", floor_label="bound",
@@ -61,7 +64,7 @@ def test_quick_run_prints_every_figure_and_writes_real_runs(tmp_path):
             floor_label="python -c 'import argparse'", target="3"),
     ]
     if shutil.which("chromium"):
-        rows.insert(5, row("3d. the report opens in Chromium, 200 cases, 10 changed", unit="s",
+        rows.insert(6, row("3d. the report opens in Chromium, 200 cases, 10 changed", unit="s",
                            floor_label="bound", target="1"))
     results = []
     for pattern in rows:
@@ -183,6 +186,21 @@ def test_generated_runs_change_as_many_cases_as_asked(tmp_path):
     counts = compare(read_run(baseline), read_run(candidate)).counts()
     assert counts[Transition.REGRESSED] + counts[Transition.FIXED] == 10
     assert counts[Transition.STILL_PASSING] == 990
+
+
+def test_the_throttling_server_turns_away_every_tenth_order_once(tmp_path):
+    def post(url: str, number: int) -> tuple[int, str | None]:
+        request = urllib.request.Request(url, data=json.dumps(bench.case_input(number)).encode(),
+                                         method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                return answer.status, None
+        except urllib.error.HTTPError as refused:
+            return refused.code, refused.headers.get("Retry-After")
+
+    with bench.slow_server(0.0, busy_every=10, retry_after_s=1.0) as url:
+        first = [post(url, n) for n in (9, 10, 20, 10, 20, 21)]
+    assert first == [(200, None), (429, "1"), (429, "1"), (200, None), (200, None), (200, None)]
 
 
 def test_slow_server_answers_after_its_latency_with_the_reply(tmp_path):
