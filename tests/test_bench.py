@@ -107,7 +107,7 @@ def test_a_failing_measured_process_is_an_error_naming_it_and_its_output(tmp_pat
 
 
 def test_main_reports_a_failed_measurement_and_exits_1(tmp_path, capsys, monkeypatch):
-    def failing(root, sizes):
+    def failing(root, sizes, *, with_peers=False):
         raise bench.BenchError("exit code 4 from: pytest suites/x.yaml")
 
     monkeypatch.setattr(bench, "run_figures", failing)
@@ -246,3 +246,22 @@ def test_workflow_module_matches_the_plain_test_target(tmp_path):
     assert reply["output"] == ("Order A-00012 for Customer 12 has shipped and will arrive "
                                "within 3 business days.")
     assert (tmp_path / "pytest.ini").read_text(encoding="utf-8") == "[pytest]\n"
+
+
+def test_promptfoo_runs_the_same_cases_with_the_same_checks():
+    config = bench.promptfoo_config(3)
+    assert config["providers"] == [{"id": "file://bench_provider.py"}]
+    tests = config["tests"]
+    assert [t["vars"]["request"] for t in tests] == [bench.case_input(n) for n in (1, 2, 3)]
+    assert [a["type"] for a in tests[1]["assert"]] == ["contains", "not-regex", "javascript"]
+    assert tests[1]["assert"][0]["value"] == "A-00002"
+    assert tests[1]["assert"][1]["value"] == bench.FORBIDDEN
+    assert tests[1]["assert"][2]["value"] == "output.length >= 20 && output.length <= 400"
+
+
+def test_peers_are_skipped_saying_why_without_npm(tmp_path, monkeypatch):
+    import shutil
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    assert bench.peers(tmp_path, 5, 1) == "npm is not installed"
+    assert not (tmp_path / "peers").exists()
