@@ -120,6 +120,7 @@ class Session:
         self._redactor: Redactor | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._calls: dict[tuple[str, str], list[Future[runner.Call]]] = {}
+        self._sent_header: dict[str, Any] | None = None
 
     # --- what the run holds -----------------------------------------------------------------
 
@@ -233,10 +234,12 @@ class Session:
     def header_for_workers(self) -> dict[str, Any] | None:
         """The header as plain data, for a worker process to send its controller; None when
         this process's part of the run is not one suite against one target."""
-        try:
-            return dataclasses.asdict(self.the_header())
-        except InputError:
-            return None
+        if self._sent_header is None:
+            try:
+                self._sent_header = dataclasses.asdict(self.the_header())
+            except InputError:
+                return None
+        return self._sent_header
 
     def open(self, header: RunHeader | None = None) -> None:
         """Start writing the record (once collection succeeded: bad input leaves none).
