@@ -152,6 +152,50 @@ def test_python_timeout() -> None:
         release.set()
 
 
+def workers_alive() -> int:
+    return sum(t.name == "harness-python-target" and t.is_alive()
+               for t in threading.enumerate())
+
+
+def test_python_calls_reuse_their_worker_thread() -> None:
+    before = workers_alive()
+    target = PythonTarget(lambda data: f"answer {data}", {})
+    assert [call(target, n).output for n in range(50)] == [f"answer {n}" for n in range(50)]
+    assert workers_alive() - before == 1  # one worker for fifty calls, not fifty threads
+
+
+def test_a_call_never_waits_behind_one_that_overran() -> None:
+    """The hung call keeps its worker; the next call gets another at once, and the hung
+    call's worker serves again once it returns."""
+    release = threading.Event()
+    target = PythonTarget(lambda data: release.wait(5) and "late" if data == "hang" else "ok",
+                          {})
+    try:
+        assert fails(target, "hang", timeout_s=0.1).reason == "timed out after 0.1 s"
+        started = time.monotonic()
+        assert call(target, "quick", timeout_s=1.0).output == "ok"
+        assert time.monotonic() - started < 0.5
+    finally:
+        release.set()
+    time.sleep(0.1)  # the hung call returns and frees its worker
+    before = workers_alive()
+    assert [call(target, "quick").output for _ in range(5)] == ["ok"] * 5
+    assert workers_alive() == before
+
+
+def test_whatever_ends_a_call_is_its_error_and_the_worker_lives_on() -> None:
+    def interrupted(data: Any) -> str:
+        if data == "stop":
+            raise KeyboardInterrupt("stop")
+        return "ok"
+
+    target = PythonTarget(interrupted, {})
+    before = workers_alive()
+    assert fails(target, "stop").reason == "raised KeyboardInterrupt: stop"
+    assert call(target, "go").output == "ok"  # on the same worker, still alive
+    assert workers_alive() - before <= 1
+
+
 # --- replay ---------------------------------------------------------------------------------
 
 
