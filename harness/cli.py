@@ -771,67 +771,18 @@ def _signoff(args: argparse.Namespace) -> int:
     isolated = _isolated(args.argv)
     if isolated is not None:
         return isolated
-    import os
+    from harness.signoff.signing import sign_validation
 
-    from harness import loader
-    from harness.compare import compare
-    from harness.errors import InputError
-    from harness.records import read_run
-    from harness.report.manifest import load_manifest
-    from harness.report.writer import refresh_reports
-    from harness.signoff.keys import load_private_key, load_reviewers
-    from harness.signoff.ledger import ledger_for, sign
-    from harness.signoff.policy import SignoffPolicy
-    from harness.signoff.status import stand
-
-    manifest = load_manifest(args.report.resolve().with_suffix(".json"))
-    suite_path = manifest.path.parent / manifest.suite_path
-    root = loader.suite_root(suite_path)
-    if manifest.version >= 2:  # the policy travels with the validation
-        policy = SignoffPolicy.of_manifest(manifest)
-    else:  # a version 1 manifest did not record it: the suite's, as it was then
-        policy = SignoffPolicy.of_suite(loader.load_suite(suite_path), required=True)
-    reviewers = load_reviewers(args.reviewers or root / "reviewers.yaml")
-    if args.reviewer not in reviewers:
-        raise InputError(f"reviewer {args.reviewer!r} is not pinned; pinned: "
-                         f"{', '.join(reviewers) or 'none'}", field="--reviewer")
-    reviewer = reviewers[args.reviewer]
-    key_path = args.key or (Path(os.environ["HARNESS_SIGNING_KEY"])
-                            if os.environ.get("HARNESS_SIGNING_KEY") else None)
-    if key_path is None:
-        raise InputError("name your private key: --key PATH or $HARNESS_SIGNING_KEY",
-                         field="--key")
-    role = args.role or (reviewer.roles[0] if len(reviewer.roles) == 1 else None)
-    if role is None:
-        raise InputError(f"{reviewer.id} holds several roles ({', '.join(reviewer.roles)}): "
-                         "choose one with --role", field="--role")
-    meaning = args.meaning or ("approved" if args.decision == "approve" else "reviewed")
-    ledger = ledger_for(manifest, args.ledger)
-    folder = manifest.path.parent
-    comparison = compare(read_run(manifest.baseline_run.resolve(folder)),
-                         read_run(manifest.candidate_run.resolve(folder)))
-    before = stand(manifest, policy=policy, ledger=ledger, reviewers=reviewers)
-    if before.report_problems:  # e.g. the ledger lost the record the report pins
-        problem = (f"{before.report_problems[0]}; refusing to sign a validation whose ledger "
-                   f"and report disagree (run harness verify)")
-        raise InputError(problem, path=ledger)
-    # Refuse before signing when the report could not be refreshed with the sign-off.
-    refresh_reports(manifest, comparison, before.status, dry_run=True)
-    record = sign(
-        manifest_path=manifest.path, reviewer=reviewer,
-        private_key=load_private_key(key_path), role=role, decision=args.decision,
-        meaning=meaning, comment=args.comment, ledger_path=ledger,
-        policy=policy or SignoffPolicy(), reviewers=reviewers, cases=args.case or (),
-    )
-    after = stand(manifest, policy=policy, ledger=ledger, reviewers=reviewers)
-    refresh_reports(manifest, comparison, after.status)
-    decision = stand(manifest, policy=policy, ledger=ledger, reviewers=reviewers,
-                     verification=after.verification).decision
+    signed = sign_validation(args.report, reviewer_id=args.reviewer, decision=args.decision,
+                             key=args.key, role=args.role, meaning=args.meaning,
+                             comment=args.comment, ledger=args.ledger,
+                             reviewers=args.reviewers, cases=tuple(args.case or ()))
+    record, decision = signed.record, signed.decision
     print(f"signed: record {record['seq']} by {record['reviewer']} ({record['role']}), "
           f"{record['decision']} / {record['meaning']}")
-    print(f"ledger: {ledger} ({record['seq']} records, head {record['hash']})")
+    print(f"ledger: {signed.ledger} ({record['seq']} records, head {record['hash']})")
     print(f"decision now: {decision.outcome}")
-    if decision.allowed and policy is not None:
+    if decision.allowed and signed.required:
         print("restoration: approved by every required role")
     elif not decision.allowed:
         still = [reason.message for reason in decision.blocking]
