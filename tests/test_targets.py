@@ -746,3 +746,59 @@ def test_http_goes_through_the_proxy_the_environment_names(monkeypatch: pytest.M
     finally:
         proxy.shutdown()
         proxy.server_close()
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 that no authority signed, and its key."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(
+            [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def test_https_refuses_a_certificate_no_authority_signed(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kept-alive HTTPS connections verify the server as urllib does: a man in the middle
+    with a self-signed certificate gets no request, and the call is an error."""
+    import ssl
+
+    monkeypatch.setenv("no_proxy", "*")
+    cert, key = self_signed(tmp_path)
+    httpd = KeepAliveServer()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        url = f"https://127.0.0.1:{httpd.server_address[1]}/answer"
+        error = fails(build("http", url))
+        assert "CERTIFICATE_VERIFY_FAILED" in error.reason
+        assert httpd.requests == 0
+        # trusting that certificate (as SSL_CERT_FILE does for urllib) makes the same call work
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        assert call(build("http", url)).output == "answer 1"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -110,6 +110,7 @@ class Opener:
     def __init__(self) -> None:
         self._local = threading.local()
         self._proxied = urllib.request.build_opener(_NoRedirect)
+        self._tls: ssl.SSLContext | None = None  # made once: loading the CAs takes a while
 
     def open(self, request: urllib.request.Request, timeout: float | None = None) -> Any:
         parts = urlsplit(request.full_url)
@@ -126,7 +127,9 @@ class Opener:
             connection.close()
             connection = None
         if connection is None:
-            connection = _connect(parts.scheme, parts.netloc, timeout)
+            if parts.scheme == "https" and self._tls is None:
+                self._tls = ssl.create_default_context()
+            connection = _connect(parts.scheme, parts.netloc, timeout, self._tls)
         elif connection.sock is not None:
             connection.sock.settimeout(timeout if timeout is not None
                                        else socket.getdefaulttimeout())
@@ -181,12 +184,13 @@ class _Kept:
             self.connection.close()
 
 
-def _connect(scheme: str, netloc: str, timeout: float | None) -> http.client.HTTPConnection:
-    """A new connection (HTTPS verified as urllib verifies it)."""
+def _connect(scheme: str, netloc: str, timeout: float | None,
+             tls: ssl.SSLContext | None) -> http.client.HTTPConnection:
+    """A new connection (HTTPS verified as urllib verifies it, with ``tls``)."""
     wait = timeout if timeout is not None else socket.getdefaulttimeout()
     if scheme == "https":
         return http.client.HTTPSConnection(netloc, timeout=wait,
-                                           context=ssl.create_default_context())
+                                           context=tls or ssl.create_default_context())
     return http.client.HTTPConnection(netloc, timeout=wait)
 
 
