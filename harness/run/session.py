@@ -113,6 +113,7 @@ class Session:
         self.workers = workers
         self.writer: RunWriter | None = None
         self.done = frozenset(r.case_id for r in resume.results) if resume else frozenset()
+        self._shard = parse_shard(self.options.shard) if self.options.shard else None
         self._parts: dict[tuple[str, str, str], Part] = {}
         self._judges: dict[tuple[str, str], judges.Judges | None] = {}
         self._case_part: dict[tuple[str, str], Part] = {}
@@ -153,9 +154,9 @@ class Session:
         resumes."""
         if case.id in self.done:
             return False
-        if self.options.shard is None:
+        if self._shard is None:
             return True
-        number, total = parse_shard(self.options.shard)
+        number, total = self._shard
         return shard_of(case.id, total) == number
 
     def part(self, case: Case) -> Part:
