@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -15,7 +16,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -449,6 +450,20 @@ class Handler(BaseHTTPRequestHandler):
     do_GET = do_PUT = do_PATCH = do_POST
 
 
+Served = TypeVar("Served", bound=ThreadingHTTPServer)
+
+
+@contextlib.contextmanager
+def serving(httpd: Served) -> Iterator[Served]:
+    """``httpd`` answering on a thread of its own while the block runs."""
+    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        yield httpd
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     seen: list[dict[str, Any]]
@@ -464,12 +479,9 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
     monkeypatch.setenv("NO_PROXY", "*")
     httpd = Server(("127.0.0.1", 0), Handler)
     httpd.seen, httpd.release = [], threading.Event()
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield httpd
-    httpd.release.set()
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(httpd):
+        yield httpd
+        httpd.release.set()
 
 
 def test_http_maps_response_fields(server: Server) -> None:
@@ -679,12 +691,8 @@ class KeepAliveServer(ThreadingHTTPServer):
 def keep_alive(monkeypatch: pytest.MonkeyPatch) -> Iterator[KeepAliveServer]:
     monkeypatch.setenv("no_proxy", "*")
     monkeypatch.setenv("NO_PROXY", "*")
-    httpd = KeepAliveServer()
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(KeepAliveServer()) as httpd:
+        yield httpd
 
 
 def test_http_reuses_its_connection_across_calls(keep_alive: KeepAliveServer) -> None:
@@ -735,17 +743,18 @@ class ProxyHandler(BaseHTTPRequestHandler):
 def test_http_goes_through_the_proxy_the_environment_names(monkeypatch: pytest.MonkeyPatch) -> None:
     proxy = ThreadingHTTPServer(("127.0.0.1", 0), ProxyHandler)
     proxy.asked = []  # type: ignore[attr-defined]  # read by the handler
-    threading.Thread(target=proxy.serve_forever, args=(0.05,), daemon=True).start()
-    try:
+    with serving(proxy):
         for name in ("no_proxy", "NO_PROXY"):
             monkeypatch.delenv(name, raising=False)
         monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{proxy.server_address[1]}")
         target = build("http", "http://service.invalid/respond")
         assert call(target).output == "via the proxy"
         assert proxy.asked == ["http://service.invalid/respond"]  # type: ignore[attr-defined]
-    finally:
-        proxy.shutdown()
-        proxy.server_close()
+        # NO_PROXY names a host with its port, as urllib reads it: no proxy, a direct call
+        monkeypatch.setenv("no_proxy", "service.invalid:8080")
+        refused = fails(build("http", "http://service.invalid:8080/respond"))
+        assert refused.reason.startswith("cannot connect to http://service.invalid:8080/")
+        assert len(proxy.asked) == 1  # type: ignore[attr-defined]
 
 
 def self_signed(folder: Path) -> tuple[Path, Path]:
@@ -790,8 +799,7 @@ def test_https_refuses_a_certificate_no_authority_signed(tmp_path: Path,
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
-    try:
+    with serving(httpd):
         url = f"https://127.0.0.1:{httpd.server_address[1]}/answer"
         error = fails(build("http", url))
         assert "CERTIFICATE_VERIFY_FAILED" in error.reason
@@ -799,6 +807,3 @@ def test_https_refuses_a_certificate_no_authority_signed(tmp_path: Path,
         # trusting that certificate (as SSL_CERT_FILE does for urllib) makes the same call work
         monkeypatch.setenv("SSL_CERT_FILE", str(cert))
         assert call(build("http", url)).output == "answer 1"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()

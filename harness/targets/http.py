@@ -115,7 +115,8 @@ class Opener:
     def open(self, request: urllib.request.Request, timeout: float | None = None) -> Any:
         parts = urlsplit(request.full_url)
         proxies = urllib.request.getproxies()
-        if parts.scheme in proxies and not urllib.request.proxy_bypass(parts.hostname or ""):
+        # by host or host:port, as urllib reads NO_PROXY
+        if parts.scheme in proxies and not urllib.request.proxy_bypass(parts.netloc):
             return (self._proxied.open(request) if timeout is None
                     else self._proxied.open(request, timeout=timeout))
         key = (parts.scheme, parts.netloc)
