@@ -40,7 +40,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -204,14 +204,17 @@ def _environment() -> dict[str, str]:
     return env
 
 
-def measure(command: Sequence[str], *, cwd: Path, log: Path) -> Measure:
-    """Run ``command`` in its own wrapper; its output goes to ``log``. A failure raises."""
+def measure(command: Sequence[str], *, cwd: Path, log: Path,
+            env: Mapping[str, str] | None = None) -> Measure:
+    """Run ``command`` in its own wrapper, with ``env`` added to its environment; its output
+    goes to ``log``. A failure raises."""
     with tempfile.NamedTemporaryFile("r", suffix=".json", dir=cwd, delete=False) as out:
         report = Path(out.name)
     try:
         with log.open("w", encoding="utf-8") as sink:
             subprocess.run([sys.executable, "-c", WRAPPER, str(report), *command], cwd=cwd,
-                           stdout=sink, stderr=subprocess.STDOUT, env=_environment(),
+                           stdout=sink, stderr=subprocess.STDOUT,
+                           env={**_environment(), **(env or {})},
                            check=True)
         data = json.loads(report.read_text(encoding="utf-8"))
     finally:
@@ -760,8 +763,8 @@ def peers(root: Path, count: int, repeats: int) -> tuple[Pair, str] | str:
     (folder / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
     logs = root / "logs"
     logs.mkdir(exist_ok=True)
-    os.environ.update({"PROMPTFOO_DISABLE_TELEMETRY": "1", "PROMPTFOO_DISABLE_UPDATE": "1",
-                       "PROMPTFOO_CONFIG_DIR": str(folder / ".promptfoo")})
+    quiet = {"PROMPTFOO_DISABLE_TELEMETRY": "1", "PROMPTFOO_DISABLE_UPDATE": "1",
+             "PROMPTFOO_CONFIG_DIR": str(folder / ".promptfoo")}
 
     def harness(number: int) -> Measure:
         return measure([sys.executable, "-m", "harness", "run", str(suite.relative_to(folder)),
@@ -771,11 +774,11 @@ def peers(root: Path, count: int, repeats: int) -> tuple[Pair, str] | str:
     def promptfoo(number: int) -> Measure:
         return measure([*command, "eval", "-c", "promptfooconfig.json", "--no-cache",
                         "--no-table", "--no-progress-bar", "--no-write"],
-                       cwd=folder, log=logs / f"peers-promptfoo-{number}.log")
+                       cwd=folder, log=logs / f"peers-promptfoo-{number}.log", env=quiet)
 
     ones, twos = alternate(harness, promptfoo, repeats, label=f"peers, {count} cases")
     version = subprocess.run([*command, "--version"], capture_output=True, text=True,
-                             check=False, cwd=folder).stdout.strip()
+                             check=False, cwd=folder, env={**os.environ, **quiet}).stdout.strip()
     return Pair.of(ones, twos), version
 
 

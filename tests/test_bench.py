@@ -7,6 +7,7 @@ the product's.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -265,3 +266,12 @@ def test_peers_are_skipped_saying_why_without_npm(tmp_path, monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda name: None)
     assert bench.peers(tmp_path, 5, 1) == "npm is not installed"
     assert not (tmp_path / "peers").exists()
+
+
+def test_a_measured_process_gets_the_environment_it_is_given_and_ours_is_left_alone(tmp_path):
+    script = "import os, sys; sys.exit(0 if os.environ.get('BENCH_PROBE') == 'set' else 5)"
+    bench.measure([sys.executable, "-c", script], cwd=tmp_path, log=tmp_path / "a.log",
+                  env={"BENCH_PROBE": "set"})
+    assert "BENCH_PROBE" not in os.environ
+    with pytest.raises(bench.BenchError, match="exit code 5"):
+        bench.measure([sys.executable, "-c", script], cwd=tmp_path, log=tmp_path / "b.log")
