@@ -46,9 +46,10 @@ __all__ = ["APPROVAL_NAME", "DEFAULT_STEP", "FORMATS", "FORMAT_NAMES", "Imported
 
 FORMAT_MODULES: Registry[ModuleType] = Registry("trace format")
 """Each format's module, with its ``detect`` and ``parse``."""
-for _name, _module in (("otel", otel), ("openinference", openinference),
-                       ("langsmith", langsmith), ("langfuse", langfuse)):
-    FORMAT_MODULES.add(_name, _module)
+FORMAT_MODULES.add("otel", otel)
+FORMAT_MODULES.add("openinference", openinference)
+FORMAT_MODULES.add("langsmith", langsmith)
+FORMAT_MODULES.add("langfuse", langfuse)
 SPAN_FORMATS = ("openinference", "otel")
 """The formats read from spans, in the order they are recognised: OpenInference spans may
 carry OpenTelemetry GenAI attributes too, never the reverse."""
