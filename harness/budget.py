@@ -37,27 +37,68 @@ def remaining() -> float | None:
     return max(deadline - time.monotonic(), 0.001)
 
 
-def _alarm_available() -> bool:
-    return (hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
-            and signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, None))
+_MAIN = threading.main_thread()
+
+
+def _handler() -> str | None:
+    """How a budget may use the timer signal here: ``"kept"`` when :func:`alarms` keeps the
+    handler installed, ``"free"`` when nobody has one (a budget installs its own), None when
+    it may not (not the main thread, no timer, or another handler in place)."""
+    if not hasattr(signal, "setitimer") or threading.current_thread() is not _MAIN:
+        return None
+    current = signal.getsignal(signal.SIGALRM)
+    if current is _interrupt:
+        return "kept"
+    return "free" if current in (signal.SIG_DFL, None) else None
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
+    if _DEADLINE.get() is None:  # a stray signal between two checks stops nothing
+        return
+    # The handler runs where Python next looks for signals, which may be after the check has
+    # returned, even at the first step of the code that would clear the deadline and remove
+    # the handler: so it clears them itself before it raises (the timer fires once).
+    _DEADLINE.set(None)
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
     raise BudgetExceeded
 
 
 @contextlib.contextmanager
-def check_budget(seconds: float) -> Iterator[None]:
-    """Run the body within ``seconds``; raises :class:`BudgetExceeded` past them."""
-    token = _DEADLINE.set(time.monotonic() + seconds)
-    alarm = _alarm_available()
-    if alarm:
-        signal.signal(signal.SIGALRM, _interrupt)
-        signal.setitimer(signal.ITIMER_REAL, seconds)
+def alarms() -> Iterator[None]:
+    """Keep the budget's timer-signal handler installed while several checks run in turn,
+    rather than installing and removing it around each (two system calls a check). Where a
+    budget may not use the signal, this does nothing."""
+    if _handler() != "free":
+        yield
+        return
+    signal.signal(signal.SIGALRM, _interrupt)
     try:
         yield
     finally:
-        if alarm:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+
+
+class check_budget:
+    """Run the body within ``seconds``; raises :class:`BudgetExceeded` past them. (A class
+    rather than a generator: it is entered once per check, thousands of times a run.)"""
+
+    __slots__ = ("_handler", "_seconds", "_token")
+
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+
+    def __enter__(self) -> None:
+        self._token = _DEADLINE.set(time.monotonic() + self._seconds)
+        self._handler = handler = _handler()
+        if handler == "free":
+            signal.signal(signal.SIGALRM, _interrupt)
+        if handler is not None:
+            signal.setitimer(signal.ITIMER_REAL, self._seconds)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._handler is not None:
             signal.setitimer(signal.ITIMER_REAL, 0)
+        _DEADLINE.reset(self._token)
+        if self._handler == "free":
             signal.signal(signal.SIGALRM, signal.SIG_DFL)
-        _DEADLINE.reset(token)

@@ -212,8 +212,12 @@ def edges(text: str) -> tuple[list[int], set[int]]:
 def plain_ascii(text: str) -> bool:
     """A text every view of which reads the same (folding aside): nothing to decode or
     normalise, so the text as written is all there is to search."""
-    return text.isascii() and not any(c in text for c in "%+&") and "  " not in text \
-        and not any(c in text for c in "\t\n\r\x0b\x0c")
+    return text.isascii() and _ENCODED_OR_SPACED.search(text) is None
+
+
+_ENCODED_OR_SPACED = re.compile(r"[%+&\t\n\r\x0b\x0c]|  ")
+"""What makes an ASCII text read differently in another view: an escape or an entity, a
+``+`` that may stand for a space, or white space other than single spaces."""
 
 
 def views(text: str, *, fold: bool = True, plus: bool = True) -> list[View]:

@@ -34,7 +34,8 @@ kept apart as ``[redacted:email]``, ``[redacted:email]#2``, ...
 
 Speed: a detector runs only on text that passes its trigger (:data:`TRIGGERS`), a cheap test
 every text holding one of its findings passes; texts up to :data:`REMEMBERED_LENGTH` characters
-are remembered with their findings, since keys, reasons and short values repeat from result to
+are remembered with their findings, and a redactor remembers the short texts that held nothing
+(with the key they sat under), since keys, reasons and short values repeat from result to
 result. Digests are the slow part: every stretch of a digest's length of each view of a text
 is hashed, once per salt and length.
 """
@@ -60,17 +61,19 @@ CANARY = "canary"
 
 _MARKER = MARKER
 
-_KEY_PREFIX = re.compile(r"(?i)sk-|[sr]k_|A[KS]IA|gh[pousr]_|github_pat_|xox[baprs]-|AIza")
-_KEY_WORDS = ("api", "token", "secret")
-_FOLD = str.maketrans({"\u0131": "i", "\u017f": "s"})
-"""The two letters that regular expressions match with i and s ignoring case, which
-``str.lower`` keeps as they are (dotless i, long s)."""
+_KEY_MARKS = re.compile(
+    r"api|token|secret|[sr]k[-_]|a[ks]ia|gh[pousr]_|github_pat_|xox[baprs]-|aiza")
+"""In lower-case text: a word of a key assignment, or the start of a known key prefix."""
+_FOLD = str.maketrans({"\u0130": "i", "\u0131": "i", "\u017f": "s"})
+"""The letters that regular expressions ignoring case match with i and s but that
+``str.lower`` does not turn into them (dotted capital I, dotless i, long s); the Kelvin sign
+lowers to k."""
 
 
 def _may_hold_key(text: str) -> bool:
-    """A key prefix (sk-, sk_live_, AKIA, ghp_, ...), or api, token or secret in any case."""
-    folded = text.lower().translate(_FOLD)
-    return any(word in folded for word in _KEY_WORDS) or bool(_KEY_PREFIX.search(text))
+    """A key prefix (sk-, sk_live_, AKIA, ghp_, ...), or api, token or secret, in any case."""
+    folded = text.lower() if text.isascii() else text.translate(_FOLD).lower()
+    return _KEY_MARKS.search(folded) is not None
 
 
 def _holds(fragment: str) -> Callable[[str], bool]:
@@ -87,7 +90,7 @@ TRIGGERS: dict[str, Callable[[str], bool]] = {
     "email": _holds("@"),
     "phone": _six_digits,
     "payment_card": _six_digits,
-    "iban": _matches(r"\d\d(?:[ \-]?[A-Za-z0-9]){11}"),
+    "iban": _matches(r"[A-Za-z]{2}\d\d(?:[ \-]?[A-Za-z0-9]){11}"),
     "national_id": _six_digits,
     "api_key": _may_hold_key,
     "private_key": _holds("-----BEGIN "),
@@ -96,9 +99,9 @@ TRIGGERS: dict[str, Callable[[str], bool]] = {
 """Detector name -> a test every text holding one of its findings passes (a necessary
 condition, not a sufficient one), so the detector is not run on other texts: six digits with
 at most phone separators between them (phones have 8 or more digits, cards 13 or more, SSNs
-and NI numbers 6 or more), two digits and 11 letters or digits (IBANs), ``@`` (emails), a key
-prefix or api, token or secret (API keys), ``-----BEGIN `` (private keys) and a dotted middle
-segment (JWTs). A detector without a test runs on every text."""
+and NI numbers 6 or more), two letters, two digits and 11 letters or digits (IBANs), ``@``
+(emails), a key prefix or api, token or secret (API keys), ``-----BEGIN `` (private keys)
+and a dotted middle segment (JWTs). A detector without a test runs on every text."""
 
 
 Span = tuple[int, int, str]
@@ -110,16 +113,22 @@ def marker(label: str) -> str:
     return redaction_marker(label)
 
 
+@functools.cache
+def _plan(detectors: tuple[str, ...]) -> tuple[tuple[Callable[[str], bool] | None,
+                                                     tuple[str, ...]], ...]:
+    """The detectors grouped by their trigger (None: no trigger), each trigger once."""
+    groups: dict[Callable[[str], bool] | None, list[str]] = {}
+    for name in detectors:
+        groups.setdefault(TRIGGERS.get(name), []).append(name)
+    return tuple((trigger, tuple(names)) for trigger, names in groups.items())
+
+
 def _triggered(scanned: str, detectors: tuple[str, ...]) -> list[str]:
     """The detectors whose trigger the text passes (each trigger tested once)."""
-    passed: dict[Callable[[str], bool], bool] = {}
-    names = []
-    for name in detectors:
-        trigger = TRIGGERS.get(name)
-        if trigger is not None and trigger not in passed:
-            passed[trigger] = trigger(scanned)
-        if trigger is None or passed[trigger]:
-            names.append(name)
+    names: list[str] = []
+    for trigger, group in _plan(detectors):
+        if trigger is None or trigger(scanned):
+            names += group
     return names
 
 
@@ -142,6 +151,11 @@ REMEMBERED_LENGTH = 256
 """Texts up to this long are remembered with their findings, since keys, reasons and short
 values repeat across thousands of results; longer texts are scanned each time."""
 _remembered = functools.lru_cache(maxsize=4096)(_findings)
+
+CLEAN_TEXTS = 16384
+"""How many short texts (with the key they sat under) a redactor remembers as holding nothing
+to redact, so that the keys, reasons and values repeated from result to result are scanned
+once; it forgets them all when it has remembered this many."""
 
 
 def _outside_markers(start: int, end: int, markers: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -212,14 +226,26 @@ class Redactor:
         self.detectors = tuple(name for name in DETECTORS if name in names)
         self._rank = {name: rank for rank, name in enumerate(self.detectors)}
         self._canaries = Canaries(canaries, digests)
+        self._clean: set[tuple[str | None, str]] = set()
 
     # --- texts ----------------------------------------------------------------------------
 
     def text(self, text: str, *, key: str | None = None) -> str:
         """``text`` with every finding and canary replaced by its marker; ``text`` itself when
         it holds none. ``key`` is the mapping key the text sits under, read as context."""
-        while spans := self._spans(text, key):
+        seen = (key, text)
+        if seen in self._clean:
+            return text
+        spans = self._spans(text, key)
+        if not spans:
+            if len(text) <= REMEMBERED_LENGTH:
+                if len(self._clean) >= CLEAN_TEXTS:
+                    self._clean.clear()
+                self._clean.add(seen)
+            return text
+        while spans:
             text = _replaced(text, spans, self.salt)
+            spans = self._spans(text, key)
         return text
 
     def _spans(self, text: str, key: str | None) -> list[Span]:

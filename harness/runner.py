@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from harness.budget import alarms
 from harness.checks import registry as check_registry
 from harness.digest import sha256_json
 from harness.errors import TargetError
@@ -201,15 +202,16 @@ def evaluate(case: Case, outcome: Call, index: int) -> Trial:
                      duration_s=outcome.duration_s, attempts=outcome.attempts,
                      turns=outcome.turns)
     verdicts: list[CheckOutcome] = []
-    for number, (turn, exchange) in enumerate(zip(case.turns, outcome.turns, strict=True),
-                                              start=1):
-        assert exchange.response is not None  # a conversation with a response completed
-        verdicts += [dataclasses.replace(_check(exp, exchange.response, case), turn=number)
-                     for exp in turn.expect]
     judged = outcome.response
     if case.turns and case.expect_on == "transcript":
         judged = transcript(outcome.turns)
-    verdicts += [_check(exp, judged, case) for exp in case.expect]
+    with alarms():
+        for number, (turn, exchange) in enumerate(zip(case.turns, outcome.turns, strict=True),
+                                                  start=1):
+            assert exchange.response is not None  # a conversation with a response completed
+            verdicts += [dataclasses.replace(_check(exp, exchange.response, case), turn=number)
+                         for exp in turn.expect]
+        verdicts += [_check(exp, judged, case) for exp in case.expect]
     verdict: Verdict
     if any(v.verdict == "error" for v in verdicts):
         verdict = "error"

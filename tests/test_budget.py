@@ -3,6 +3,7 @@ naming the check and its budget, and the run goes on."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import threading
@@ -11,8 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import write
 
-from harness import checks
-from harness.budget import BudgetExceeded, check_budget, remaining
+from harness import checks, runner
+from harness.budget import BudgetExceeded, alarms, check_budget, remaining
 from harness.loader import import_project_code, load_case
 from harness.model import Case, Expectation, TargetResponse
 
@@ -117,3 +118,73 @@ def test_a_run_with_a_hostile_pattern_finishes_and_blocks(tmp_path):
     assert done.returncode == 1, done.stdout + done.stderr
     assert "1 passed, 0 failed, 1 errors" in done.stdout
     assert "ran past its budget of 0.2 s" in (tmp_path / "r.jsonl").read_text()
+
+
+def test_a_case_installs_the_timer_handler_once_for_all_its_checks(tmp_path, monkeypatch):
+    loaded = load_case(write(tmp_path / "cases" / "w" / "C1.yaml",
+                             "id: C1\ninput: hi\nexpect:\n  - contains: a\n  - contains: b\n"
+                             "  - regex: '^a'\n  - length: {max: 10}\n"))
+    installed: list[object] = []
+    real = signal.signal
+
+    def counting(signum, handler):
+        installed.append(handler)
+        return real(signum, handler)
+
+    monkeypatch.setattr(signal, "signal", counting)
+    trial = runner.evaluate(loaded, runner.Call(TargetResponse(output="ab"), None, 0.0), 1)
+    assert [check.verdict for check in trial.checks] == ["pass", "pass", "pass", "pass"]
+    assert len(installed) == 2  # installed before the first check, removed after the last
+    assert signal.getsignal(signal.SIGALRM) is signal.SIG_DFL
+
+
+def test_a_runaway_check_among_others_is_stopped_with_the_handler_kept(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    write(tmp_path / "runaway_checks.py", RUNAWAY)
+    loaded = load_case(write(tmp_path / "cases" / "w" / "C1.yaml",
+                             "id: C1\ninput: hi\ncheck_budget_s: 0.2\nexpect:\n  - contains: x\n"
+                             "  - python: runaway_checks:forever\n  - contains: x\n"))
+    import_project_code([loaded], tmp_path)
+    try:
+        trial = runner.evaluate(loaded, runner.Call(TargetResponse(output="x"), None, 0.0), 1)
+    finally:
+        sys.modules.pop("runaway_checks", None)
+    assert [check.verdict for check in trial.checks] == ["pass", "error", "pass"]
+    assert "ran past its budget of 0.2 s" in trial.checks[1].reason
+    assert signal.getsignal(signal.SIGALRM) is signal.SIG_DFL
+
+
+def test_a_stray_timer_signal_between_checks_stops_nothing():
+    with alarms():
+        signal.raise_signal(signal.SIGALRM)  # outside any check's budget: ignored
+        with pytest.raises(BudgetExceeded), check_budget(10):
+            signal.raise_signal(signal.SIGALRM)
+    assert signal.getsignal(signal.SIGALRM) is signal.SIG_DFL
+
+
+def test_another_timer_handler_is_left_alone(monkeypatch):
+    seen: list[int] = []
+    previous = signal.signal(signal.SIGALRM, lambda signum, frame: seen.append(signum))
+    try:
+        with alarms(), check_budget(10):
+            assert signal.getsignal(signal.SIGALRM) is not signal.SIG_DFL
+            signal.raise_signal(signal.SIGALRM)
+        assert seen == [signal.SIGALRM]  # the owner's handler ran; no budget stole it
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_a_check_stopped_at_its_budget_leaves_no_deadline_behind(tmp_path):
+    # the regex engine and the timer signal stop the check at the same moment: the signal's
+    # handler may then run only once the check has returned, even as the budget is being put
+    # away; a deadline left behind would stop every later pattern at once
+    hostile = case(tmp_path, r"regex: '(a|aa)+$'", budget="check_budget_s: 0.2\n")
+    for _ in range(3):
+        outcome = hostile.expect[0].evaluate(TargetResponse(output="a" * 5000 + "b"), hostile)
+        assert outcome.verdict == "error"
+        assert remaining() is None
+        assert signal.getsignal(signal.SIGALRM) is signal.SIG_DFL
+    plain = load_case(write(tmp_path / "cases" / "w" / "C2.yaml",
+                            "id: C2\ninput: hi\nexpect:\n  - regex: '^a+b$'\n"))
+    outcome = plain.expect[0].evaluate(TargetResponse(output="a" * 5000 + "b"), plain)
+    assert outcome.verdict == "pass"

@@ -208,7 +208,8 @@ def test_redacting_a_text_twice_changes_nothing_more(text: str) -> None:
 
 FRAGMENTS = [*SAMPLES.values(), *(value for _, value in MORE_SAMPLES), "token: ", "phone ",
              "call ", "secret=", "order ", "$", " ", ", ", "\n", ".", "-", "[redacted:email]",
-             "api_key: ", "\u017fecret: ", "\u0131ban"]
+             "api_key: ", "\u017fecret: ", "\u0131ban", "G\u0130THUB_PAT_", "S\u212a-", "XOXB-",
+             "aIzA", "ASIA", "DE89 ", "GB82 WEST ", "ghS_"]
 
 
 @given(st.lists(st.sampled_from(FRAGMENTS) | st.text(alphabet="0123456789 -.+()@_:=aAkKsS",
@@ -225,6 +226,49 @@ def test_every_text_with_a_finding_passes_its_detectors_trigger(parts: list[str]
     for name, detect in DETECTORS.items():
         if detect(text):
             assert TRIGGERS[name](text), (name, text)
+
+
+KEYS = {
+    "sk-": "sk-proj-" + "a1B2" * 6, "sk_": "sk_live_" + "x9" * 9, "rk_": "rk_test_" + "x9" * 9,
+    "ghp_": "ghp_" + "Ab1" * 12, "github_pat_": "github_pat_" + "A1_" * 8,
+    "xoxb-": "xoxb-" + "123-abc-" * 2, "AIza": "AIza" + "Sy" * 17 + "x",
+}
+
+
+@pytest.mark.parametrize("prefix", sorted(KEYS))
+@pytest.mark.parametrize("form", ["as issued", "upper", "dotted capital I", "dotless i",
+                                  "long s", "Kelvin sign"])
+def test_a_key_prefix_in_any_letter_form_is_redacted(prefix: str, form: str) -> None:
+    # the key detector ignores case, and regular expressions ignoring case read these letters
+    # as i, s and k: the cheap test that lets a text skip the detector must read them so too
+    swap = {"as issued": {}, "upper": {}, "dotted capital I": {"i": "\u0130", "I": "\u0130"},
+            "dotless i": {"i": "\u0131", "I": "\u0131"}, "long s": {"s": "\u017f"},
+            "Kelvin sign": {"k": "\u212a"}}[form]
+    key = KEYS[prefix]
+    written = prefix.upper() if form == "upper" else "".join(swap.get(c, c) for c in prefix)
+    text = f"see {written}{key[len(prefix):]} here"
+    assert DETECTORS["api_key"](text), text
+    assert TRIGGERS["api_key"](text), text
+    assert redact_text(text) == "see [redacted:api_key] here"
+
+
+def test_a_text_found_clean_alone_is_still_redacted_under_a_telling_key() -> None:
+    # a redactor remembers short texts that held nothing; the key a text sits under is part
+    # of what it remembers, since the key is read as the text's context
+    redactor = Redactor()
+    assert redactor.text("5551234567") == "5551234567"
+    assert redactor.value({"phone": "5551234567"}) == {"phone": "[redacted:phone]"}
+    assert redactor.value({"id": "5551234567"}) == {"id": "5551234567"}
+    assert redactor.text("5551234567", key="phone") == "[redacted:phone]"
+
+
+def test_a_redactor_forgets_clean_texts_past_its_limit(monkeypatch) -> None:
+    monkeypatch.setattr("harness.redact.CLEAN_TEXTS", 3)
+    redactor = Redactor()
+    for number in range(10):
+        assert redactor.text(f"text {number}") == f"text {number}"
+    assert len(redactor._clean) <= 3
+    assert redactor.text("mail me at ana@example.org") == "mail me at [redacted:email]"
 
 
 def test_secret_words_in_other_letter_forms_still_trigger() -> None:
