@@ -46,10 +46,17 @@ def _handler() -> str | None:
     it may not (not the main thread, no timer, or another handler in place)."""
     if not hasattr(signal, "setitimer") or threading.current_thread() is not _MAIN:
         return None
+    if _kept:
+        return "kept"
     current = signal.getsignal(signal.SIGALRM)
     if current is _interrupt:
         return "kept"
     return "free" if current in (signal.SIG_DFL, None) else None
+
+
+_kept = False
+"""Whether :func:`alarms` has the handler installed (read and written on the main thread
+only), which spares each check asking for the signal's handler."""
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -58,7 +65,9 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     # The handler runs where Python next looks for signals, which may be after the check has
     # returned, even at the first step of the code that would clear the deadline and remove
     # the handler: so it clears them itself before it raises (the timer fires once).
+    global _kept
     _DEADLINE.set(None)
+    _kept = False
     signal.signal(signal.SIGALRM, signal.SIG_DFL)
     raise BudgetExceeded
 
@@ -68,13 +77,16 @@ def alarms() -> Iterator[None]:
     """Keep the budget's timer-signal handler installed while several checks run in turn,
     rather than installing and removing it around each (two system calls a check). Where a
     budget may not use the signal, this does nothing."""
+    global _kept
     if _handler() != "free":
         yield
         return
     signal.signal(signal.SIGALRM, _interrupt)
+    _kept = True
     try:
         yield
     finally:
+        _kept = False
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, signal.SIG_DFL)
 

@@ -19,10 +19,13 @@ def _default(value: Any) -> Any:
     return repr(value)
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                              default=_default)
+
+
 def canonical_json(value: Any) -> str:
     """Sorted keys, no insignificant white space, UTF-8 text: stable across runs and machines."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      default=_default)
+    return _CANONICAL.encode(value)
 
 
 def sha256_text(text: str | bytes) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import glob
 import itertools
+import os
 import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -78,6 +79,8 @@ class _Loader(_BaseLoader):
         super().__init__(stream)
         self.path = "<yaml>"
         self.nodes = 0
+        self.anchored = not isinstance(stream, str) or "&" in stream
+        """Whether the document may hold anchors (and so aliases)."""
 
     def _count(self, node: yaml.Node, depth: int) -> None:
         self.nodes += 1
@@ -91,8 +94,31 @@ class _Loader(_BaseLoader):
                              path=self.path, line=node.start_mark.line + 1)
 
     def construct_document(self, node: yaml.Node) -> Any:
-        self._walk(node, 0, set())
+        if self.anchored:
+            self._walk(node, 0, set())
+        else:
+            self._tally(node)
         return super().construct_document(node)
+
+    def _tally(self, root: yaml.Node) -> None:
+        # Without anchors there are no aliases: each node is reached once, so counting and
+        # measuring depth needs no recursion and no guard against cycles (same order, same
+        # errors as the walk).
+        stack = [(root, 0)]
+        nodes, mapping, sequence = self.nodes, yaml.MappingNode, yaml.SequenceNode
+        while stack:
+            node, depth = stack.pop()
+            nodes += 1
+            if nodes > MAX_NODES or depth > MAX_DEPTH:
+                self.nodes = nodes - 1
+                self._count(node, depth)
+            kind = type(node)
+            if kind is mapping:
+                for key, value in reversed(node.value):
+                    stack += ((value, depth + 1), (key, depth + 1))
+            elif kind is sequence:
+                stack += [(item, depth + 1) for item in reversed(node.value)]
+        self.nodes = nodes
 
     def _walk(self, node: yaml.Node, depth: int, active: set[int]) -> None:
         # Counts values as if aliases were expanded, to refuse alias bombs before building them.
@@ -247,15 +273,31 @@ def cases_root(path: Path) -> Path:
     return path.resolve().parent
 
 
+def _folder_name(path: Path, folders: dict[str, str] | None) -> str:
+    """The name of the folder that really holds ``path`` (symbolic links followed). A file
+    that is not a link is where its folder is, so ``folders`` remembers each folder's real
+    path, and a suite of thousands of cases resolves each folder once."""
+    if folders is None or path.is_symlink():
+        return path.resolve().parent.name
+    parent = str(path.parent)
+    real = folders.get(parent)
+    if real is None:
+        real = folders[parent] = os.path.realpath(parent)
+    return os.path.basename(real)
+
+
 def load_case(
     path: Path,
     *,
     defaults: Mapping[str, Any] | None = None,
     display: str | None = None,
+    folders: dict[str, str] | None = None,
 ) -> Case:
     """Load and validate one case file; ``defaults`` are the suite's (trials, timeout_s, ...).
 
-    ``display`` is how errors and reports name the file (e.g. relative to the project).
+    ``display`` is how errors and reports name the file (e.g. relative to the project);
+    ``folders`` remembers real folder paths from one case to the next (see
+    :func:`_folder_name`).
     """
     shown = Path(display) if display else path
     data, text = read_yaml(path, shown=shown)
@@ -303,7 +345,7 @@ def load_case(
         id=str(fields.get("id", path.stem)),
         path=shown,
         line=data.lines.get("id", data.line),
-        workflow=fields.get("workflow") or path.resolve().parent.name,
+        workflow=fields.get("workflow") or _folder_name(path, folders),
         title=fields.get("title"),
         input=case_input,
         expect=tuple(fields["expect"]),
@@ -514,9 +556,9 @@ def load_suite(path: Path) -> Suite:
         raise InputError(f"no target named {defaults['target']!r}; targets: {', '.join(specs)}",
                          path=path, line=line, field="defaults.target")
     files = _expand_globs(fields["cases"], data["cases"], root, path, data.lines.get("cases"))
-    cases = tuple(
-        load_case(file, defaults=defaults, display=display_path(file, root)) for file in files
-    )
+    folders: dict[str, str] = {}
+    cases = tuple(load_case(file, defaults=defaults, display=display_path(file, root),
+                            folders=folders) for file in files)
     check_unique(cases)
     judges = {name: dataclasses.replace(judge, target=_with_path(judge.target, path))
               for name, judge in fields.get("judges", {}).items()}
@@ -625,11 +667,12 @@ def _expand_globs(
     files: dict[Path, None] = {}
     for index, pattern in enumerate(patterns):
         # The root is escaped: only the pattern's own wildcards count, not "[" in a folder name.
-        matched = sorted(
-            Path(p) for p in glob.glob(str(Path(glob.escape(str(root))) / pattern),
-                                       recursive=True)
-            if Path(p).suffix in (".yaml", ".yml") and Path(p).is_file()
-        )
+        # Matches stay strings until they are chosen, and sort as paths do (part by part).
+        found = glob.glob(str(Path(glob.escape(str(root))) / pattern), recursive=True)
+        matched = [Path(p) for p in sorted(
+            (p for p in found
+             if os.path.splitext(p)[1] in (".yaml", ".yml") and os.path.isfile(p)),
+            key=lambda p: Path(p).parts if os.altsep else p.split(os.sep))]
         if not matched:
             line = schema.line_of(raw, index, line)  # a single glob stands on the cases: line
             problem = f"glob {pattern!r} matches no case file under {root}"

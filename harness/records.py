@@ -15,7 +15,7 @@ import json
 import os
 import platform
 import re
-import time
+import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -94,15 +94,18 @@ def git_commit(folder: Path) -> str | None:
 # --- writing --------------------------------------------------------------------------------
 
 
+_LINE = json.JSONEncoder(ensure_ascii=False, default=str)
+"""How a record line is written (one encoder for every line of every record)."""
+
+
 def plain_json(value: Any) -> Any:
     """``value`` as the record stores it: only dicts, lists, strings, numbers, booleans and
     None (YAML nodes, tuples and other objects as a record line would hold them)."""
-    return json.loads(json.dumps(value, ensure_ascii=False, default=str))
+    return json.loads(_LINE.encode(value))
 
 
 def _line(kind: str, body: Mapping[str, Any]) -> str:
-    return json.dumps({"version": FORMAT_VERSION, "type": kind, **body}, ensure_ascii=False,
-                      default=str) + "\n"
+    return _LINE.encode({"version": FORMAT_VERSION, "type": kind, **body}) + "\n"
 
 
 def result_to_dict(result: CaseResult) -> dict[str, Any]:
@@ -143,6 +146,33 @@ def _trial_to_dict(trial: Trial) -> dict[str, Any]:
 
 SYNC_INTERVAL_S = 0.05
 """Longest time a finished case's line waits to be synced to disk."""
+
+
+class _Syncer(threading.Thread):
+    """Syncs a record's file to disk every :data:`SYNC_INTERVAL_S` while lines were written
+    since the last sync, off the thread that writes them (a disk round trip each). A failed
+    sync is kept and raised by the writer's next write or its close."""
+
+    def __init__(self, file: IO[str]) -> None:
+        super().__init__(name="harness-record-sync", daemon=True)
+        self._fd = file.fileno()
+        self._stopping = threading.Event()
+        self.dirty = False
+        self.failure: OSError | None = None
+
+    def run(self) -> None:
+        while not self._stopping.wait(SYNC_INTERVAL_S):
+            if self.dirty:
+                self.dirty = False
+                try:
+                    os.fsync(self._fd)
+                except OSError as exc:
+                    self.failure = exc
+                    return
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.join()
 
 
 class RunLock:
@@ -202,13 +232,14 @@ class RunLock:
 class RunWriter:
     """Writes one run record: the header at once, then a line per case, then the end line.
 
-    Every line is flushed as it is written, so it survives the process being killed; lines are
-    synced to disk (fsync) at least every :data:`SYNC_INTERVAL_S`, and always for the header
-    and the end line, so a machine that dies loses at most that much of finished work (which
-    ``harness run --resume`` runs again). Syncing every line would cost a disk round trip per
-    case. The file is created exclusively: an existing record is never overwritten. To resume
-    an interrupted run, :meth:`resume` appends to its record instead. The writer holds the
-    record's :class:`RunLock` (``lock``, when the caller took it already, else its own).
+    Every line is flushed as it is written, so it survives the process being killed; a thread
+    syncs them to disk (fsync) every :data:`SYNC_INTERVAL_S` while there are new ones, and the
+    header and the end line are synced as they are written, so a machine that dies loses at
+    most that much of finished work (which ``harness run --resume`` runs again). Syncing every
+    line on the writing thread would cost a disk round trip per case. The file is created
+    exclusively: an existing record is never overwritten. To resume an interrupted run,
+    :meth:`resume` appends to its record instead. The writer holds the record's
+    :class:`RunLock` (``lock``, when the caller took it already, else its own).
     """
 
     def __init__(self, path: Path, header: RunHeader, *, lock: RunLock | None = None,
@@ -216,7 +247,7 @@ class RunWriter:
         self.path = path
         self.header = header
         self.counts = {"pass": 0, "fail": 0, "error": 0}
-        self._synced = 0.0
+        self._syncer: _Syncer | None = None
         self._own_lock = RunLock(path).acquire() if lock is None else None
         if _resumed is not None:
             for result in _resumed.results:
@@ -251,12 +282,26 @@ class RunWriter:
             self._own_lock = None
 
     def _write(self, text: str, *, sync: bool = True) -> None:
+        syncer = self._syncer
+        if syncer is not None and syncer.failure is not None:
+            raise syncer.failure
         self._file.write(text)
         self._file.flush()
-        now = time.monotonic()
-        if sync or now - self._synced >= SYNC_INTERVAL_S:
+        if sync:
             os.fsync(self._file.fileno())
-            self._synced = now
+        elif syncer is None:
+            self._syncer = syncer = _Syncer(self._file)
+            syncer.dirty = True
+            syncer.start()
+        else:
+            syncer.dirty = True
+
+    def _stop_syncing(self) -> None:
+        if self._syncer is not None:
+            self._syncer.stop()
+            failure, self._syncer = self._syncer.failure, None
+            if failure is not None:
+                raise failure
 
     def add(self, result: CaseResult) -> None:
         """Append one finished case."""
@@ -265,18 +310,27 @@ class RunWriter:
 
     def abandon(self) -> None:
         """Close without an end line: the record reads as an interrupted run."""
-        os.fsync(self._file.fileno())
-        self._file.close()
-        self._release()
+        try:
+            with contextlib.suppress(OSError):  # already failing: the sync below tells
+                self._stop_syncing()
+            os.fsync(self._file.fileno())
+        finally:
+            self._file.close()
+            self._release()
 
     def close(self, *, interrupted: bool = False) -> None:
-        """Write the end line (with the counts) and close the file."""
+        """Write the end line (with the counts) and close the file. When a line could not
+        be synced to disk, the error is raised and no end line is written: the record then
+        reads as an interrupted run."""
         if self._file.closed:
             return
-        body = {"finished_at": utc_now(), "counts": self.counts, "interrupted": interrupted}
-        self._write(_line("end", body))
-        self._file.close()
-        self._release()
+        try:
+            self._stop_syncing()
+            body = {"finished_at": utc_now(), "counts": self.counts, "interrupted": interrupted}
+            self._write(_line("end", body))
+        finally:
+            self._file.close()
+            self._release()
 
 
 # --- reading --------------------------------------------------------------------------------

@@ -333,6 +333,43 @@ def test_suite_beside_its_cases_and_glob_chars_in_the_folder_name(tmp_path: Path
     assert [str(case.path) for case in suite.cases] == ["cases/refunds/a.yaml"]
 
 
+def test_a_globs_matches_come_in_path_order_not_text_order(tmp_path: Path) -> None:
+    # "w-x/C1.yaml" sorts before "w/C2.yaml" as text ("-" < "/") but after it as a path:
+    # the order a suite's cases run and its digest is computed in must not change
+    for folder, name in [("w-x", "C1"), ("w", "C2"), ("w.y", "C3"), ("w", "C0")]:
+        write(tmp_path / "cases" / folder / f"{name}.yaml",
+              f"id: {name}\ninput: hi\nexpect:\n  - contains: a\n")
+    path = write(tmp_path / "suites" / "s.yaml",
+                 "name: s\ncases: cases/**/*.yaml\ntargets: {r: {replay: true}}\n")
+    suite = loader.load_suite(path)
+    assert [str(case.path) for case in suite.cases] == [
+        "cases/w/C0.yaml", "cases/w/C2.yaml", "cases/w-x/C1.yaml", "cases/w.y/C3.yaml"]
+    assert [str(case.path) for case in suite.cases] == sorted(
+        (str(case.path) for case in suite.cases), key=lambda text: Path(text).parts)
+
+
+def test_a_cases_workflow_is_the_folder_that_really_holds_it(tmp_path: Path) -> None:
+    body = "id: {}\ninput: hi\nexpect:\n  - contains: a\n"
+    write(tmp_path / "cases" / "refunds" / "C1.yaml", body.format("C1"))
+    write(tmp_path / "shared" / "billing" / "C2.yaml", body.format("C2"))
+    write(tmp_path / "shared" / "payments" / "C3.yaml", body.format("C3"))
+    (tmp_path / "cases" / "refunds" / "C2.yaml").symlink_to(
+        tmp_path / "shared" / "billing" / "C2.yaml")
+    (tmp_path / "cases" / "linked").symlink_to(tmp_path / "shared" / "payments",
+                                               target_is_directory=True)
+    path = write(tmp_path / "suites" / "s.yaml",
+                 "name: s\ncases: [cases/refunds/*.yaml, cases/linked/*.yaml]\n"
+                 "targets: {r: {replay: true}}\n")
+    suite = loader.load_suite(path)
+    found = [(str(case.path), case.workflow) for case in suite.cases]
+    assert found == [("cases/refunds/C1.yaml", "refunds"),  # where it is
+                     ("cases/refunds/C2.yaml", "billing"),  # a link to a file elsewhere
+                     ("cases/linked/C3.yaml", "payments")]  # in a folder linked elsewhere
+    alone = [loader.load_case(tmp_path / "cases" / "refunds" / "C2.yaml").workflow,
+             loader.load_case(tmp_path / "cases" / "linked" / "C3.yaml").workflow]
+    assert alone == ["billing", "payments"]
+
+
 def test_suite_digest_changes_when_a_case_file_changes(tmp_path: Path) -> None:
     path = make_project(tmp_path)
     first = loader.load_suite(path).digest

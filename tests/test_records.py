@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -374,3 +377,53 @@ def test_the_runner_records_each_checks_kind_parameters_and_the_suites_settling(
                                 "line": 9}]
     assert (found["trials"], found["min_pass_rate"], found["settle_trials"]) == (2, 0.5, 4)
     assert found["input"] == sha256_json({"q": 1})
+
+
+def test_case_lines_are_synced_to_disk_off_the_writing_thread(tmp_path, monkeypatch) -> None:
+    synced: list[str] = []
+    real = os.fsync
+
+    def recording(fd: int) -> None:
+        synced.append(threading.current_thread().name)
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", recording)
+    writer = RunWriter(tmp_path / "r.jsonl", HEADER)
+    assert synced == ["MainThread"]  # the header, as it is written
+    for number in range(50):
+        writer.add(dataclasses.replace(INCIDENT, case_id=f"C{number}"))
+    assert synced == ["MainThread"]  # no case line waits for the disk on this thread
+    deadline = time.monotonic() + 5
+    while len(synced) < 2 and time.monotonic() < deadline:  # nothing else written meanwhile
+        time.sleep(records.SYNC_INTERVAL_S)
+    assert synced[1:] == ["harness-record-sync"]
+    writer.close()
+    assert synced[-1] == "MainThread"  # the end line, as it is written
+    assert "harness-record-sync" not in [t.name for t in threading.enumerate()]
+    assert len(read_run(tmp_path / "r.jsonl").results) == 50
+
+
+def test_a_line_that_cannot_be_synced_fails_the_run_and_leaves_it_resumable(
+        tmp_path, monkeypatch) -> None:
+    path = tmp_path / "r.jsonl"
+    writer = RunWriter(path, HEADER)
+    real = os.fsync
+
+    def full(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    writer.add(INCIDENT)
+    deadline = time.monotonic() + 5
+    while writer._syncer is not None and writer._syncer.failure is None \
+            and time.monotonic() < deadline:
+        time.sleep(records.SYNC_INTERVAL_S)
+    with pytest.raises(OSError, match="No space left"):
+        writer.add(BASELINE)
+    monkeypatch.setattr(os, "fsync", real)
+    with pytest.raises(OSError, match="No space left"):
+        writer.close()
+    record = read_run(path)
+    assert not record.complete  # no end line: the run reads as interrupted, and resumes
+    assert record.results == (INCIDENT,)
+    assert not (tmp_path / "r.jsonl.lock").exists()  # and the lock is let go
