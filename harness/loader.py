@@ -96,9 +96,55 @@ class _Loader(_BaseLoader):
     def construct_document(self, node: yaml.Node) -> Any:
         if self.anchored:
             self._walk(node, 0, set())
-        else:
-            self._tally(node)
-        return super().construct_document(node)
+            return super().construct_document(node)
+        self._tally(node)
+        try:
+            return self._plain(node)
+        except InputError:
+            raise
+        except Exception:  # _Unusual, or a value PyYAML's path names the problem of
+            return super().construct_document(node)
+
+    def _plain(self, node: yaml.Node) -> Any:
+        # Most case files hold only mappings, lists and plain values: these are built here
+        # directly, as the constructors below would build them, without PyYAML's bookkeeping
+        # for anchors and generators. Anything else (an explicit tag for another type, a merge
+        # key, a value that cannot be read) raises, and PyYAML's own path builds the document
+        # or names the problem.
+        kind, tag = type(node), node.tag
+        if kind is yaml.ScalarNode:
+            build = _SCALARS.get(tag)
+            if build is None:
+                raise _Unusual
+            return build(self, node)
+        if kind is yaml.MappingNode and tag == _MAP:
+            data = MarkedDict()
+            data.line = node.start_mark.line + 1
+            data.lines = {}
+            for key_node, value_node in node.value:
+                key = self._plain(key_node)
+                try:
+                    hash(key)
+                except TypeError:
+                    raise InputError("a mapping key must be a plain value", path=self.path,
+                                     line=key_node.start_mark.line + 1) from None
+                if key in data:
+                    raise InputError(
+                        f"duplicate key {key!r} (first at line {data.lines[key]})",
+                        path=self.path, line=key_node.start_mark.line + 1,
+                    )
+                data[key] = self._plain(value_node)
+                data.lines[key] = key_node.start_mark.line + 1
+            return data
+        if kind is yaml.SequenceNode and tag == _SEQ:
+            items = MarkedList()
+            items.line = node.start_mark.line + 1
+            items.lines = {}
+            for index, item in enumerate(node.value):
+                items.append(self._plain(item))
+                items.lines[index] = item.start_mark.line + 1
+            return items
+        raise _Unusual
 
     def _tally(self, root: yaml.Node) -> None:
         # Without anchors there are no aliases: each node is reached once, so counting and
@@ -180,8 +226,22 @@ class _Loader(_BaseLoader):
             data.lines[index] = item.start_mark.line + 1
 
 
-_Loader.add_constructor("tag:yaml.org,2002:map", _Loader.construct_yaml_map)
-_Loader.add_constructor("tag:yaml.org,2002:seq", _Loader.construct_yaml_seq)
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
+_Loader.add_constructor(_MAP, _Loader.construct_yaml_map)
+_Loader.add_constructor(_SEQ, _Loader.construct_yaml_seq)
+_SCALARS: dict[str, Any] = {
+    "tag:yaml.org,2002:str": lambda loader, node: node.value,
+    "tag:yaml.org,2002:null": lambda loader, node: None,
+    "tag:yaml.org,2002:bool": lambda loader, node: loader.bool_values[node.value.lower()],
+    "tag:yaml.org,2002:int": _Loader.construct_yaml_int,
+    "tag:yaml.org,2002:float": _Loader.construct_yaml_float,
+}
+"""The plain values :meth:`_Loader._plain` builds itself, as SafeConstructor builds them."""
+
+
+class _Unusual(Exception):
+    """A document the direct path does not build: PyYAML's path builds it instead."""
 
 
 def _excerpt(text: str, line: int, *, around: int = 2) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -271,6 +272,42 @@ def test_yamlish_case_text_loads_or_raises_a_harness_error(case_file: Path, text
     case_file.write_text(text, encoding="utf-8")
     case = _loads_or_names_the_file(lambda: loader.load_case(case_file), case_file)
     assert case is None or isinstance(case, Case)
+
+
+def _marked(value: object) -> object:
+    """A loaded value with every line mark, in a form that compares (NaN included)."""
+    if isinstance(value, loader.MarkedDict):
+        return ("map", value.line, [(_marked(key), value.lines[key], _marked(item))
+                                    for key, item in value.items()])
+    if isinstance(value, loader.MarkedList):
+        return ("list", value.line, [(value.lines[index], _marked(item))
+                                     for index, item in enumerate(value)])
+    return (type(value).__name__, repr(value))
+
+
+def _built(text: str, *, direct: bool) -> tuple[str, object]:
+    """What the loader builds from ``text``, or the error it gives; ``direct=False`` takes
+    PyYAML's own path, as a document with anchors does."""
+    reader = loader._Loader(text)
+    reader.path = "c.yaml"
+    reader.anchored = reader.anchored or not direct
+    try:
+        return "value", _marked(reader.get_single_data())
+    except (InputError, yaml.YAMLError) as exc:
+        return "error", str(exc)
+    finally:
+        reader.dispose()
+
+
+@FAST
+@given(text=st.one_of(case_texts(), suite_texts()))
+@example(text="a: !!int 7\nb: !!str 7\nc: [yes, No, ~, 0x1F, 1_000, 1:30, .inf, 2026-03-02]\n")
+@example(text="a: {b: 1}\n<<: {c: 2}\n")
+@example(text="a: 1\nb: [x, {c: 2, c: 3}]\n")
+@example(text="a: !!map [1]\nb: !!float x\nc: !!binary aGk=\n")
+@example(text="a: [[1], {b: 2}]\n? [1, 2]\n: 3\n")
+def test_the_direct_path_builds_what_pyyamls_path_builds(text: str) -> None:
+    assert _built(text, direct=True) == _built(text, direct=False)
 
 
 @FAST
