@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -51,3 +52,18 @@ def test_read_text_limits_and_errors(tmp_path):
         read_text(tmp_path, limit=100, kind="a YAML file")
     with pytest.raises(InputError, match="file not found"):
         read_text(tmp_path / "none.yaml", limit=100, kind="a YAML file")
+
+
+def test_a_device_is_read_up_to_the_limit_and_refused(tmp_path):
+    # /dev/zero has no size and no end: it is read only as far as the limit allows
+    with pytest.raises(InputError, match="file too large: more than 100 bytes"):
+        read_text(Path("/dev/zero"), limit=100, kind="a YAML file")
+
+
+def test_a_file_is_read_whole_up_to_exactly_the_limit(tmp_path):
+    exact = tmp_path / "e.yaml"
+    exact.write_bytes(b"a" * 100)
+    assert read_text(exact, limit=100, kind="a YAML file") == "a" * 100
+    with pytest.raises(InputError, match="file too large: 101 bytes, at most 100"):
+        exact.write_bytes(b"a" * 101)
+        read_text(exact, limit=100, kind="a YAML file")
