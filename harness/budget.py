@@ -91,6 +91,22 @@ def alarms() -> Iterator[None]:
         signal.signal(signal.SIGALRM, signal.SIG_DFL)
 
 
+class deadline:
+    """Set the deadline for the body without a timer signal: for a check that cannot run away,
+    whose patterns stop at the deadline themselves (:func:`remaining`)."""
+
+    __slots__ = ("_seconds", "_token")
+
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+
+    def __enter__(self) -> None:
+        self._token = _DEADLINE.set(time.monotonic() + self._seconds)
+
+    def __exit__(self, *exc: object) -> None:
+        _DEADLINE.reset(self._token)
+
+
 class check_budget:
     """Run the body within ``seconds``; raises :class:`BudgetExceeded` past them. (A class
     rather than a generator: it is entered once per check, thousands of times a run.)"""

@@ -319,7 +319,8 @@ def _build_expectation(entry: Any, where: str, line: int | None) -> Expectation:
     except CheckParamError as exc:
         field = f"{where}.{kind}" + (f".{exc.param}" if exc.param else "")
         raise schema.Invalid(exc.problem, field=field, line=line) from None
-    return Expectation(kind=str(kind), params=params, check=check, line=line)
+    return Expectation(kind=str(kind), params=params, check=check, line=line,
+                       bounded=checks.lookup(str(kind)).bounded)
 
 
 CASE_SCHEMA = schema.case_record(schema.Custom(_build_expectation, schema=checks.json_schema))

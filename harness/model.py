@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from harness.budget import DEFAULT_CHECK_BUDGET_S, BudgetExceeded, check_budget
+from harness.budget import DEFAULT_CHECK_BUDGET_S, BudgetExceeded, check_budget, deadline
 from harness.errors import TargetError
 
 # the model's constants, re-exported from the module the command line reads them from
@@ -327,15 +327,28 @@ class Expectation:
     params: Any
     check: Check
     line: int | None = None
+    bounded: bool = False
+    """The kind's work is linear in the response (see ``CheckKind.bounded``): only its
+    patterns need the deadline, no timer signal guards it."""
+
+    @property
+    def timed(self) -> bool:
+        """Whether a timer signal guards the check: not when it is bounded, nor when it waits
+        on a judge or embedder (bounded by their timeouts, retries and caps instead: a budget
+        of local computation would stop it mid-call)."""
+        return not self.bounded and not getattr(self.check, "resources", None)
 
     def evaluate(self, response: TargetResponse, case: Case) -> CheckOutcome:
         """Run the check within the case's budget; a check that raises or runs past its budget
         gives an ``error`` outcome, never an exception (or a hang)."""
-        # A check that waits on a judge or embedder is bounded by their timeouts, retries and
-        # caps instead: a budget of local computation would stop it mid-call.
-        waits = bool(getattr(self.check, "resources", None))
+        if self.timed:
+            guard: contextlib.AbstractContextManager[None] = check_budget(case.check_budget_s)
+        elif self.bounded:
+            guard = deadline(case.check_budget_s)
+        else:
+            guard = contextlib.nullcontext()
         try:
-            with contextlib.nullcontext() if waits else check_budget(case.check_budget_s):
+            with guard:
                 outcome = self.check(response, case)
         except BudgetExceeded:
             return CheckOutcome(

@@ -80,21 +80,38 @@ def _holds(fragment: str) -> Callable[[str], bool]:
     return lambda text: fragment in text
 
 
-def _matches(pattern: str) -> Callable[[str], bool]:
+def _matches(pattern: str, *, digits: int = 0, fragment: str = "") -> Callable[[str], bool]:
+    """A pattern's search, skipped where it cannot match: an ASCII text with fewer than
+    ``digits`` digits (a non-ASCII one may hold other digits ``\\d`` matches), or a text
+    without ``fragment``."""
     search = re.compile(pattern).search
-    return lambda text: search(text) is not None
+
+    def test(text: str) -> bool:
+        if fragment not in text or (digits and text.isascii() and _digits(text) < digits):
+            return False
+        return search(text) is not None
+
+    return test
 
 
-_six_digits = _matches(r"\d(?:[().\- \u00a0]*\d){5}")
+_NOT_DIGITS = bytes(sorted(set(range(256)) - set(b"0123456789")))
+
+
+def _digits(text: str) -> int:
+    """How many digits an ASCII text holds."""
+    return len(text.encode("ascii").translate(None, _NOT_DIGITS))
+
+
+_six_digits = _matches(r"\d(?:[().\- \u00a0]*\d){5}", digits=6)
 TRIGGERS: dict[str, Callable[[str], bool]] = {
     "email": _holds("@"),
     "phone": _six_digits,
     "payment_card": _six_digits,
-    "iban": _matches(r"[A-Za-z]{2}\d\d(?:[ \-]?[A-Za-z0-9]){11}"),
+    "iban": _matches(r"[A-Za-z]{2}\d\d(?:[ \-]?[A-Za-z0-9]){11}", digits=2),
     "national_id": _six_digits,
     "api_key": _may_hold_key,
     "private_key": _holds("-----BEGIN "),
-    "jwt": _matches(r"\.[A-Za-z0-9_\-]{8,}\."),
+    "jwt": _matches(r"\.[A-Za-z0-9_\-]{8,}\.", fragment="."),
 }
 """Detector name -> a test every text holding one of its findings passes (a necessary
 condition, not a sufficient one), so the detector is not run on other texts: six digits with

@@ -7,6 +7,7 @@ without touching how verdicts are reached.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import random
 import threading
@@ -205,7 +206,9 @@ def evaluate(case: Case, outcome: Call, index: int) -> Trial:
     judged = outcome.response
     if case.turns and case.expect_on == "transcript":
         judged = transcript(outcome.turns)
-    with alarms():
+    timed = any(exp.timed for exp in case.expect) or any(
+        exp.timed for turn in case.turns for exp in turn.expect)
+    with alarms() if timed else contextlib.nullcontext():
         for number, (turn, exchange) in enumerate(zip(case.turns, outcome.turns, strict=True),
                                                   start=1):
             assert exchange.response is not None  # a conversation with a response completed

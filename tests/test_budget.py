@@ -120,10 +120,8 @@ def test_a_run_with_a_hostile_pattern_finishes_and_blocks(tmp_path):
     assert "ran past its budget of 0.2 s" in (tmp_path / "r.jsonl").read_text()
 
 
-def test_a_case_installs_the_timer_handler_once_for_all_its_checks(tmp_path, monkeypatch):
-    loaded = load_case(write(tmp_path / "cases" / "w" / "C1.yaml",
-                             "id: C1\ninput: hi\nexpect:\n  - contains: a\n  - contains: b\n"
-                             "  - regex: '^a'\n  - length: {max: 10}\n"))
+def _installs(monkeypatch, loaded: Case) -> tuple[list[str], list[object]]:
+    """The verdicts of ``loaded``'s checks on "ab", and the handlers installed meanwhile."""
     installed: list[object] = []
     real = signal.signal
 
@@ -133,9 +131,41 @@ def test_a_case_installs_the_timer_handler_once_for_all_its_checks(tmp_path, mon
 
     monkeypatch.setattr(signal, "signal", counting)
     trial = runner.evaluate(loaded, runner.Call(TargetResponse(output="ab"), None, 0.0), 1)
-    assert [check.verdict for check in trial.checks] == ["pass", "pass", "pass", "pass"]
-    assert len(installed) == 2  # installed before the first check, removed after the last
+    monkeypatch.setattr(signal, "signal", real)
     assert signal.getsignal(signal.SIGALRM) is signal.SIG_DFL
+    return [check.verdict for check in trial.checks], installed
+
+
+def test_a_case_installs_the_timer_handler_once_for_all_its_checks(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    write(tmp_path / "plain_checks.py", "def short(response, case):\n    return True\n")
+    loaded = load_case(write(tmp_path / "cases" / "w" / "C1.yaml",
+                             "id: C1\ninput: hi\nexpect:\n  - python: plain_checks:short\n"
+                             "  - python: plain_checks:short\n  - contains: a\n"))
+    import_project_code([loaded], tmp_path)
+    try:
+        verdicts, installed = _installs(monkeypatch, loaded)
+    finally:
+        sys.modules.pop("plain_checks", None)
+    assert verdicts == ["pass", "pass", "pass"]
+    assert len(installed) == 2  # installed before the first check, removed after the last
+
+
+def test_checks_that_cannot_run_away_need_no_timer(tmp_path, monkeypatch):
+    loaded = load_case(write(tmp_path / "cases" / "w" / "C1.yaml",
+                             "id: C1\ninput: hi\nexpect:\n  - contains: a\n  - not_contains: z\n"
+                             "  - regex: '^a'\n  - not_regex: 'z'\n  - length: {max: 10}\n"
+                             "  - equals: ab\n"))
+    verdicts, installed = _installs(monkeypatch, loaded)
+    assert verdicts == ["pass"] * 6
+    assert installed == []
+
+
+def test_only_linear_built_in_checks_go_without_a_timer():
+    # a kind is bounded when its work is linear in the response and its patterns stop at the
+    # deadline themselves; anything else, custom checks first, keeps the timer
+    bounded = sorted(name for name, kind in checks.kinds().items() if kind.bounded)
+    assert bounded == ["contains", "equals", "length", "not_contains", "not_regex", "regex"]
 
 
 def test_a_runaway_check_among_others_is_stopped_with_the_handler_kept(tmp_path, monkeypatch):

@@ -209,7 +209,9 @@ def test_redacting_a_text_twice_changes_nothing_more(text: str) -> None:
 FRAGMENTS = [*SAMPLES.values(), *(value for _, value in MORE_SAMPLES), "token: ", "phone ",
              "call ", "secret=", "order ", "$", " ", ", ", "\n", ".", "-", "[redacted:email]",
              "api_key: ", "\u017fecret: ", "\u0131ban", "G\u0130THUB_PAT_", "S\u212a-", "XOXB-",
-             "aIzA", "ASIA", "DE89 ", "GB82 WEST ", "ghS_"]
+             "aIzA", "ASIA", "DE89 ", "GB82 WEST ", "ghS_", "eyJhbGciOiJIUzI1NiJ9.",
+             "\u0665\u0665\u0665 \u0661\u0662\u0663\u0664",  # digits other than 0-9
+             "\uff15\uff15\uff15-\uff10\uff11\uff14\uff12"]
 
 
 @given(st.lists(st.sampled_from(FRAGMENTS) | st.text(alphabet="0123456789 -.+()@_:=aAkKsS",
@@ -250,6 +252,12 @@ def test_a_key_prefix_in_any_letter_form_is_redacted(prefix: str, form: str) -> 
     assert DETECTORS["api_key"](text), text
     assert TRIGGERS["api_key"](text), text
     assert redact_text(text) == "see [redacted:api_key] here"
+
+
+def test_a_phone_number_in_other_digits_is_redacted() -> None:
+    # "\\d" matches every script's digits: counting only 0-9 to skip the patterns would miss it
+    arabic_indic = "\u0665\u0665\u0665 \u0666\u0661\u0662 \u0663\u0664\u0665\u0666"
+    assert redact_text(f"call {arabic_indic} now") == "call [redacted:phone] now"
 
 
 def test_a_text_found_clean_alone_is_still_redacted_under_a_telling_key() -> None:

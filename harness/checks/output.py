@@ -30,6 +30,7 @@ def _diff(expected: str, obtained: str) -> str:
 
 @register(
     "equals",
+    bounded=True,
     summary="The whole output equals a value (after trimming surrounding white space).",
     params={"value": Parameter.value("The expected output.", required=True,
                                      schema={"type": ["string", "number"]}),
@@ -110,6 +111,7 @@ def _listing(texts: list[str], joiner: str = "and") -> str:
 
 @register(
     "contains",
+    bounded=True,
     summary="The output contains a text (or all, or any, of a list of texts).",
     params={"text": Parameter.texts("A text, or a list of texts, to find.", required=True),
             "require": Parameter.choice("all (default): every text; any: at least one.",
@@ -125,6 +127,7 @@ def contains(params: Params) -> Check:
 
 @register(
     "not_contains",
+    bounded=True,
     summary="The output contains none of the given texts.",
     params={"text": Parameter.texts("A text, or a list of texts, that must not appear.",
                                     required=True),
@@ -159,6 +162,7 @@ def _regex_check(params: Params, *, negate: bool) -> Check:
 
 @register(
     "regex",
+    bounded=True,
     summary="The output matches a regular expression (Python syntax, searched anywhere).",
     params={"pattern": Parameter.text("The regular expression.", required=True),
             "ignore_case": IGNORE_CASE},
@@ -172,6 +176,7 @@ def regex(params: Params) -> Check:
 
 @register(
     "not_regex",
+    bounded=True,
     summary="The output does not match a regular expression.",
     params={"pattern": Parameter.text("The regular expression that must not match.",
                                       required=True),
@@ -378,6 +383,7 @@ def number(params: Params) -> Check:
 
 @register(
     "length",
+    bounded=True,
     summary="The output's length (characters or words) lies between min and max.",
     params={"min": Parameter.number("Shortest allowed length.", minimum=0),
             "max": Parameter.number("Longest allowed length.", minimum=0),

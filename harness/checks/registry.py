@@ -36,6 +36,9 @@ class CheckKind:
     category: str | None = None
     example: str | None = None
     requires_one_of: tuple[str, ...] = ()
+    bounded: bool = False
+    """The check's work is linear in the response and its patterns run on the engine that
+    stops at the deadline: it cannot run away, so no timer signal guards it."""
 
     @property
     def params(self) -> dict[str, str]:
@@ -63,13 +66,15 @@ def register(
     category: str | None = None,
     example: str | None = None,
     requires_one_of: Sequence[str] = (),
+    bounded: bool = False,
 ) -> Callable[[Factory], Factory]:
     """Register ``factory`` as check kind ``name``.
 
     ``params`` declares each parameter (``Parameter.texts(...)``, ...), or only describes it
     in one line, which lets the schema accept any value for it; ``shorthand`` names the
     parameter that a bare value (``- contains: "refund"``) stands for; ``requires_one_of`` names
-    parameters of which at least one must be given.
+    parameters of which at least one must be given; ``bounded`` declares a built-in whose work
+    is linear in the response (see :attr:`CheckKind.bounded`).
     """
     parameters = {key: Parameter(value) if isinstance(value, str) else value
                   for key, value in (params or {}).items()}
@@ -79,7 +84,7 @@ def register(
         if known is not None and known.factory is factory:
             return factory
         _KINDS.add(name, CheckKind(name, factory, summary, parameters, shorthand, category,
-                                   example, tuple(requires_one_of)))
+                                   example, tuple(requires_one_of), bounded))
         return factory
 
     return decorate
