@@ -193,14 +193,26 @@ class Sizes:
 # --- measuring ------------------------------------------------------------------------------
 
 
+DEVELOPMENT_PLUGINS = {"hypothesis": "hypothesispytest"}
+"""pytest plugins that come with the harness's test extras, not with the harness (module ->
+plugin name): a user's install does not load them, so no measured pytest does."""
+
+
 def _environment() -> dict[str, str]:
-    """This environment, less what would make the runs unlike a developer's: pytest options
-    from outside, and disabled bytecode caching (which would recompile every module on every
-    run; with caching, the first repeat warms the caches and the best of the rest counts)."""
+    """This environment, less what would make the runs unlike a user's: pytest options from
+    outside, the development extras' pytest plugins (Hypothesis imports itself whole at the
+    end of every session, about 0.25 s here) and disabled bytecode caching (which would
+    recompile every module on every run)."""
+    import importlib.util
+
     env = dict(os.environ)
     for name in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS", "PYTEST_DISABLE_PLUGIN_AUTOLOAD",
                  "PYTHONDONTWRITEBYTECODE"):
         env.pop(name, None)
+    present = [plugin for module, plugin in DEVELOPMENT_PLUGINS.items()
+               if importlib.util.find_spec(module) is not None]
+    if present:
+        env["PYTEST_ADDOPTS"] = " ".join(f"-p no:{plugin}" for plugin in present)
     return env
 
 

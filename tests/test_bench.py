@@ -275,3 +275,14 @@ def test_a_measured_process_gets_the_environment_it_is_given_and_ours_is_left_al
     assert "BENCH_PROBE" not in os.environ
     with pytest.raises(bench.BenchError, match="exit code 5"):
         bench.measure([sys.executable, "-c", script], cwd=tmp_path, log=tmp_path / "b.log")
+
+
+def test_measured_pytest_runs_leave_out_the_development_extras_plugins(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYTEST_ADDOPTS", "-x")  # a developer's own options do not leak in
+    script = ("import os, sys; print(os.environ.get('PYTEST_ADDOPTS')); "
+              "import pytest; sys.exit(pytest.main(['--co', '-q', '-p', 'no:cacheprovider']))")
+    (tmp_path / "test_probe.py").write_text("def test_probe():\n    pass\n")
+    bench.measure([sys.executable, "-c", script], cwd=tmp_path, log=tmp_path / "a.log")
+    shown = (tmp_path / "a.log").read_text()
+    assert shown.splitlines()[0] == "-p no:hypothesispytest"  # installed here, for the tests
+    assert "1 test collected" in shown  # and pytest runs with it
