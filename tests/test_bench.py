@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import urllib.error
@@ -286,3 +287,14 @@ def test_measured_pytest_runs_leave_out_the_development_extras_plugins(tmp_path,
     shown = (tmp_path / "a.log").read_text()
     assert shown.splitlines()[0] == "-p no:hypothesispytest"  # installed here, for the tests
     assert "1 test collected" in shown  # and pytest runs with it
+
+
+def test_the_slow_server_answers_without_waiting_on_nagles_algorithm():
+    # its headers and body are two writes: with Nagle's algorithm on, each answer would wait
+    # 40 ms for the client's delayed acknowledgement, and the slow figure would measure that
+    assert bench._SlowHandler.disable_nagle_algorithm is True
+    with bench.slow_server(0.0) as url:
+        port = int(url.rsplit(":", 1)[1].split("/", 1)[0])
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            client.sendall(b'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}')
+            assert client.recv(1024).startswith(b"HTTP/1.1 200")

@@ -757,6 +757,23 @@ def test_http_goes_through_the_proxy_the_environment_names(monkeypatch: pytest.M
         assert len(proxy.asked) == 1  # type: ignore[attr-defined]
 
 
+def test_http_reads_the_proxy_environment_once_per_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the environment is read whole for each question: once per host, not once per call
+    import urllib.request
+
+    asked: list[str] = []
+    real = urllib.request.getproxies
+    monkeypatch.setattr(urllib.request, "getproxies", lambda: asked.append("env") or real())
+    monkeypatch.setenv("no_proxy", "*")
+    httpd = KeepAliveServer()
+    with serving(httpd):
+        target = build("http", f"http://127.0.0.1:{httpd.server_address[1]}/respond")
+        asked.clear()  # urllib's own opener reads it as it is built
+        for _ in range(5):
+            assert call(target).output
+    assert asked == ["env"]
+
+
 def self_signed(folder: Path) -> tuple[Path, Path]:
     """A certificate for 127.0.0.1 that no authority signed, and its key."""
     import datetime

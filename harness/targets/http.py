@@ -103,23 +103,29 @@ class Opener:
     a connection per call would pay a TCP (and TLS) handshake each time, and leave the server
     a socket per call in TIME_WAIT. A connection the server has closed while idle is noticed
     before it is reused (as urllib3 does), so a request is never sent twice. A request that a
-    proxy from the environment (``HTTP_PROXY``, ``HTTPS_PROXY``, ``NO_PROXY``) applies to goes
-    through urllib, which honours it, on a connection of its own.
+    proxy from the environment (``HTTP_PROXY``, ``HTTPS_PROXY``, ``NO_PROXY``, read when the
+    target first calls a host) applies to goes through urllib, which honours it, on a
+    connection of its own.
     """
 
     def __init__(self) -> None:
         self._local = threading.local()
         self._proxied = urllib.request.build_opener(_NoRedirect)
         self._tls: ssl.SSLContext | None = None  # made once: loading the CAs takes a while
+        self._routes: dict[tuple[str, str], bool] = {}
+        """(scheme, host:port) -> whether a proxy from the environment applies."""
 
     def open(self, request: urllib.request.Request, timeout: float | None = None) -> Any:
         parts = urlsplit(request.full_url)
-        proxies = urllib.request.getproxies()
-        # by host or host:port, as urllib reads NO_PROXY
-        if parts.scheme in proxies and not urllib.request.proxy_bypass(parts.netloc):
+        key = (parts.scheme, parts.netloc)
+        proxied = self._routes.get(key)
+        if proxied is None:  # read once per host: the environment is read whole each time
+            # by host or host:port, as urllib reads NO_PROXY
+            proxied = self._routes[key] = (parts.scheme in urllib.request.getproxies()
+                                           and not urllib.request.proxy_bypass(parts.netloc))
+        if proxied:
             return (self._proxied.open(request) if timeout is None
                     else self._proxied.open(request, timeout=timeout))
-        key = (parts.scheme, parts.netloc)
         pool: dict[tuple[str, str], http.client.HTTPConnection] = getattr(
             self._local, "connections", None) or {}
         self._local.connections = pool
