@@ -13,7 +13,7 @@ import glob
 import itertools
 import os
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +53,8 @@ if TYPE_CHECKING:
 else:
     _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
+_RESOLVE: Callable[..., str] = _BaseLoader.resolve
+"""PyYAML's resolver, which its stubs leave untyped."""
 
 
 class MarkedDict(dict[Any, Any]):
@@ -92,6 +94,19 @@ class _Loader(_BaseLoader):
         if depth > MAX_DEPTH:
             raise InputError(f"document nested deeper than {MAX_DEPTH} levels",
                              path=self.path, line=node.start_mark.line + 1)
+
+    def resolve(self, kind: type[yaml.Node], value: Any, implicit: Any) -> Any:
+        # libyaml asks for every scalar's tag; keys and short values repeat from file to file,
+        # and a tag depends only on the text and how it was written (plain, quoted).
+        if kind is not yaml.ScalarNode or len(value) > _REMEMBERED_SCALAR:
+            return _RESOLVE(self, kind, value, implicit)
+        key = (value, implicit)
+        tag = _TAGS.get(key)
+        if tag is None:
+            tag = _RESOLVE(self, kind, value, implicit)
+            if len(_TAGS) < _REMEMBERED_TAGS:
+                _TAGS[key] = tag
+        return tag
 
     def construct_document(self, node: yaml.Node) -> Any:
         if self.anchored:
@@ -226,6 +241,10 @@ class _Loader(_BaseLoader):
             data.lines[index] = item.start_mark.line + 1
 
 
+_TAGS: dict[tuple[str, Any], str] = {}
+"""Short scalar texts (with how they were written) -> their resolved tag."""
+_REMEMBERED_SCALAR = 64
+_REMEMBERED_TAGS = 8192
 _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
 _Loader.add_constructor(_MAP, _Loader.construct_yaml_map)

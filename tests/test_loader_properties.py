@@ -310,6 +310,23 @@ def test_the_direct_path_builds_what_pyyamls_path_builds(text: str) -> None:
     assert _built(text, direct=True) == _built(text, direct=False)
 
 
+def test_a_remembered_tag_is_the_one_pyyaml_resolves(monkeypatch: pytest.MonkeyPatch) -> None:
+    # tags are remembered by text and by how it was written: "yes" plain is a bool, quoted a
+    # string, and a remembered answer must be the same as the first
+    monkeypatch.setattr(loader, "_TAGS", {})
+    reader = loader._Loader("")
+    texts = [*SCALARS, "yes", "No", "1.0", "0x1F", "null", "2026-03-02", "abc", "", "="]
+    for _ in range(2):
+        for text in texts:
+            for implicit in ((True, False), (False, True), (False, False)):
+                expected = loader._RESOLVE(reader, yaml.ScalarNode, text, implicit)
+                assert reader.resolve(yaml.ScalarNode, text, implicit) == expected, text
+    assert reader.resolve(yaml.ScalarNode, "yes", (True, False)) == "tag:yaml.org,2002:bool"
+    assert reader.resolve(yaml.ScalarNode, "yes", (False, True)) == "tag:yaml.org,2002:str"
+    assert reader.resolve(yaml.ScalarNode, "2026-03-02", (True, False)).endswith(":str")
+    reader.dispose()
+
+
 @FAST
 @given(text=suite_texts())
 def test_yamlish_suite_text_loads_or_raises_a_harness_error(project: Path, text: str) -> None:
