@@ -219,14 +219,16 @@ def _environment() -> dict[str, str]:
 def measure(command: Sequence[str], *, cwd: Path, log: Path,
             env: Mapping[str, str] | None = None) -> Measure:
     """Run ``command`` in its own wrapper, with ``env`` added to its environment; its output
-    goes to ``log``. A failure raises."""
+    goes to ``log``. The harness's caches are kept in ``cwd/cache`` (not the user's). A
+    failure raises."""
     with tempfile.NamedTemporaryFile("r", suffix=".json", dir=cwd, delete=False) as out:
         report = Path(out.name)
     try:
         with log.open("w", encoding="utf-8") as sink:
             subprocess.run([sys.executable, "-c", WRAPPER, str(report), *command], cwd=cwd,
                            stdout=sink, stderr=subprocess.STDOUT,
-                           env={**_environment(), **(env or {})},
+                           env={**_environment(), "HARNESS_CACHE_DIR": str(cwd / "cache"),
+                                **(env or {})},
                            check=True)
         data = json.loads(report.read_text(encoding="utf-8"))
     finally:
@@ -346,9 +348,11 @@ def write_floor(root: Path, count: int) -> Path:
 # --- figure 1 and 4: per-case overhead and peak memory ----------------------------------------
 
 
-def per_case(root: Path, count: int, repeats: int) -> tuple[Pair, Pair]:
+def per_case(root: Path, count: int, repeats: int) -> tuple[Pair, Pair, float]:
     """``count`` cases through pytest with the harness plugin and a run record, paired with
-    the YAML-collection floor on the same case files: (wall time, peak memory) pairs."""
+    the YAML-collection floor on the same case files: (wall time, peak memory) pairs, and the
+    ratio of the first pair, whose harness run found no parsed case file in its (own, empty)
+    cache folder."""
     folder = f"fast-{count}"
     write_cases(root, folder, count)
     suite = write_suite(root, folder, folder, "{python: 'bench_wf:respond'}")
@@ -361,7 +365,8 @@ def per_case(root: Path, count: int, repeats: int) -> tuple[Pair, Pair]:
         return measure([sys.executable, "-m", "pytest", str(suite.relative_to(root)),
                         "--harness-target", "bench", "-p", "no:cacheprovider", "-q",
                         "--harness-record", str(record)],
-                       cwd=root, log=logs / f"{folder}-harness-{number}.log")
+                       cwd=root, log=logs / f"{folder}-harness-{number}.log",
+                       env={"HARNESS_CACHE_DIR": str(root / "cache" / folder)})
 
     def floor(number: int) -> Measure:
         return measure([sys.executable, "-m", "pytest", f"cases/{folder}", "-p",
@@ -369,7 +374,7 @@ def per_case(root: Path, count: int, repeats: int) -> tuple[Pair, Pair]:
                        cwd=floor_root, log=logs / f"{folder}-floor-{number}.log")
 
     ones, twos = alternate(harness, floor, repeats, label=f"per-case overhead, {count} cases")
-    return Pair.of(ones, twos), Pair.of(ones, twos, memory=True)
+    return Pair.of(ones, twos), Pair.of(ones, twos, memory=True), ones[0].wall_s / twos[0].wall_s
 
 
 # --- figure 2: slow target ----------------------------------------------------------------------
@@ -785,7 +790,8 @@ def peers(root: Path, count: int, repeats: int) -> tuple[Pair, str] | str:
     def harness(number: int) -> Measure:
         return measure([sys.executable, "-m", "harness", "run", str(suite.relative_to(folder)),
                         "--target", "bench", "--out", f"runs/peers-{number}.jsonl"],
-                       cwd=folder, log=logs / f"peers-harness-{number}.log")
+                       cwd=folder, log=logs / f"peers-harness-{number}.log",
+                       env={"HARNESS_CACHE_DIR": str(folder / "cache")})
 
     def promptfoo(number: int) -> Measure:
         return measure([*command, "eval", "-c", "promptfooconfig.json", "--no-cache",
@@ -808,14 +814,16 @@ def run_figures(root: Path, sizes: Sizes, *, with_peers: bool = False) -> list[F
     figures = []
     memory = {}
     for count in sizes.cases:
-        timing, memory[count] = per_case(root, count, sizes.repeats)
+        timing, memory[count], cold = per_case(root, count, sizes.repeats)
         figures.append(Figure(
             f"per-case overhead at {count:,}", f"1. per-case overhead, {count:,} cases",
             timing.measured, timing.floor, "YAML-collection floor", TARGETS["overhead"],
             paired=timing.ratio,
             notes=(f"per case: harness {timing.measured / count * 1e3:.2f} ms, floor "
                    f"{timing.floor / count * 1e3:.2f} ms; CPU time: harness "
-                   f"{timing.cpu[0]:.2f} s, floor {timing.cpu[1]:.2f} s",)))
+                   f"{timing.cpu[0]:.2f} s, floor {timing.cpu[1]:.2f} s",
+                   f"first pair, no parsed case file cached yet: {cold:.2f}x "
+                   "(informational)")))
     slow, one, direct = slow_target(root, sizes)
     ideal = sizes.slow_cases * sizes.latency_s / sizes.concurrency
     figures.append(Figure(

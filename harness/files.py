@@ -1,10 +1,38 @@
-"""Writing files so that a reader never sees half of one: a temporary file, then a rename."""
+"""Files: written so that a reader never sees half of one (a temporary file, then a rename),
+read within a size limit, and where the harness keeps its caches."""
 
 from __future__ import annotations
 
 import os
 import tempfile
 from pathlib import Path
+
+CACHE_ENV = "HARNESS_CACHE_DIR"
+
+
+def cache_home() -> Path:
+    """Where the harness keeps its caches (judge verdicts, embeddings, parsed case files):
+    ``$HARNESS_CACHE_DIR``, else ``$XDG_CACHE_HOME/incident-harness``, else
+    ``~/.cache/incident-harness``. Never inside a project, so nobody can plant an entry by
+    committing a file."""
+    given = os.environ.get(CACHE_ENV)
+    if given:
+        return Path(given)
+    base = os.environ.get("XDG_CACHE_HOME")
+    return (Path(base) if base else Path.home() / ".cache") / "incident-harness"
+
+
+def write_atomic_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically: the old file or the new, never a mix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def write_atomic(path: Path, text: str) -> None:

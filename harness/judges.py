@@ -32,25 +32,17 @@ from typing import Any
 from harness import targets
 from harness.checks.usage import call_cost
 from harness.digest import sha256_json, sha256_text
+from harness.files import CACHE_ENV as CACHE_ENV  # where the cache is, named here before
+from harness.files import cache_home
 from harness.judging import PROMPT_VERSION, JudgeError, VerdictError, Vote, parse_verdict
 from harness.model import Case, JudgeSpec, Suite, TargetResponse
 from harness.redact import Redactor
 from harness.runner import Binding
 from harness.targets.python import PythonTarget, resolve
 
-CACHE_ENV = "HARNESS_CACHE_DIR"
 CACHED_REASON = ("verdict from the cache (the run that asked the judge recorded its reason; "
                  "the cache keeps no text)")
 CACHE_FORMAT = 1
-
-
-def cache_home() -> Path:
-    """Where judge verdicts and embeddings are cached (see the module's doc)."""
-    given = os.environ.get(CACHE_ENV)
-    if given:
-        return Path(given)
-    base = os.environ.get("XDG_CACHE_HOME")
-    return (Path(base) if base else Path.home() / ".cache") / "incident-harness"
 
 
 class Cache:

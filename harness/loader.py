@@ -8,10 +8,13 @@ through to targets as plain JSON-compatible data.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import glob
 import itertools
+import marshal
 import os
+import sys
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -26,7 +29,7 @@ from harness.checks.effects import WriteRules
 from harness.checks.judge import resources_of
 from harness.digest import sha256_json, sha256_text
 from harness.errors import CheckParamError, HarnessNote, InputError
-from harness.files import read_text
+from harness.files import cache_home, read_text, write_atomic_bytes
 from harness.model import (
     TIMELINE_STEPS,
     CallPolicy,
@@ -272,16 +275,29 @@ def _excerpt(text: str, line: int, *, around: int = 2) -> str:
     )
 
 
-def read_yaml(file: Path, *, shown: Path | None = None) -> tuple[Any, str]:
+def read_yaml(file: Path, *, shown: Path | None = None,
+              parsed: ParsedFiles | None = None) -> tuple[Any, str]:
     """Parse one YAML file; returns the data (with line marks) and the text.
 
-    ``shown`` is how messages name the file (default: ``file`` itself).
+    ``shown`` is how messages name the file (default: ``file`` itself); ``parsed`` holds the
+    files parsed before, by the digest of their text (see :class:`ParsedFiles`).
 
     Every problem (missing, unreadable, too large, not UTF-8, empty, not YAML) raises
     :class:`InputError` naming the file and, where there is one, the line.
     """
     path = shown or file
     text = read_text(file, limit=MAX_FILE_BYTES, kind="a YAML file", shown=shown)
+    if parsed is not None:
+        known = parsed.get(text)
+        if known is not None:
+            return known, text
+    data = _parse(text, path)
+    if parsed is not None:
+        parsed.put(text, data)
+    return data, text
+
+
+def _parse(text: str, path: Path) -> Any:
     if "\x00" in text:
         line = text[: text.index("\x00")].count("\n") + 1
         raise InputError("not a text file (contains a NUL byte)", path=path, line=line)
@@ -306,7 +322,105 @@ def read_yaml(file: Path, *, shown: Path | None = None) -> tuple[Any, str]:
     if not isinstance(data, Mapping):
         raise InputError(f"expected a mapping of fields at the top level, found "
                          f"{schema.describe(data)}", path=path, line=getattr(data, "line", 1))
-    return data, text
+    return data
+
+
+class ParsedFiles:
+    """Case files parsed before, by the digest of their text, kept between runs in a file per
+    suite in the cache folder (:func:`harness.files.cache_home`): a run of an unchanged suite
+    builds its cases from there instead of parsing the YAML again. Only what the parse gives
+    is kept (values and line marks); every case is validated again as it is loaded.
+
+    The cache is outside the project, like the judges' (nobody can plant an entry by committing
+    a file), and is keyed by this module's source, PyYAML's and Python's versions: a changed
+    loader parses afresh. A cache file that cannot be read is a miss; one that cannot be
+    written is skipped, never an error. ``HARNESS_CACHE_DIR`` moves it."""
+
+    def __init__(self, file: Path | None) -> None:
+        self.file = file
+        self._known: dict[str, Any] | None = None
+        self._used: dict[str, Any] = {}
+        self._added = False
+
+    @classmethod
+    def of_suite(cls, suite: Path) -> ParsedFiles:
+        name = sha256_text(f"{_PARSER_KEY}\n{suite.resolve()}")
+        return cls(cache_home() / "parsed" / f"{name}.marshal")
+
+    def _entries(self) -> dict[str, Any]:
+        if self._known is None:
+            self._known = {}
+            if self.file is not None:
+                try:
+                    stored = marshal.loads(self.file.read_bytes())
+                except (OSError, ValueError, EOFError, TypeError):
+                    stored = None
+                if isinstance(stored, dict) and stored.get("key") == _PARSER_KEY:
+                    entries = stored.get("entries")
+                    self._known = entries if isinstance(entries, dict) else {}
+        return self._known
+
+    def get(self, text: str) -> Any:
+        """The data parsed from ``text`` before, or None."""
+        digest = sha256_text(text)
+        stored = self._entries().get(digest)
+        if stored is None:
+            return None
+        try:
+            data = _unpacked(stored)
+        except (ValueError, TypeError, AttributeError):  # not what _packed makes
+            return None
+        self._used[digest] = stored
+        return data if isinstance(data, Mapping) else None
+
+    def put(self, text: str, data: Any) -> None:
+        try:
+            packed = _packed(data)
+        except _Unusual:  # a type a plain document does not hold (a date, a set, bytes)
+            return
+        self._used[sha256_text(text)] = packed
+        self._added = True
+
+    def save(self) -> None:
+        """Keep what this load used (entries of files no longer read are dropped)."""
+        if self.file is None or not (self._added or len(self._used) != len(self._entries())):
+            return
+        with contextlib.suppress(OSError, ValueError):
+            write_atomic_bytes(self.file, marshal.dumps({"key": _PARSER_KEY,
+                                                         "entries": self._used}))
+
+
+def _packed(value: Any) -> Any:
+    """A parsed value in a form marshal keeps: ("m", line, key lines, {key: value}) for a
+    mapping, ("l", line, item lines, [value, ...]) for a list (keys are plain values)."""
+    if isinstance(value, MarkedDict):
+        return ("m", value.line, dict(value.lines),
+                {key: _packed(item) for key, item in value.items()})
+    if isinstance(value, MarkedList):
+        return ("l", value.line, dict(value.lines), [_packed(item) for item in value])
+    if value is None or type(value) in (str, int, float, bool):
+        return value
+    raise _Unusual
+
+
+def _unpacked(value: tuple[str, int, dict[Any, int], Any]) -> Any:
+    kind, line, lines, items = value
+    data: MarkedDict | MarkedList
+    if kind == "m":
+        data = MarkedDict({key: _unpacked(item) if type(item) is tuple else item
+                           for key, item in items.items()})
+    elif kind == "l":
+        data = MarkedList([_unpacked(item) if type(item) is tuple else item for item in items])
+    else:
+        raise ValueError(kind)
+    data.line, data.lines = line, lines
+    return data
+
+
+_PARSER_KEY = sha256_text("\n".join([
+    Path(__file__).read_text(encoding="utf-8"), yaml.__version__, sys.version,
+    str(_BaseLoader.__name__)]))
+"""What a parsed file depends on besides its text: this module, PyYAML, Python."""
 
 
 def _validate(node: schema.Node, data: Any, path: Path, text: str) -> Any:
@@ -372,15 +486,16 @@ def load_case(
     defaults: Mapping[str, Any] | None = None,
     display: str | None = None,
     folders: dict[str, str] | None = None,
+    parsed: ParsedFiles | None = None,
 ) -> Case:
     """Load and validate one case file; ``defaults`` are the suite's (trials, timeout_s, ...).
 
     ``display`` is how errors and reports name the file (e.g. relative to the project);
     ``folders`` remembers real folder paths from one case to the next (see
-    :func:`_folder_name`).
+    :func:`_folder_name`); ``parsed`` the files parsed before (see :class:`ParsedFiles`).
     """
     shown = Path(display) if display else path
-    data, text = read_yaml(path, shown=shown)
+    data, text = read_yaml(path, shown=shown, parsed=parsed)
     fields = _validate(CASE_SCHEMA, data, shown, text)
     present = [name for name in schema.INCIDENT_FIELDS if name in fields]
     evidence = fields.get("evidence", {})
@@ -637,14 +752,16 @@ def load_suite(path: Path) -> Suite:
                          path=path, line=line, field="defaults.target")
     files = _expand_globs(fields["cases"], data["cases"], root, path, data.lines.get("cases"))
     folders: dict[str, str] = {}
+    parsed = ParsedFiles.of_suite(path)
     cases = tuple(load_case(file, defaults=defaults, display=display_path(file, root),
-                            folders=folders) for file in files)
+                            folders=folders, parsed=parsed) for file in files)
     check_unique(cases)
     judges = {name: dataclasses.replace(judge, target=_with_path(judge.target, path))
               for name, judge in fields.get("judges", {}).items()}
     embedders = {name: dataclasses.replace(spec, target=_with_path(spec.target, path))
                  for name, spec in fields.get("embedders", {}).items()}
     _check_resources(cases, {"judges": judges, "embedders": embedders}, path)
+    parsed.save()
     digest = sha256_json({
         "suite": sha256_text(text),
         "cases": [[str(case.path), case.digest] for case in cases],

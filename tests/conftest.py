@@ -87,8 +87,8 @@ def make_project(root: Path) -> Path:
 @pytest.fixture(autouse=True)
 def judge_cache(tmp_path_factory: pytest.TempPathFactory,
                 monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Each test's own judge cache (also for the harness commands it starts): nothing is read
-    from or written to the machine's cache."""
+    """Each test's own cache folder, for judges and parsed case files (also for the harness
+    commands it starts): nothing is read from or written to the machine's cache."""
     folder = tmp_path_factory.mktemp("judge-cache")
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(folder))
     return folder

@@ -11,7 +11,7 @@ import pytest
 from harness import loader
 from harness.digest import sha256_text
 from harness.errors import InputError
-from harness.model import Case, Suite
+from harness.model import Case, Suite, TargetResponse
 
 
 def write(path: Path, text: str | bytes) -> Path:
@@ -827,3 +827,91 @@ def test_unknown_gate_field_is_an_error_with_a_suggestion(tmp_path: Path) -> Non
         loader.load_suite(path)
     assert "gate.settle_trails: unknown field 'settle_trails' (did you mean 'settle_trials'?)" \
         in str(caught.value)
+
+
+# --- parsed case files, kept between runs ---------------------------------------------------
+
+
+def _described(suite: Suite) -> list[tuple]:
+    """What a loaded suite holds, in a form that compares (checks are closures)."""
+    return [(c.id, str(c.path), c.line, c.workflow, c.input, c.trials, c.digest,
+             [(e.kind, e.params, e.line, e.bounded) for e in c.expect]) for c in suite.cases]
+
+
+def test_a_suite_loads_the_same_from_the_cache_of_parsed_files(
+        tmp_path: Path, judge_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = make_project(tmp_path / "project")
+    first = loader.load_suite(path)
+    stored = list((judge_cache / "parsed").glob("*.marshal"))
+    assert len(stored) == 1  # one file per suite, in the cache folder
+    assert not [p for p in (tmp_path / "project").rglob("*") if p.suffix == ".marshal"]
+    parses: list[str] = []
+    real = loader._parse
+    monkeypatch.setattr(loader, "_parse",
+                        lambda text, where: parses.append(str(where)) or real(text, where))
+    again = loader.load_suite(path)
+    assert parses == [str(path)]  # the suite file only: every case file from the cache
+    assert _described(again) == _described(first)
+    assert again.digest == first.digest
+    said = [case.expect[0].evaluate(TargetResponse(output="30 days"), case).reason
+            for case in (first.cases[0], again.cases[0])]
+    assert said[0] == said[1]
+
+
+def test_a_changed_case_file_is_parsed_again(tmp_path: Path) -> None:
+    path = make_project(tmp_path)
+    loader.load_suite(path)
+    write(tmp_path / "cases" / "refunds" / "b.yaml", CASE_A + "trials: 6\n")
+    suite = loader.load_suite(path)
+    assert [case.trials for case in suite.cases] == [2, 6]
+    write(tmp_path / "cases" / "refunds" / "b.yaml", CASE_A + "trials: [6\n")
+    with pytest.raises(InputError, match="invalid YAML"):  # a parse error is never kept
+        loader.load_suite(path)
+    with pytest.raises(InputError, match="invalid YAML"):
+        loader.load_suite(path)
+
+
+def test_a_damaged_or_foreign_cache_file_is_a_miss(tmp_path: Path, judge_cache: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    path = make_project(tmp_path)
+    first = _described(loader.load_suite(path))
+    (stored,) = (judge_cache / "parsed").glob("*.marshal")
+    for damage in (b"", b"\x00garbage", stored.read_bytes()[:40]):
+        stored.write_bytes(damage)
+        assert _described(loader.load_suite(path)) == first
+    # entries of another loader (another version of this module) are not used
+    loader.load_suite(path)
+    monkeypatch.setattr(loader, "_PARSER_KEY", "another loader")
+    parses: list[str] = []
+    real = loader._parse
+    monkeypatch.setattr(loader, "_parse",
+                        lambda text, where: parses.append(str(where)) or real(text, where))
+    assert _described(loader.load_suite(path)) == first
+    assert len(parses) == 3  # the suite and both cases, parsed afresh
+
+
+def test_an_entry_that_is_not_a_parsed_file_is_a_miss(tmp_path: Path) -> None:
+    parsed = loader.ParsedFiles(tmp_path / "p.marshal")
+    text = "id: a\ninput: hi\n"
+    parsed._known = {loader.sha256_text(text): ("x", 1, {}, {})}
+    assert parsed.get(text) is None
+    parsed._known = {loader.sha256_text(text): ("m", 1, {}, "not a mapping")}
+    assert parsed.get(text) is None
+
+
+def test_a_cache_that_cannot_be_written_is_skipped(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    path = make_project(tmp_path / "project")
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the cache folder would be")
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(blocked))
+    assert [case.id for case in loader.load_suite(path).cases] == ["a", "b"]
+
+
+def test_values_a_plain_document_does_not_hold_are_not_kept(tmp_path: Path) -> None:
+    parsed = loader.ParsedFiles(tmp_path / "p.marshal")
+    text = "a: !!binary aGk=\n"
+    data, _ = loader.read_yaml(write(tmp_path / "c.yaml", text), parsed=parsed)
+    assert data["a"] == b"hi"
+    parsed.save()
+    assert not (tmp_path / "p.marshal").exists()  # nothing new to keep

@@ -36,17 +36,20 @@ import time
 import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import InputError, TargetError
-from harness.intake.traces import import_spans
-from harness.intake.traces.common import Span
-from harness.intake.traces.otlp import ProtobufError, decode_traces
-from harness.intake.traces.spans import otlp_spans
 from harness.model import Case, TargetResponse
 from harness.schema import Number, Text
+
+if TYPE_CHECKING:
+    from http.server import BaseHTTPRequestHandler
+
+    from harness.intake.traces.common import Span
+
+# The receiver and the trace importers are imported where a traced target first needs them:
+# every run imports this module, few runs trace.
 
 TRACE_OPTIONS = {
     "trace": Text(choices=("otlp",),
@@ -138,6 +141,7 @@ class Receiver:
         self._problems: list[str] = []
         self._changed = threading.Condition()
         receiver = self
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive: exporters reuse their connection
@@ -199,6 +203,9 @@ class Receiver:
     @staticmethod
     def _spans(body: bytes, content_type: str, encoding: str | None) -> list[Span]:
         """The spans of one export request; ValueError says why it cannot be read."""
+        from harness.intake.traces.otlp import ProtobufError, decode_traces
+        from harness.intake.traces.spans import otlp_spans
+
         if encoding and encoding.lower() == "gzip":
             try:
                 body = _gunzip(body)
@@ -377,6 +384,8 @@ def merged(response: TargetResponse, collected: Collected, context: TraceContext
     if not collected.complete:
         trace["problem"] = (f"the workflow's entry span (child of span {context.span_id}) did "
                             f"not arrive within {wait_s:g} s: the trace may be partial")
+    from harness.intake.traces import import_spans
+
     try:
         imported = import_spans(list(collected.spans), Path(f"trace {context.trace_id}"))
     except InputError as exc:
