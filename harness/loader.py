@@ -18,7 +18,7 @@ import sys
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
@@ -136,33 +136,34 @@ class _Loader(_BaseLoader):
                 raise _Unusual
             return build(self, node)
         if kind is yaml.MappingNode and tag == _MAP:
-            data = MarkedDict()
-            data.line = node.start_mark.line + 1
-            data.lines = {}
+            data = _marked(MarkedDict(), node)
             for key_node, value_node in node.value:
                 key = self._plain(key_node)
-                try:
-                    hash(key)
-                except TypeError:
-                    raise InputError("a mapping key must be a plain value", path=self.path,
-                                     line=key_node.start_mark.line + 1) from None
-                if key in data:
-                    raise InputError(
-                        f"duplicate key {key!r} (first at line {data.lines[key]})",
-                        path=self.path, line=key_node.start_mark.line + 1,
-                    )
+                line = self._new_key(data, key, key_node)
                 data[key] = self._plain(value_node)
-                data.lines[key] = key_node.start_mark.line + 1
+                data.lines[key] = line
             return data
         if kind is yaml.SequenceNode and tag == _SEQ:
-            items = MarkedList()
-            items.line = node.start_mark.line + 1
-            items.lines = {}
+            items = _marked(MarkedList(), node)
             for index, item in enumerate(node.value):
                 items.append(self._plain(item))
                 items.lines[index] = item.start_mark.line + 1
             return items
         raise _Unusual
+
+    def _new_key(self, data: MarkedDict, key: Any, key_node: yaml.Node) -> int:
+        """The line of a key about to go into ``data``: one that cannot be a key, or is there
+        already, is refused at its line."""
+        line = key_node.start_mark.line + 1
+        try:
+            hash(key)
+        except TypeError:
+            raise InputError("a mapping key must be a plain value", path=self.path,
+                             line=line) from None
+        if key in data:
+            raise InputError(f"duplicate key {key!r} (first at line {data.lines[key]})",
+                             path=self.path, line=line)
+        return line
 
     def _tally(self, root: yaml.Node) -> None:
         # Without anchors there are no aliases: each node is reached once, so counting and
@@ -214,34 +215,31 @@ class _Loader(_BaseLoader):
                                                     node.start_mark) from None
 
     def construct_yaml_map(self, node: yaml.MappingNode) -> Any:
-        data = MarkedDict()
-        data.line = node.start_mark.line + 1
-        data.lines = {}
+        data = _marked(MarkedDict(), node)
         yield data
         self.flatten_mapping(node)
         for key_node, value_node in node.value:
             key = self.construct_object(key_node, deep=True)
-            try:
-                hash(key)
-            except TypeError:
-                raise InputError("a mapping key must be a plain value", path=self.path,
-                                 line=key_node.start_mark.line + 1) from None
-            if key in data:
-                raise InputError(
-                    f"duplicate key {key!r} (first at line {data.lines[key]})",
-                    path=self.path, line=key_node.start_mark.line + 1,
-                )
+            line = self._new_key(data, key, key_node)
             data[key] = self.construct_object(value_node, deep=True)
-            data.lines[key] = key_node.start_mark.line + 1
+            data.lines[key] = line
 
     def construct_yaml_seq(self, node: yaml.SequenceNode) -> Any:
-        data = MarkedList()
-        data.line = node.start_mark.line + 1
-        data.lines = {}
+        data = _marked(MarkedList(), node)
         yield data
         for index, item in enumerate(node.value):
             data.append(self.construct_object(item, deep=True))
             data.lines[index] = item.start_mark.line + 1
+
+
+_Marked = TypeVar("_Marked", MarkedDict, MarkedList)
+
+
+def _marked(empty: _Marked, node: yaml.Node) -> _Marked:
+    """An empty mapping or list that remembers its node's line (and will, its items')."""
+    empty.line = node.start_mark.line + 1
+    empty.lines = {}
+    return empty
 
 
 _TAGS: dict[tuple[str, Any], str] = {}
