@@ -337,55 +337,64 @@ class ParsedFiles:
     def __init__(self, file: Path | None) -> None:
         self.file = file
         self._known: dict[str, Any] | None = None
-        self._used: dict[str, Any] = {}
-        self._added = False
+        self._hits: set[str] = set()
+        self._added: dict[str, Any] = {}
 
     @classmethod
     def of_suite(cls, suite: Path) -> ParsedFiles:
         name = sha256_text(f"{_PARSER_KEY}\n{suite.resolve()}")
         return cls(cache_home() / "parsed" / f"{name}.marshal")
 
-    def _entries(self) -> dict[str, Any]:
-        if self._known is None:
-            self._known = {}
-            if self.file is not None:
-                try:
-                    stored = marshal.loads(self.file.read_bytes())
-                except (OSError, ValueError, EOFError, TypeError):
-                    stored = None
-                if isinstance(stored, dict) and stored.get("key") == _PARSER_KEY:
-                    entries = stored.get("entries")
-                    self._known = entries if isinstance(entries, dict) else {}
-        return self._known
+    def _stored(self) -> dict[str, Any]:
+        """The entries in the cache file (none when it cannot be read or is another
+        loader's)."""
+        if self.file is None:
+            return {}
+        try:
+            stored = marshal.loads(self.file.read_bytes())
+        except (OSError, ValueError, EOFError, TypeError):
+            return {}
+        if not isinstance(stored, dict) or stored.get("key") != _PARSER_KEY:
+            return {}
+        entries = stored.get("entries")
+        return entries if isinstance(entries, dict) else {}
 
     def get(self, text: str) -> Any:
         """The data parsed from ``text`` before, or None."""
+        if self._known is None:
+            self._known = self._stored()
         digest = sha256_text(text)
-        stored = self._entries().get(digest)
+        stored = self._known.pop(digest, None)  # built once: the stored form is let go
         if stored is None:
             return None
         try:
             data = _unpacked(stored)
         except (ValueError, TypeError, AttributeError):  # not what _packed makes
             return None
-        self._used[digest] = stored
-        return data if isinstance(data, Mapping) else None
+        if not isinstance(data, Mapping):
+            return None
+        self._hits.add(digest)
+        return data
 
     def put(self, text: str, data: Any) -> None:
         try:
             packed = _packed(data)
         except _Unusual:  # a type a plain document does not hold (a date, a set, bytes)
             return
-        self._used[sha256_text(text)] = packed
-        self._added = True
+        self._added[sha256_text(text)] = packed
 
     def save(self) -> None:
-        """Keep what this load used (entries of files no longer read are dropped)."""
-        if self.file is None or not (self._added or len(self._used) != len(self._entries())):
+        """Keep what this load used: the files parsed now, and those built from the cache
+        (read from it again, since their stored form was let go); entries of files no longer
+        read are dropped. Nothing is written when nothing changed."""
+        if self.file is None or not (self._added or self._known):
             return
+        entries = {digest: entry for digest, entry in self._stored().items()
+                   if digest in self._hits} if self._hits else {}
+        entries.update(self._added)
         with contextlib.suppress(OSError, ValueError):
             write_atomic_bytes(self.file, marshal.dumps({"key": _PARSER_KEY,
-                                                         "entries": self._used}))
+                                                         "entries": entries}))
 
 
 def _packed(value: Any) -> Any:

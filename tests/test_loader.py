@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import marshal
 import textwrap
 from pathlib import Path
 
@@ -915,3 +916,25 @@ def test_values_a_plain_document_does_not_hold_are_not_kept(tmp_path: Path) -> N
     assert data["a"] == b"hi"
     parsed.save()
     assert not (tmp_path / "p.marshal").exists()  # nothing new to keep
+
+
+def test_the_cache_keeps_what_the_last_load_used(tmp_path: Path, judge_cache: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    path = make_project(tmp_path)
+    loader.load_suite(path)
+    write(tmp_path / "cases" / "refunds" / "b.yaml", CASE_A + "trials: 6\n")
+    loader.load_suite(path)  # a.yaml from the cache, b.yaml parsed afresh: both kept
+    parses: list[str] = []
+    real = loader._parse
+    monkeypatch.setattr(loader, "_parse",
+                        lambda text, where: parses.append(str(where)) or real(text, where))
+    assert [case.trials for case in loader.load_suite(path).cases] == [2, 6]
+    assert parses == [str(path)]
+    (stored,) = (judge_cache / "parsed").glob("*.marshal")
+    assert len(marshal.loads(stored.read_bytes())["entries"]) == 2
+    (tmp_path / "cases" / "refunds" / "b.yaml").unlink()
+    loader.load_suite(path)  # b.yaml's entry goes with it
+    assert len(marshal.loads(stored.read_bytes())["entries"]) == 1
+    written = stored.stat().st_mtime_ns
+    loader.load_suite(path)  # nothing changed: nothing written
+    assert stored.stat().st_mtime_ns == written
