@@ -107,17 +107,15 @@ class deadline:
         _DEADLINE.reset(self._token)
 
 
-class check_budget:
-    """Run the body within ``seconds``; raises :class:`BudgetExceeded` past them. (A class
-    rather than a generator: it is entered once per check, thousands of times a run.)"""
+class check_budget(deadline):
+    """Run the body within ``seconds``; raises :class:`BudgetExceeded` past them, by the
+    deadline and, where the process allows one, a timer signal. (A class rather than a
+    generator: it is entered once per check, thousands of times a run.)"""
 
-    __slots__ = ("_handler", "_seconds", "_token")
-
-    def __init__(self, seconds: float) -> None:
-        self._seconds = seconds
+    __slots__ = ("_handler",)
 
     def __enter__(self) -> None:
-        self._token = _DEADLINE.set(time.monotonic() + self._seconds)
+        super().__enter__()
         self._handler = handler = _handler()
         if handler == "free":
             signal.signal(signal.SIGALRM, _interrupt)
@@ -127,6 +125,6 @@ class check_budget:
     def __exit__(self, *exc: object) -> None:
         if self._handler is not None:
             signal.setitimer(signal.ITIMER_REAL, 0)
-        _DEADLINE.reset(self._token)
+        super().__exit__(*exc)
         if self._handler == "free":
             signal.signal(signal.SIGALRM, signal.SIG_DFL)

@@ -22,13 +22,17 @@ def cache_home() -> Path:
     return (Path(base) if base else Path.home() / ".cache") / "incident-harness"
 
 
-def write_atomic_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically: the old file or the new, never a mix."""
+def write_atomic_bytes(path: Path, data: bytes, *, sync: bool = True) -> None:
+    """Write ``data`` to ``path`` atomically: the old file or the new, never a mix. ``sync``
+    waits for the disk before the rename (a cache that can be rebuilt need not)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as file:
             file.write(data)
+            if sync:
+                file.flush()
+                os.fsync(file.fileno())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -37,17 +41,7 @@ def write_atomic_bytes(path: Path, data: bytes) -> None:
 
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically (UTF-8): the old file or the new, never a mix."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_atomic_bytes(path, text.encode("utf-8"))
 
 
 def read_bytes(file: Path, *, limit: int, kind: str, shown: Path | None = None) -> bytes:

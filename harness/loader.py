@@ -342,6 +342,8 @@ class ParsedFiles:
 
     @classmethod
     def of_suite(cls, suite: Path) -> ParsedFiles:
+        if _PARSER_KEY is None:
+            return cls(None)
         name = sha256_text(f"{_PARSER_KEY}\n{suite.resolve()}")
         return cls(cache_home() / "parsed" / f"{name}.marshal")
 
@@ -394,7 +396,7 @@ class ParsedFiles:
         entries.update(self._added)
         with contextlib.suppress(OSError, ValueError):
             write_atomic_bytes(self.file, marshal.dumps({"key": _PARSER_KEY,
-                                                         "entries": entries}))
+                                                         "entries": entries}), sync=False)
 
 
 def _packed(value: Any) -> Any:
@@ -424,10 +426,18 @@ def _unpacked(value: tuple[str, int, dict[Any, int], Any]) -> Any:
     return data
 
 
-_PARSER_KEY = sha256_text("\n".join([
-    Path(__file__).read_text(encoding="utf-8"), yaml.__version__, sys.version,
-    str(_BaseLoader.__name__)]))
-"""What a parsed file depends on besides its text: this module, PyYAML, Python."""
+def _parser_key() -> str | None:
+    try:
+        source = Path(__file__).read_bytes()
+    except OSError:  # installed without its source: no way to tell one loader from another
+        return None
+    return sha256_text(b"\n".join([source, yaml.__version__.encode(), sys.version.encode(),
+                                    _BaseLoader.__name__.encode()]))
+
+
+_PARSER_KEY = _parser_key()
+"""What a parsed file depends on besides its text: this module, PyYAML, Python (None:
+unknown, and nothing is cached)."""
 
 
 def _validate(node: schema.Node, data: Any, path: Path, text: str) -> Any:

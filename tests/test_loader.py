@@ -938,3 +938,12 @@ def test_the_cache_keeps_what_the_last_load_used(tmp_path: Path, judge_cache: Pa
     written = stored.stat().st_mtime_ns
     loader.load_suite(path)  # nothing changed: nothing written
     assert stored.stat().st_mtime_ns == written
+
+
+def test_a_loader_that_cannot_read_its_own_source_caches_nothing(
+        tmp_path: Path, judge_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # without its source it cannot tell its entries from another version's: none are kept
+    monkeypatch.setattr(loader, "_PARSER_KEY", None)
+    path = make_project(tmp_path)
+    assert [case.id for case in loader.load_suite(path).cases] == ["a", "b"]
+    assert not (judge_cache / "parsed").exists()

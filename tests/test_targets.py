@@ -464,13 +464,17 @@ def serving(httpd: Served) -> Iterator[Served]:
         httpd.server_close()
 
 
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-    seen: list[dict[str, Any]]
-    release: threading.Event
+class LocalServer(ThreadingHTTPServer):
+    """A test server on 127.0.0.1 that names its own URLs."""
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}{path}"
+
+
+class Server(LocalServer):
+    daemon_threads = True
+    seen: list[dict[str, Any]]
+    release: threading.Event
 
 
 @pytest.fixture
@@ -668,7 +672,7 @@ class KeepAliveHandler(BaseHTTPRequestHandler):
             self.close_connection = True
 
 
-class KeepAliveServer(ThreadingHTTPServer):
+class KeepAliveServer(LocalServer):
     daemon_threads = True
     requests = 0
     connections = 0
@@ -682,9 +686,6 @@ class KeepAliveServer(ThreadingHTTPServer):
         with self.lock:
             self.connections += 1
         return accepted
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}{path}"
 
 
 @pytest.fixture
@@ -757,20 +758,18 @@ def test_http_goes_through_the_proxy_the_environment_names(monkeypatch: pytest.M
         assert len(proxy.asked) == 1  # type: ignore[attr-defined]
 
 
-def test_http_reads_the_proxy_environment_once_per_host(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_http_reads_the_proxy_environment_once_per_host(
+        keep_alive: KeepAliveServer, monkeypatch: pytest.MonkeyPatch) -> None:
     # the environment is read whole for each question: once per host, not once per call
     import urllib.request
 
     asked: list[str] = []
     real = urllib.request.getproxies
     monkeypatch.setattr(urllib.request, "getproxies", lambda: asked.append("env") or real())
-    monkeypatch.setenv("no_proxy", "*")
-    httpd = KeepAliveServer()
-    with serving(httpd):
-        target = build("http", f"http://127.0.0.1:{httpd.server_address[1]}/respond")
-        asked.clear()  # urllib's own opener reads it as it is built
-        for _ in range(5):
-            assert call(target).output
+    target = build("http", keep_alive.url("/respond"))
+    asked.clear()  # urllib's own opener reads it as it is built
+    for _ in range(5):
+        assert call(target).output
     assert asked == ["env"]
 
 
