@@ -12,7 +12,7 @@ import dataclasses
 import random
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,21 +89,46 @@ def backoff(policy: CallPolicy, retry: int, retry_after: float | None) -> float:
     return min(MAX_RETRY_WAIT_S, max(wait, retry_after or 0.0))
 
 
+Steps = Generator[float, None, "Call"]
+"""A call as steps: it yields each wait (in seconds) it must sit out before its next attempt,
+a retry's backoff or a target's Retry-After, and returns the :class:`Call`. Whoever drives it
+decides what to do meanwhile: :func:`finish` sleeps; a run's pool lends the thread to another
+call."""
+
+
+def finish(steps: Steps) -> Call:
+    """Drive ``steps`` to their end in this thread, sleeping out each wait."""
+    while True:
+        try:
+            wait = next(steps)
+        except StopIteration as done:
+            return done.value
+        time.sleep(wait)
+
+
 def call(case: Case, target: Target, *, policy: CallPolicy | None = None,
          limiter: RateLimiter | None = None) -> Call:
     """Call the target with the case's input, or once per turn with the conversation so far,
     retrying transient failures as ``policy`` allows; never raises for a failing target.
 
     A conversation stops at the first turn without a response: its error is the call's."""
+    return finish(call_steps(case, target, policy=policy, limiter=limiter))
+
+
+def call_steps(case: Case, target: Target, *, policy: CallPolicy | None = None,
+               limiter: RateLimiter | None = None,
+               slots: threading.BoundedSemaphore | None = None) -> Steps:
+    """:func:`call` as :data:`Steps`. ``slots`` caps the target's calls in flight: each
+    attempt holds one, a wait between attempts none."""
     policy = policy or CallPolicy()
     if not case.turns:
-        return _call_once(case, target, case.input, policy, limiter)
+        return (yield from _attempts(case, target, case.input, policy, limiter, slots))
     history: list[Message] = []
     exchanges: list[Exchange] = []
     attempts = 0
     for turn in case.turns:
-        outcome = _call_once(case, target, turn_request(case.input, turn.user, history),
-                             policy, limiter)
+        request = turn_request(case.input, turn.user, history)
+        outcome = yield from _attempts(case, target, request, policy, limiter, slots)
         attempts += outcome.attempts
         exchanges.append(Exchange(user=turn.user, response=outcome.response,
                                   error=outcome.error, duration_s=outcome.duration_s))
@@ -117,26 +142,33 @@ def call(case: Case, target: Target, *, policy: CallPolicy | None = None,
     return Call(last.response, error, took, attempts, tuple(exchanges))
 
 
-def _call_once(case: Case, target: Target, request: Any, policy: CallPolicy,
-               limiter: RateLimiter | None) -> Call:
-    """One request, retried as ``policy`` allows."""
-    started = time.perf_counter()
+def _attempts(case: Case, target: Target, request: Any, policy: CallPolicy,
+              limiter: RateLimiter | None, slots: threading.BoundedSemaphore | None) -> Steps:
+    """One request, retried as ``policy`` allows. Its duration is the attempts' time plus the
+    waits between them as asked, however long the driver took to resume it."""
+    took = 0.0
     attempts = 0
     while True:
         attempts += 1
-        if limiter is not None:
-            limiter.wait()
-        try:
-            response = _attempt(case, target, request)
-        except TargetError as exc:
-            if exc.transient and attempts <= policy.retries:
-                time.sleep(backoff(policy, attempts, exc.retry_after))
+        with slots or contextlib.nullcontext():
+            began = time.perf_counter()
+            if limiter is not None:
+                limiter.wait()
+            try:
+                response: TargetResponse | TargetError = _attempt(case, target, request)
+            except TargetError as exc:
+                response = exc
+            took += time.perf_counter() - began
+        if isinstance(response, TargetError):
+            if response.transient and attempts <= policy.retries:
+                wait = backoff(policy, attempts, response.retry_after)
+                took += wait
+                yield wait
                 continue
-            error = str(exc)
+            error = str(response)
             if attempts > 1:
                 error += f" (after {attempts} attempts)"
-            return Call(None, error, time.perf_counter() - started, attempts)
-        took = time.perf_counter() - started
+            return Call(None, error, took, attempts)
         # The call as the harness measured it (retries included), for the latency check.
         metadata = {**response.metadata, "call_ms": round(took * 1000, 1)}
         return Call(dataclasses.replace(response, metadata=metadata), None, took, attempts)
@@ -159,12 +191,14 @@ class Binding:
                  if calls.max_concurrency else None)
         return cls(spec, target, limiter, slots)
 
+    def steps(self, case: Case) -> Steps:
+        """One call with the case's input, within the target's limits, as steps."""
+        return call_steps(case, self.target, policy=self.spec.calls, limiter=self.limiter,
+                          slots=self.slots)
+
     def call(self, case: Case) -> Call:
         """One call with the case's input, within the target's limits; never raises."""
-        if self.slots is None:
-            return call(case, self.target, policy=self.spec.calls, limiter=self.limiter)
-        with self.slots:
-            return call(case, self.target, policy=self.spec.calls, limiter=self.limiter)
+        return finish(self.steps(case))
 
 
 def transcript(turns: Sequence[Exchange]) -> TargetResponse:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -262,3 +263,36 @@ def test_rate_limiter_spaces_calls(monkeypatch) -> None:
     for _ in range(3):
         limiter.wait()
     assert waits == [0.25, 0.5]
+
+
+def test_a_call_as_steps_yields_each_wait_and_counts_it_in_its_duration() -> None:
+    target = Flaky(TargetError("HTTP 429", transient=True, retry_after=7.0),
+                   TargetError("HTTP 503", transient=True, retry_after=2.5))
+    steps = runner.call_steps(_plain_case(), target, policy=CallPolicy(retries=2))
+    waits = []
+    with pytest.raises(StopIteration) as done:
+        while True:
+            waits.append(next(steps))  # nobody sleeps: the driver decides
+    outcome = done.value.value
+    assert waits == [7.0, 2.5] and target.calls == 3
+    assert outcome.attempts == 3 and outcome.duration_s >= 9.5
+    assert outcome.response.metadata["call_ms"] >= 9500
+
+
+def test_a_target_slot_is_held_by_each_attempt_and_not_between_them() -> None:
+    slots = threading.BoundedSemaphore(1)
+    held: list[bool] = []
+
+    class Watching(Flaky):
+        def call(self, case_input, *, case, timeout_s):
+            held.append(not slots.acquire(blocking=False))
+            return super().call(case_input, case=case, timeout_s=timeout_s)
+
+    steps = runner.call_steps(_plain_case(), Watching(TargetError("busy", transient=True)),
+                              policy=CallPolicy(retries=1), slots=slots)
+    assert next(steps) >= 0
+    assert slots.acquire(blocking=False)  # free while the call waits
+    slots.release()
+    with pytest.raises(StopIteration):
+        next(steps)
+    assert held == [True, True]  # each attempt ran holding the slot

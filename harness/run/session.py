@@ -15,7 +15,7 @@ import dataclasses
 import hashlib
 import re
 from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from harness.records import (
     utc_now,
 )
 from harness.redact import Redactor, run_redactor
+from harness.run.pool import CallPool
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +120,7 @@ class Session:
         self._case_part: dict[tuple[str, str], Part] = {}
         self._cases: dict[tuple[str, str], Case] = {}
         self._redactor: Redactor | None = None
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: CallPool[runner.Call] | None = None
         self._calls: dict[tuple[str, str], list[Future[runner.Call]]] = {}
         self._sent_header: dict[str, Any] | None = None
 
@@ -184,16 +185,16 @@ class Session:
 
     def start(self, cases: Iterable[Case]) -> None:
         """Call the targets of ``cases`` ahead of the order they are reported in, several at
-        once (``concurrency``); each result then waits for its own calls."""
+        once (``concurrency``); each result then waits for its own calls. A call that must
+        wait before its next attempt (a retry, a Retry-After) lets another call go meanwhile."""
         if self.options.concurrency <= 1:
             return
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=self.options.concurrency,
-                                            thread_name_prefix="harness-call")
+            self._pool = CallPool(self.options.concurrency)
         for case in cases:
             binding = self.part(case).binding
             self._calls[(str(case.path), case.id)] = [
-                self._pool.submit(binding.call, case) for _ in range(case.trials)]
+                self._pool.submit(binding.steps(case)) for _ in range(case.trials)]
 
     def result(self, case: Case) -> CaseResult:
         """Run ``case`` (or collect its calls started ahead), judge it, redact what is kept
@@ -260,9 +261,10 @@ class Session:
             self.writer.add(result)
 
     def close(self, *, interrupted: bool = False) -> None:
-        """Stop calling (calls not started are dropped) and finish the record."""
+        """Stop calling (calls not begun and calls waiting to retry are dropped) and finish
+        the record."""
         if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool.close()
             self._pool = None
         if self.writer is not None:
             self.writer.close(interrupted=interrupted)
