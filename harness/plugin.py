@@ -153,7 +153,19 @@ def pytest_runtestloop(session: pytest.Session) -> None:
             raise pytest.UsageError(f"--harness-record {exc.problem}") from None
     if not hasattr(config, "workerinput"):
         # A pytest-xdist worker learns its items one by one: it calls them as they come.
-        run.start(item.case for item in session.items if isinstance(item, CaseItem))
+        run.start(item.case for item in session.items
+                  if isinstance(item, CaseItem) and _surely_runs(item))
+
+
+def _surely_runs(item: pytest.Item) -> bool:
+    """Whether nothing marks the item to be skipped: ``skip``, ``skipif`` (its condition is
+    weighed only when the item is set up) or ``xfail(run=False)``. Only such items are called
+    ahead; the others are called when, and if, they run."""
+    for mark in item.iter_markers():
+        if mark.name in ("skip", "skipif") or (
+                mark.name == "xfail" and not mark.kwargs.get("run", True)):
+            return False
+    return True
 
 
 @pytest.hookimpl(trylast=True)

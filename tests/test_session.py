@@ -7,6 +7,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -138,6 +141,41 @@ def test_workers_of_pytest_xdist_call_each_case_once_with_concurrency(tmp_path):
     assert len(read_run(root / "run.jsonl").results) == 8
 
 
+SKIPPING = """
+import pytest
+
+
+def pytest_collection_modifyitems(config, items):
+    # pytest's documented way to skip by a condition: mark the items while collecting
+    for item in items:
+        if item.name == "C02":
+            item.add_marker(pytest.mark.skip(reason="needs the live account"))
+        if item.name == "C03":
+            item.add_marker(pytest.mark.skipif(True, reason="not on this platform"))
+        if item.name == "C04":
+            item.add_marker(pytest.mark.xfail(run=False, reason="known broken"))
+"""
+
+
+@pytest.mark.parametrize("args", [(), ("-k", "not C05"), ("-m", "not slow")],
+                         ids=["skip-marks", "-k", "-m"])
+def test_cases_that_will_not_run_are_not_called_ahead(tmp_path, args):
+    """A case skipped by a mark, or deselected by -k or -m, must not reach a live target:
+    calling ahead calls only the cases that will run."""
+    root = counting_project(tmp_path, cases=6)
+    write(root / "cases" / "w" / "C05.yaml",
+          "id: C05\ninput: 5\ntags: [slow]\nexpect:\n  - contains: ok\n")
+    if not args:
+        write(root / "conftest.py", SKIPPING)
+    done = plain_pytest(root, "suites/s.yaml", "--harness-target", "t",
+                        "--harness-concurrency", "4", *args)
+    assert done.returncode == 0, done.stdout + done.stderr
+    calls = sorted((root / "calls.log").read_text().split(), key=int) \
+        if (root / "calls.log").exists() else []
+    ran = ["1", "5", "6"] if not args else ["1", "2", "3", "4", "6"]
+    assert calls == ran
+
+
 def test_calls_made_ahead_are_the_ones_reported(tmp_path, monkeypatch):
     root = counting_project(tmp_path)
     monkeypatch.chdir(root)
@@ -215,3 +253,109 @@ def test_a_malformed_shard_is_bad_input(text):
 def test_concurrency_below_one_is_bad_input():
     with pytest.raises(InputError, match="at least 1"):
         RunOptions(concurrency=0)
+
+
+# --- calls that must wait --------------------------------------------------------------------
+
+
+class Busy(ThreadingHTTPServer):
+    """Answers ``{"output": "ok ..."}`` at once, except the first request for each order in
+    ``refuse``: 429 with ``Retry-After``. Keeps the order requests arrive in."""
+
+    daemon_threads = True
+    refuse: set[str]
+    retry_after = "1"
+    arrived: list[str]
+    lock: threading.Lock
+
+
+class BusyHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: Busy
+
+    def do_POST(self) -> None:
+        order = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        with self.server.lock:
+            refused = order in self.server.refuse
+            self.server.refuse.discard(order)
+            self.server.arrived.append(f"{order}{'!' if refused else ''}")
+        body = b"" if refused else json.dumps({"output": f"ok {order}"}).encode()
+        self.send_response(429 if refused else 200)
+        if refused:
+            self.send_header("Retry-After", self.server.retry_after)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+@pytest.fixture
+def busy():
+    server = Busy(("127.0.0.1", 0), BusyHandler)
+    server.refuse, server.arrived, server.lock = set(), [], threading.Lock()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def busy_session(root: Path, server: Busy, orders: str, *, concurrency: int,
+                 calls: str = "retries: 1") -> tuple[Session, list]:
+    for order in orders:
+        write(root / "cases" / "w" / f"{order}.yaml",
+              f"id: {order}\ninput: {order}\nexpect:\n  - contains: ok\n")
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    write(root / "suites" / "s.yaml",
+          f"name: s\ncases: cases/w/*.yaml\ntargets:\n  t: {{http: '{url}', {calls}}}\n")
+    suite = loader.load_suite(root / "suites" / "s.yaml")
+    session = Session(RunOptions(concurrency=concurrency))
+    cases = session.add(suite, loader.choose_target(suite, "t"), suite.cases)
+    return session, cases
+
+
+def test_a_call_told_to_retry_later_gives_its_place_to_the_next_case(tmp_path, busy):
+    """Two cases answered 429 + Retry-After 1 s with two calls at once: the third case is
+    called while they wait, not after (a waiting call is not a call in flight)."""
+    busy.refuse = {"A", "B"}
+    session, cases = busy_session(tmp_path, busy, "ABC", concurrency=2)
+    session.start(cases)
+    results = [session.result(case) for case in cases]
+    session.close()
+    assert [r.verdict for r in results] == ["pass"] * 3
+    assert busy.arrived.index("C") < busy.arrived.index("A")  # before either retry
+    assert busy.arrived.index("C") < busy.arrived.index("B")
+    first = results[0].trials[0]
+    assert first.attempts == 2
+    assert first.response.metadata["call_ms"] >= 1000  # the mandated wait counts
+
+
+def test_a_target_limited_to_one_call_at_once_is_free_while_a_call_waits(tmp_path, busy):
+    busy.refuse = {"A"}
+    session, cases = busy_session(tmp_path, busy, "ACD", concurrency=4,
+                                  calls="retries: 1, max_concurrency: 1")
+    session.start(cases)
+    results = [session.result(case) for case in cases]
+    session.close()
+    assert [r.verdict for r in results] == ["pass"] * 3
+    assert busy.arrived == ["A!", "C", "D", "A"]
+
+
+def test_closing_a_run_does_not_wait_for_a_retry_far_ahead(tmp_path, busy):
+    """Interrupted while a call waits out a long Retry-After, the run ends at once: no thread
+    sleeps on to keep the process alive."""
+    busy.refuse, busy.retry_after = {"A"}, "30"
+    session, cases = busy_session(tmp_path, busy, "A", concurrency=2)
+    session.start(cases)
+    deadline = time.monotonic() + 10
+    while busy.arrived != ["A!"] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.1)  # the 429 has been read and the wait begun
+    session.close(interrupted=True)
+    for thread in threading.enumerate():
+        if thread.name.startswith("harness-call"):
+            thread.join(timeout=5)
+            assert not thread.is_alive(), thread.name
+    assert busy.arrived == ["A!"]  # and the retry was never made
