@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
-from harness import checks, schema, targets
+from harness import checks, memory, schema, targets
 from harness.budget import DEFAULT_CHECK_BUDGET_S
 from harness.checks.custom import PythonCheck
 from harness.checks.effects import WriteRules
@@ -753,6 +753,11 @@ def load_suite(path: Path) -> Suite:
     Nothing of the project's code is imported: a ``python:`` check is only named here (see
     :func:`import_project_code`), and a ``python:`` target only when the run builds it.
     """
+    with memory.building():
+        return _load_suite(path)
+
+
+def _load_suite(path: Path) -> Suite:
     data, text = read_yaml(path)
     fields = _validate(SUITE_SCHEMA, data, path, text)
     root = suite_root(path)

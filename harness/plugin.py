@@ -9,13 +9,12 @@ folder is a case.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from harness import loader
+from harness import loader, memory
 from harness.errors import HarnessError, InputError
 from harness.explain import explain
 from harness.model import CATEGORIES, SEVERITIES, Case, CaseResult, Suite, TargetSpec
@@ -75,6 +74,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "incident: cases that hold an incident record")
     config.addinivalue_line("markers", "baseline: cases of normal behaviour (no incident)")
     config.stash[MARKERS_KEY] = set()
+    memory.give_back()  # a run before this one, in this process, may be garbage by now
     worker = getattr(config, "workerinput", None)  # under pytest-xdist, the controller records
     run = config.stash.get(SESSION_KEY, None)  # given by harness run and harness validate
     if run is None:
@@ -146,6 +146,8 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     if session.testsfailed or config.option.collectonly:
         return
     run = session_of(config)
+    if any(isinstance(item, CaseItem) for item in session.items):
+        memory.set_aside()  # what was collected lives until the run ends
     if session.items or run.header is not None or run.resume is not None:
         try:
             run.open()  # pytest-xdist's controller collects nothing: opened by its workers
@@ -265,26 +267,33 @@ class _YamlFile(pytest.File):
             return str(excinfo.value)
         return super().repr_failure(excinfo)  # a collector's takes no style
 
-    def _items(self, suite: Suite, spec: TargetSpec, cases: tuple[Case, ...]) -> Iterator[CaseItem]:
-        for case in session_of(self.config).add(suite, spec, cases):
-            yield CaseItem.from_parent(self, name=case.id, case=case, spec=spec)
+    def _items(self, suite: Suite, spec: TargetSpec, cases: tuple[Case, ...]) -> list[CaseItem]:
+        return [CaseItem.from_parent(self, name=case.id, case=case, spec=spec)
+                for case in session_of(self.config).add(suite, spec, cases)]
+
+    def collect(self) -> list[CaseItem]:
+        with memory.building():  # thousands of cases and items, all living until the end
+            return self._collect()
+
+    def _collect(self) -> list[CaseItem]:
+        raise NotImplementedError
 
 
 class SuiteFile(_YamlFile):
     """A suite file: its cases, against the chosen target."""
 
-    def collect(self) -> Iterator[CaseItem]:
+    def _collect(self) -> list[CaseItem]:
         preloaded = self.config.stash.get(PRELOADED_KEY, {})
         suite = preloaded.get(self.path.resolve()) or loader.load_suite(self.path)
         spec = loader.choose_target(suite, self.config.getoption("harness_target"))
         loader.import_project_code(suite.cases, suite.root)
-        yield from self._items(suite, spec, suite.cases)
+        return self._items(suite, spec, suite.cases)
 
 
 class CaseFile(_YamlFile):
     """A case file named directly: run against its suite's target, or replayed."""
 
-    def collect(self) -> Iterator[CaseItem]:
+    def _collect(self) -> list[CaseItem]:
         name = self.config.getoption("harness_target")
         root = loader.cases_root(self.path)
         if name in (None, REPLAY) and not self.config.getoption("harness_suite"):
@@ -294,14 +303,13 @@ class CaseFile(_YamlFile):
             suite = Suite(name=case.workflow, path=self.path, root=root, cases=(case,),
                           targets={REPLAY: spec}, digest=case.digest)
             loader.import_project_code(suite.cases, root)
-            yield from self._items(suite, spec, suite.cases)
-            return
+            return self._items(suite, spec, suite.cases)
         suite = self._find_suite(root)
         spec = loader.choose_target(suite, name)
         mine = tuple(case for case in suite.cases if (suite.root / case.path).resolve()
                      == self.path.resolve())
         loader.import_project_code(mine, suite.root)
-        yield from self._items(suite, spec, mine)
+        return self._items(suite, spec, mine)
 
     def _find_suite(self, root: Path) -> Suite:
         given = self.config.getoption("harness_suite")

@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "harness"
 # import each other.
 RANKS = {
     "harness": 0, "harness.errors": 0, "harness.digest": 0, "harness.registry": 0,
-    "harness.budget": 0,
+    "harness.budget": 0, "harness.memory": 0,
     "harness.vocabulary": 0,
     "harness.files": 1, "harness.model": 1, "harness.project": 1, "harness.git": 1,
     "harness.detectors": 1,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import marshal
 import textwrap
 from pathlib import Path
@@ -947,3 +948,40 @@ def test_a_loader_that_cannot_read_its_own_source_caches_nothing(
     path = make_project(tmp_path)
     assert [case.id for case in loader.load_suite(path).cases] == ["a", "b"]
     assert not (judge_cache / "parsed").exists()
+
+
+# --- the garbage collector rests while a suite is built --------------------------------------
+
+
+@pytest.mark.parametrize("bad", [False, True], ids=["loaded", "bad-input"])
+def test_the_collector_rests_while_a_suite_loads_and_wakes_after(tmp_path: Path, monkeypatch,
+                                                                 bad: bool) -> None:
+    path = make_project(tmp_path)
+    if bad:
+        write(tmp_path / "cases" / "refunds" / "c.yaml", "id: [\n")
+    seen: list[bool] = []
+    load_case = loader.load_case
+
+    def watched(*args, **kwargs):
+        seen.append(gc.isenabled())
+        return load_case(*args, **kwargs)
+
+    monkeypatch.setattr(loader, "load_case", watched)
+    assert gc.isenabled()
+    if bad:
+        with pytest.raises(InputError):
+            loader.load_suite(path)
+    else:
+        loader.load_suite(path)
+    assert seen and not any(seen)  # paused while the cases were built
+    assert gc.isenabled()  # and running again after, whether the suite loaded or not
+
+
+def test_a_collector_paused_by_the_caller_stays_paused(tmp_path: Path) -> None:
+    path = make_project(tmp_path)
+    gc.disable()
+    try:
+        loader.load_suite(path)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 
@@ -161,3 +162,40 @@ def test_an_unexpected_collection_error_is_reported_not_an_internal_error(demo, 
     result.stdout.fnmatch_lines(["*ERROR collecting suites/demo.yaml*",
                                  "*RuntimeError: the loader broke*"])
     assert result.ret == pytest.ExitCode.INTERRUPTED
+
+
+GC_WORKFLOW = '''
+import gc
+
+
+def respond(request):
+    """Answers with what the collector holds while the case runs."""
+    return {"output": "frozen" if gc.get_freeze_count() else "walked"}
+'''
+
+PLAIN_TEST = '''
+import gc
+
+
+def test_nothing_is_set_aside_in_a_session_of_python_tests():
+    assert gc.get_freeze_count() == 0
+'''
+
+
+def test_what_a_run_collected_is_set_aside_while_it_runs_and_given_back_by_the_next(demo):
+    """A run's cases and items live until it ends: the collector does not walk them during the
+    run, nor when the process ends after it; a next pytest session in the same process gives
+    them back (repeated in-process runs keep no more than the last)."""
+    write(demo.path / "wf_gc.py", GC_WORKFLOW)
+    write(demo.path / "cases" / "gc" / "G-1.yaml",
+          "id: G-1\ninput: 1\nexpect:\n  - contains: frozen\n")
+    write(demo.path / "suites" / "gc.yaml",
+          "name: gc\ncases: cases/gc/*.yaml\ntargets:\n  t: {python: 'wf_gc:respond'}\n")
+    write(demo.path / "test_plain.py", PLAIN_TEST)
+    try:
+        demo.runpytest("suites/gc.yaml", "--harness-target", "t").assert_outcomes(passed=1)
+        assert gc.get_freeze_count() > 0  # still aside: nothing walks or frees it at exit
+        demo.runpytest("test_plain.py").assert_outcomes(passed=1)  # the plugin, no case
+        assert gc.get_freeze_count() == 0
+    finally:
+        gc.unfreeze()
