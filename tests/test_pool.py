@@ -114,3 +114,49 @@ def test_closing_cancels_calls_not_begun_and_ends_the_waits():
 def test_a_pool_of_no_thread_is_refused():
     with pytest.raises(ValueError):
         CallPool(0)
+
+
+ABANDONED = '''
+import sys, time
+from pathlib import Path
+from harness.run.pool import CallPool
+
+log = Path(sys.argv[1])
+
+
+def call(number):
+    with log.open("a") as out:
+        out.write(f"{number}\\n")
+    time.sleep(0.3)
+    return number
+    yield
+
+
+def waits():
+    yield 30.0
+    return "late"
+
+
+pool = CallPool(1)
+pool.submit(waits())
+for number in range(5):
+    pool.submit(call(number))
+time.sleep(0.1)  # the first call is under way; the program ends without closing the pool
+'''
+
+
+def test_a_program_that_ends_without_closing_its_pool_begins_no_more_calls(tmp_path):
+    """Calls queued when the program ends are not made (a crashed run must not go on calling
+    a live target), and a wait far ahead does not keep the process alive."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "abandoned.py"
+    script.write_text(ABANDONED, encoding="utf-8")
+    log = tmp_path / "calls.log"
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, str(script), str(log)], capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert log.read_text().split() == ["0"]  # the one under way finished; none began after
+    assert time.monotonic() - started < 20  # not held for the 30 s wait

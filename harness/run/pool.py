@@ -6,7 +6,9 @@ and lends its thread to the next call, and once its wait is over it goes ahead o
 yet begun (the run reports in case order, so the oldest call is the one holding it up).
 
 Threads are started as work arrives and end when there is none, so a pool left open never
-keeps the process alive; :meth:`CallPool.close` drops what has not begun and ends the waits.
+keeps the process alive: once the program's main thread has ended, the pool begins no more
+calls and drops the waits. :meth:`CallPool.close` drops what has not begun and ends the
+waits.
 """
 
 from __future__ import annotations
@@ -81,7 +83,10 @@ class CallPool(Generic[T]):
     def _work(self) -> None:
         while True:
             with self._lock:
-                if self._closed or not (self._due or self._fresh):
+                # Once the program's main thread has ended, begin nothing more: a run that
+                # ended without closing its pool does not go on calling live targets.
+                ended = not threading.main_thread().is_alive()
+                if self._closed or ended or not (self._due or self._fresh):
                     self._threads -= 1
                     return
                 future, steps = self._due.popleft() if self._due else self._fresh.popleft()
@@ -110,8 +115,9 @@ class CallPool(Generic[T]):
                 self._lock.notify_all()  # the clock may now have an earlier wake-up
             else:
                 self._clock_running = True
+                # a daemon: a program that ends is not kept waiting for a retry far ahead
                 threading.Thread(target=self._clock, name=f"{self._name}-clock",
-                                 daemon=False).start()
+                                 daemon=True).start()
 
     def _clock(self) -> None:
         """Moves each parked call to the front of the queue when its wait is over; ends when
