@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -90,3 +92,21 @@ def test_bad_parameters_fail_at_load_naming_path_line_and_param(tmp_path, check,
     with pytest.raises(InputError) as caught:
         load_case(case_with_check(tmp_path, check))
     assert f"C1.yaml:4: expect[0].{field}" in str(caught.value)
+
+
+def test_rapidfuzz_is_loaded_by_a_fuzzy_check_not_by_every_run():
+    """A run whose cases make no fuzzy check does not pay for importing rapidfuzz."""
+    probe = (
+        "import sys\n"
+        "from harness import plugin\n"
+        "from harness.checks import registry\n"
+        "registry.kinds()\n"
+        "print('BEFORE', 'rapidfuzz' in sys.modules)\n"
+        "check = registry.build('forbidden_claims', ['full refund'])\n"
+        "from harness.model import TargetResponse\n"
+        "check(TargetResponse(output='a full refund'), None)\n"
+        "print('AFTER', 'rapidfuzz' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert "BEFORE False" in done.stdout and "AFTER True" in done.stdout, done.stderr

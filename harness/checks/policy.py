@@ -8,11 +8,8 @@ threshold if it needs one. Matching folds case and collapses white space.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-
-from rapidfuzz import fuzz
 
 from harness.checks.outcome import excerpt, failed, passed
 from harness.checks.parameters import NON_BLANK, Parameter
@@ -20,11 +17,9 @@ from harness.checks.registry import Params, register
 from harness.errors import CheckParamError
 from harness.model import Case, Check, CheckOutcome, TargetResponse
 
-SCORERS: dict[str, Callable[..., float]] = {
-    "partial_ratio": fuzz.partial_ratio,
-    "partial_token_sort_ratio": fuzz.partial_token_sort_ratio,
-    "partial_token_set_ratio": fuzz.partial_token_set_ratio,
-}
+SCORERS = ("partial_ratio", "partial_token_sort_ratio", "partial_token_set_ratio")
+"""rapidfuzz's scorers a phrase may be compared with (rapidfuzz is imported by the check that
+uses it, as by ``similar_to``: a run without fuzzy checks does not load it)."""
 SCORER_PARAM = Parameter.choice(
     "How phrases are compared: partial_ratio (default; the best-matching stretch of the "
     "output), partial_token_sort_ratio or partial_token_set_ratio (word order ignored).",
@@ -84,6 +79,8 @@ def _phrases(params: Params, name: str, default_threshold: float) -> list[Phrase
 
 
 def _best(phrase: Phrase, normalised: str, scorer: str) -> Match:
+    from rapidfuzz import fuzz
+
     needle = _normalise(phrase.text)
     if scorer == "partial_ratio":
         found = fuzz.partial_ratio_alignment(needle, normalised)
@@ -91,7 +88,7 @@ def _best(phrase: Phrase, normalised: str, scorer: str) -> Match:
             return Match(phrase, 0.0, None)
         span = excerpt(normalised, found.dest_start, found.dest_end)
         return Match(phrase, round(found.score, 1), span)
-    return Match(phrase, round(SCORERS[scorer](needle, normalised), 1), None)
+    return Match(phrase, round(getattr(fuzz, scorer)(needle, normalised), 1), None)
 
 
 def _settings(params: Params, name: str) -> tuple[list[Phrase], str]:
