@@ -123,7 +123,7 @@ class CallPool(Generic[T]):
         """Moves each parked call to the front of the queue when its wait is over; ends when
         none is parked."""
         with self._lock:
-            while self._later and not self._closed:
+            while self._later and not self._closed and threading.main_thread().is_alive():
                 now = time.monotonic()
                 if self._later[0][0] > now:
                     self._lock.wait(self._later[0][0] - now)
