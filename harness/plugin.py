@@ -268,21 +268,19 @@ class _YamlFile(pytest.File):
         return super().repr_failure(excinfo)  # a collector's takes no style
 
     def _items(self, suite: Suite, spec: TargetSpec, cases: tuple[Case, ...]) -> list[CaseItem]:
-        return [CaseItem.from_parent(self, name=case.id, case=case, spec=spec)
-                for case in session_of(self.config).add(suite, spec, cases)]
-
-    def collect(self) -> list[CaseItem]:
-        with memory.building():  # thousands of cases and items, all living until the end
-            return self._collect()
-
-    def _collect(self) -> list[CaseItem]:
-        raise NotImplementedError
+        # Binding builds the target, and the project's code it imports runs with the
+        # collector as it found it; the items, thousands living until the run ends, are
+        # made with it at rest (the suite was loaded so).
+        kept = session_of(self.config).add(suite, spec, cases)
+        with memory.building():
+            return [CaseItem.from_parent(self, name=case.id, case=case, spec=spec)
+                    for case in kept]
 
 
 class SuiteFile(_YamlFile):
     """A suite file: its cases, against the chosen target."""
 
-    def _collect(self) -> list[CaseItem]:
+    def collect(self) -> list[CaseItem]:
         preloaded = self.config.stash.get(PRELOADED_KEY, {})
         suite = preloaded.get(self.path.resolve()) or loader.load_suite(self.path)
         spec = loader.choose_target(suite, self.config.getoption("harness_target"))
@@ -293,7 +291,7 @@ class SuiteFile(_YamlFile):
 class CaseFile(_YamlFile):
     """A case file named directly: run against its suite's target, or replayed."""
 
-    def _collect(self) -> list[CaseItem]:
+    def collect(self) -> list[CaseItem]:
         name = self.config.getoption("harness_target")
         root = loader.cases_root(self.path)
         if name in (None, REPLAY) and not self.config.getoption("harness_suite"):

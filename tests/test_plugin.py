@@ -167,10 +167,14 @@ def test_an_unexpected_collection_error_is_reported_not_an_internal_error(demo, 
 GC_WORKFLOW = '''
 import gc
 
+AT_IMPORT = "on" if gc.isenabled() else "off"
+
 
 def respond(request):
-    """Answers with what the collector holds while the case runs."""
-    return {"output": "frozen" if gc.get_freeze_count() else "walked"}
+    """Answers with whether the collector ran while the project's code was imported, and
+    what it holds while the case runs."""
+    return {"output": f"collector {AT_IMPORT} at import, "
+                      f"{'frozen' if gc.get_freeze_count() else 'walked'} while running"}
 '''
 
 PLAIN_TEST = '''
@@ -185,10 +189,12 @@ def test_nothing_is_set_aside_in_a_session_of_python_tests():
 def test_what_a_run_collected_is_set_aside_while_it_runs_and_given_back_by_the_next(demo):
     """A run's cases and items live until it ends: the collector does not walk them during the
     run, nor when the process ends after it; a next pytest session in the same process gives
-    them back (repeated in-process runs keep no more than the last)."""
+    them back (repeated in-process runs keep no more than the last). The project's own code
+    is imported with the collector running: its garbage is its own to free."""
     write(demo.path / "wf_gc.py", GC_WORKFLOW)
     write(demo.path / "cases" / "gc" / "G-1.yaml",
-          "id: G-1\ninput: 1\nexpect:\n  - contains: frozen\n")
+          "id: G-1\ninput: 1\nexpect:\n"
+          "  - equals: collector on at import, frozen while running\n")
     write(demo.path / "suites" / "gc.yaml",
           "name: gc\ncases: cases/gc/*.yaml\ntargets:\n  t: {python: 'wf_gc:respond'}\n")
     write(demo.path / "test_plain.py", PLAIN_TEST)
