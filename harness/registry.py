@@ -33,14 +33,19 @@ class Registry(Generic[T]):
         self._builtins = tuple(builtins)
         self._group = group
         self._entries: dict[str, T] = {}
+        self._sources: dict[str, str | None] = {}
         self._loaded = not (self._builtins or group)
 
-    def add(self, name: str, entry: T) -> T:
+    def add(self, name: str, entry: T, *, source: str | None = None) -> T:
         """Add ``entry`` under ``name``; another entry under a taken name is a ``ValueError``
-        (adding the same entry again is harmless)."""
-        if name in self._entries and self._entries[name] is not entry:
+        (adding the same entry again is harmless). ``source`` names the module adding it: a
+        module that runs again (reloaded, or imported afresh after pytester's in-process run
+        put ``sys.modules`` back) replaces the entries it added before."""
+        taken = self._entries.get(name, entry)
+        if taken is not entry and (source is None or self._sources.get(name) != source):
             raise ValueError(f"{self.what} {name!r} is already registered")
         self._entries[name] = entry
+        self._sources[name] = source
         return entry
 
     def registered(self, name: str) -> T | None:
@@ -51,11 +56,13 @@ class Registry(Generic[T]):
     def remove(self, name: str) -> None:
         """Forget ``name`` (a plugin's entries, in tests); unknown names are ignored."""
         self._entries.pop(name, None)
+        self._sources.pop(name, None)
 
     def copy(self) -> Registry[T]:
         """A registry with the same entries, loaded, that changes apart from this one."""
         twin: Registry[T] = Registry(self.what, plural=self.plural)
         twin._entries = dict(self.entries())
+        twin._sources = dict(self._sources)
         return twin
 
     def _load(self) -> None:

@@ -72,3 +72,44 @@ def test_checks_and_targets_use_it_and_know_their_built_ins():
     with pytest.raises(LookupError, match="unknown check kind 'contians'; did you mean "
                                           "'contains'"):
         checks.registry.lookup("contians")
+
+
+def test_a_module_that_runs_again_replaces_its_own_entries_only():
+    names: Registry[object] = Registry("thing")
+    first, again = object(), object()
+    names.add("a", first, source="plugin_mod")
+    assert names.add("a", again, source="plugin_mod") is again  # reloaded, or imported afresh
+    assert names["a"] is again
+    with pytest.raises(ValueError, match="thing 'a' is already registered"):
+        names.add("a", object(), source="another_mod")  # a clash between two modules
+    with pytest.raises(ValueError, match="thing 'a' is already registered"):
+        names.add("a", object())
+    assert names["a"] is again
+
+
+@pytest.mark.parametrize("module", ["harness.targets.replay", "harness.checks.output",
+                                    "harness.intake.traces"])
+def test_a_built_in_module_imported_afresh_does_not_break_its_registry(module):
+    """pytester's in-process runs put sys.modules back as they found it: a module the run
+    imported (as a registry loads its built-ins) is imported afresh by the next test that
+    names it, and adds its entries again (in a process of its own: the registry keeps the
+    entries of the module run last)."""
+    import subprocess
+
+    probe = (
+        "import importlib, sys\n"
+        "from harness import checks, targets\n"
+        "targets.ADAPTERS.values(); checks.kinds()\n"
+        f"importlib.import_module({module!r})\n"
+        f"del sys.modules[{module!r}]\n"
+        f"again = importlib.import_module({module!r})\n"
+        "from harness.intake import traces\n"
+        "assert targets.ADAPTERS['replay'].build.__module__ == 'harness.targets.replay'\n"
+        "assert checks.lookup('contains').name == 'contains'\n"
+        "assert sorted(traces.FORMAT_MODULES) == ['langfuse', 'langsmith', 'openinference', "
+        "'otel']\n"
+        "print('OK')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.stdout.strip() == "OK", done.stderr[-2000:]

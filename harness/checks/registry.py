@@ -84,7 +84,8 @@ def register(
         if known is not None and known.factory is factory:
             return factory
         _KINDS.add(name, CheckKind(name, factory, summary, parameters, shorthand, category,
-                                   example, tuple(requires_one_of), bounded))
+                                   example, tuple(requires_one_of), bounded),
+                   source=factory.__module__)
         return factory
 
     return decorate

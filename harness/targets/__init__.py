@@ -58,7 +58,7 @@ ADAPTERS: Registry[Adapter] = Registry(
 
 def register(adapter: Adapter) -> Adapter:
     """Make ``adapter`` available to suites under its name."""
-    return ADAPTERS.add(adapter.name, adapter)
+    return ADAPTERS.add(adapter.name, adapter, source=getattr(adapter.build, "__module__", None))
 
 
 def build(spec: TargetSpec, root: Path) -> Target:
