@@ -38,9 +38,10 @@ class Registry(Generic[T]):
 
     def add(self, name: str, entry: T, *, source: str | None = None) -> T:
         """Add ``entry`` under ``name``; another entry under a taken name is a ``ValueError``
-        (adding the same entry again is harmless). ``source`` names the module adding it: a
-        module that runs again (reloaded, or imported afresh after pytester's in-process run
-        put ``sys.modules`` back) replaces the entries it added before."""
+        (adding the same entry again is harmless). ``source`` names the definition adding it
+        (``module:qualified name``): a module that runs again (reloaded, or imported afresh
+        after pytester's in-process run put ``sys.modules`` back) replaces the entries its
+        definitions added before, while two definitions claiming one name still clash."""
         taken = self._entries.get(name, entry)
         if taken is not entry and (source is None or self._sources.get(name) != source):
             raise ValueError(f"{self.what} {name!r} is already registered")

@@ -77,11 +77,13 @@ def test_checks_and_targets_use_it_and_know_their_built_ins():
 def test_a_module_that_runs_again_replaces_its_own_entries_only():
     names: Registry[object] = Registry("thing")
     first, again = object(), object()
-    names.add("a", first, source="plugin_mod")
-    assert names.add("a", again, source="plugin_mod") is again  # reloaded, or imported afresh
+    names.add("a", first, source="plugin_mod:make_a")
+    assert names.add("a", again, source="plugin_mod:make_a") is again  # the module ran again
     assert names["a"] is again
     with pytest.raises(ValueError, match="thing 'a' is already registered"):
-        names.add("a", object(), source="another_mod")  # a clash between two modules
+        names.add("a", object(), source="plugin_mod:make_b")  # another definition
+    with pytest.raises(ValueError, match="thing 'a' is already registered"):
+        names.add("a", object(), source="another_mod:make_a")
     with pytest.raises(ValueError, match="thing 'a' is already registered"):
         names.add("a", object())
     assert names["a"] is again

@@ -85,7 +85,7 @@ def register(
             return factory
         _KINDS.add(name, CheckKind(name, factory, summary, parameters, shorthand, category,
                                    example, tuple(requires_one_of), bounded),
-                   source=factory.__module__)
+                   source=f"{factory.__module__}:{factory.__qualname__}")
         return factory
 
     return decorate

@@ -58,7 +58,9 @@ ADAPTERS: Registry[Adapter] = Registry(
 
 def register(adapter: Adapter) -> Adapter:
     """Make ``adapter`` available to suites under its name."""
-    return ADAPTERS.add(adapter.name, adapter, source=getattr(adapter.build, "__module__", None))
+    build = adapter.build
+    source = f"{getattr(build, '__module__', None)}:{getattr(build, '__qualname__', None)}"
+    return ADAPTERS.add(adapter.name, adapter, source=source)
 
 
 def build(spec: TargetSpec, root: Path) -> Target:
