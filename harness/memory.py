@@ -38,8 +38,9 @@ def set_aside() -> None:
     collector's sight (``gc.freeze``): a run's cases live until it ends, so its passes need
     walk only what the run makes. It stays aside until :func:`give_back`, or until the
     process ends, which then need not walk or free it either (for 10,000 cases, half a
-    second of the run). Like any object alive at exit, what is set aside is not finalised
-    then; the harness closes its own files and records itself."""
+    second of the run). What is set aside and has become cyclic garbage by then is not
+    collected at exit, so its finalisers do not run: Python does not promise them for what
+    is alive at exit either, and the harness closes its own files and records itself."""
     global _aside
     if not _aside:
         gc.freeze()
