@@ -48,6 +48,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from statistics import median
 
+from harness.files import cache_home
 from harness.model import CaseResult, CheckOutcome, TargetResponse, Trial, Verdict
 from harness.records import RunHeader, RunWriter, read_run
 
@@ -727,9 +728,9 @@ def call_api(prompt, options, context):
 
 
 def peers_home() -> Path:
-    """Where the peers are installed once and kept (a cache, like the judges')."""
-    base = os.environ.get("XDG_CACHE_HOME")
-    return (Path(base) if base else Path.home() / ".cache") / "incident-harness" / "peers"
+    """Where the peers are installed once and kept: in the harness's cache folder, like the
+    judges' verdicts and the parsed case files."""
+    return cache_home() / "peers"
 
 
 def install_promptfoo(home: Path) -> tuple[list[str] | None, str]:

@@ -42,7 +42,9 @@ def set_aside() -> None:
     collected at exit, so its finalisers do not run: Python does not promise them for what
     is alive at exit either, and the harness closes its own files and records itself."""
     global _aside
-    if not _aside:
+    # A program that froze its heap itself (before forking workers, say) decides when to
+    # give it back: the harness neither adds to that nor thaws it.
+    if not _aside and not gc.get_freeze_count():
         gc.freeze()
         _aside = True
 

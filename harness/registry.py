@@ -19,6 +19,15 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 
 
+def source_of(definition: object) -> str | None:
+    """``module:qualified name`` of the function or class that adds an entry, the ``source``
+    :meth:`Registry.add` knows it by; None for one that has neither name (a partial, say),
+    whose entry then never replaces another."""
+    module = getattr(definition, "__module__", None)
+    name = getattr(definition, "__qualname__", None)
+    return f"{module}:{name}" if module and name else None
+
+
 class Registry(Generic[T]):
     """Named entries of one kind (``what``, e.g. "check kind"), filled by :meth:`add`.
 

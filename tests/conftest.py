@@ -145,6 +145,13 @@ EXAMPLE_REVIEWERS = (("priya.raman", "workflow_owner"), ("noor.haddad", "securit
 """The bundled example's reviewers; li.wei authored the fix of INC-2026-017."""
 
 
+def run_python(code: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``code`` run by a Python process of its own, with ``args`` as its arguments: what it
+    imports, what it leaves registered and how it ends stay out of the test session."""
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          timeout=60, check=False)
+
+
 def run_harness(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """The ``harness`` command as a user runs it, in ``cwd``."""
     return subprocess.run([sys.executable, "-m", "harness", *args], cwd=cwd, text=True,

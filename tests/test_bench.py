@@ -298,3 +298,11 @@ def test_the_slow_server_answers_without_waiting_on_nagles_algorithm():
         with socket.create_connection(("127.0.0.1", port)) as client:
             client.sendall(b'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}')
             assert client.recv(1024).startswith(b"HTTP/1.1 200")
+
+
+def test_the_peers_live_in_the_harness_cache_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    assert bench.peers_home() == tmp_path / "cache" / "peers"
+    monkeypatch.delenv("HARNESS_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert bench.peers_home() == tmp_path / "xdg" / "incident-harness" / "peers"

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import case_with_check
+from conftest import case_with_check, run_python
 
 from harness import checks
 from harness.errors import InputError
@@ -107,6 +105,5 @@ def test_rapidfuzz_is_loaded_by_a_fuzzy_check_not_by_every_run():
         "check(TargetResponse(output='a full refund'), None)\n"
         "print('AFTER', 'rapidfuzz' in sys.modules)\n"
     )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          timeout=60, check=False)
+    done = run_python(probe)
     assert "BEFORE False" in done.stdout and "AFTER True" in done.stdout, done.stderr

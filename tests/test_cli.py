@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import write
+from conftest import run_python, write
 
 from harness.records import read_run
 
@@ -295,8 +295,7 @@ def test_light_commands_do_not_import_heavy_modules(command):
         "                           'cryptography') if m in sys.modules)\n"
         "print('HEAVY', heavy, file=sys.stderr)\n"
     )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          timeout=60, check=False)
+    done = run_python(probe)
     assert "HEAVY []" in done.stderr, done.stderr
 
 

@@ -8,6 +8,7 @@ import time
 from concurrent.futures import CancelledError
 
 import pytest
+from conftest import run_python
 
 from harness.run.pool import CallPool
 
@@ -148,15 +149,9 @@ time.sleep(0.1)  # the first call is under way; the program ends without closing
 def test_a_program_that_ends_without_closing_its_pool_begins_no_more_calls(tmp_path):
     """Calls queued when the program ends are not made (a crashed run must not go on calling
     a live target), and a wait far ahead does not keep the process alive."""
-    import subprocess
-    import sys
-
-    script = tmp_path / "abandoned.py"
-    script.write_text(ABANDONED, encoding="utf-8")
     log = tmp_path / "calls.log"
     started = time.monotonic()
-    done = subprocess.run([sys.executable, str(script), str(log)], capture_output=True,
-                          text=True, timeout=60, check=False)
+    done = run_python(ABANDONED, str(log))
     assert done.returncode == 0, done.stderr
     assert log.read_text().split() == ["0"]  # the one under way finished; none began after
     assert time.monotonic() - started < 20  # not held for the 30 s wait

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import pytest
+from conftest import run_python
 
 from harness import checks, targets
 from harness.registry import Registry
@@ -96,8 +97,6 @@ def test_a_built_in_module_imported_afresh_does_not_break_its_registry(module):
     imported (as a registry loads its built-ins) is imported afresh by the next test that
     names it, and adds its entries again (in a process of its own: the registry keeps the
     entries of the module run last)."""
-    import subprocess
-
     probe = (
         "import importlib, sys\n"
         "from harness import checks, targets\n"
@@ -112,6 +111,22 @@ def test_a_built_in_module_imported_afresh_does_not_break_its_registry(module):
         "'otel']\n"
         "print('OK')\n"
     )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          timeout=60, check=False)
+    done = run_python(probe)
     assert done.stdout.strip() == "OK", done.stderr[-2000:]
+
+
+def test_a_definition_without_names_never_replaces_an_entry():
+    import functools
+
+    from harness.registry import source_of
+
+    def make(kind):
+        return kind
+
+    assert source_of(make) == f"{__name__}:{make.__qualname__}"
+    first, second = functools.partial(make, 1), functools.partial(make, 2)
+    assert source_of(first) is None
+    names: Registry[object] = Registry("thing")
+    names.add("a", first, source=source_of(first))
+    with pytest.raises(ValueError, match="thing 'a' is already registered"):
+        names.add("a", second, source=source_of(second))  # no shared "None:None" to match

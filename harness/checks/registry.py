@@ -17,7 +17,7 @@ from typing import Any
 from harness.checks.parameters import Parameter, kind_schema
 from harness.errors import CheckParamError
 from harness.model import Check
-from harness.registry import Registry
+from harness.registry import Registry, source_of
 
 Factory = Callable[["Params"], Check]
 """Validates a check's parameters (raising :class:`CheckParamError`) and returns the check."""
@@ -85,7 +85,7 @@ def register(
             return factory
         _KINDS.add(name, CheckKind(name, factory, summary, parameters, shorthand, category,
                                    example, tuple(requires_one_of), bounded),
-                   source=f"{factory.__module__}:{factory.__qualname__}")
+                   source=source_of(factory))
         return factory
 
     return decorate

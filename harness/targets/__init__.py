@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from harness.model import Case, TargetResponse, TargetSpec
-from harness.registry import Registry
+from harness.registry import Registry, source_of
 from harness.schema import Node
 
 
@@ -58,9 +58,7 @@ ADAPTERS: Registry[Adapter] = Registry(
 
 def register(adapter: Adapter) -> Adapter:
     """Make ``adapter`` available to suites under its name."""
-    build = adapter.build
-    source = f"{getattr(build, '__module__', None)}:{getattr(build, '__qualname__', None)}"
-    return ADAPTERS.add(adapter.name, adapter, source=source)
+    return ADAPTERS.add(adapter.name, adapter, source=source_of(adapter.build))
 
 
 def build(spec: TargetSpec, root: Path) -> Target:
